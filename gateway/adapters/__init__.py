@@ -1,0 +1,1 @@
+"""Edges: the database, Stripe, tokens, mail. Each translates its library into domain terms."""

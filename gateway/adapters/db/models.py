@@ -1,0 +1,198 @@
+"""Tables. Invariants that must survive concurrent writers live here, in the schema:
+
+- at most one ``pending`` order per link: a partial unique index, so two processes racing to
+  create an attempt cannot both succeed, whatever the code above does;
+- a Stripe session or payment belongs to one order: unique columns;
+- nothing is deleted: there is no cascade, and the audit trail is append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}
+
+
+class Link(Base):
+    __tablename__ = "links"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.String(500))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_total: Mapped[int] = mapped_column(sa.BigInteger)
+    ref: Mapped[str] = mapped_column(sa.String(200), index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+    valid_until: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
+    revoke_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # Set when this link replaced an expired one (fresh-link flow), for the audit trail.
+    replaces_id: Mapped[str | None] = mapped_column(sa.String(32))
+    # Human opens, flushed in batches from memory (never a write per GET).
+    open_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    first_opened_at: Mapped[datetime | None]
+    last_opened_at: Mapped[datetime | None]
+    # Email delivery of the link.
+    sent_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    last_sent_at: Mapped[datetime | None]
+    last_send_error: Mapped[str | None] = mapped_column(sa.String(500))
+
+    items: Mapped[list[LinkItem]] = relationship(
+        back_populates="link", order_by="LinkItem.position", lazy="raise"
+    )
+    orders: Mapped[list[Order]] = relationship(
+        back_populates="link", order_by="Order.created_at", lazy="raise"
+    )
+
+
+class LinkItem(Base):
+    __tablename__ = "link_items"
+    __table_args__ = (
+        sa.UniqueConstraint("link_id", "position", name="uq_link_items_link_id_position"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    link_id: Mapped[str] = mapped_column(sa.ForeignKey("links.id"), index=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+    description: Mapped[str] = mapped_column(sa.String(500))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # minor units, per unit
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    link: Mapped[Link] = relationship(back_populates="items", lazy="raise")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        # The rule behind the bug this project exists for: pending never blocks a payer, and
+        # there is never more than one pending attempt per link, enforced by the database.
+        sa.Index(
+            "uq_orders_one_pending_per_link",
+            "link_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+        sa.CheckConstraint(
+            "status IN ('pending','processing','paid','failed','refunded','canceled','expired')",
+            name="status_known",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    link_id: Mapped[str] = mapped_column(sa.ForeignKey("links.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    amount_total: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    stripe_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    session_url: Mapped[str | None] = mapped_column(sa.Text)
+    session_expires_at: Mapped[datetime | None]
+    payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    paid_at: Mapped[datetime | None]
+    # A payment that arrived while the link was already paid (e.g. an old session paid in
+    # another tab): recorded, never dropped, and shown to the admin.
+    duplicate_of: Mapped[str | None] = mapped_column(sa.String(32))
+    refunded_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    disputed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+
+    link: Mapped[Link] = relationship(back_populates="orders", lazy="raise")
+
+
+class AuditEntry(Base):
+    """Append-only: every state change, who made it and why."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    link_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    order_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    action: Mapped[str] = mapped_column(sa.String(64))
+    from_status: Mapped[str | None] = mapped_column(sa.String(16))
+    to_status: Mapped[str | None] = mapped_column(sa.String(16))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class LinkPreview(Base):
+    """Bot fetches per link and bot name, kept apart from human opens."""
+
+    __tablename__ = "link_previews"
+
+    link_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    bot_name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+
+
+class WebhookEvent(Base):
+    """The inbox: each Stripe event id once, with what became of it."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(100))
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(sa.String(16))  # webhook | reconcile
+    outcome: Mapped[str] = mapped_column(sa.String(32))  # applied | ignored | failed | pending
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    order_id: Mapped[str | None] = mapped_column(sa.String(32))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+
+class KeyValue(Base):
+    """Small bits of durable state: the reconciler's event checkpoint, and similar."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,289 @@
+"""Settings: ``config.toml`` overlaid with ``GATEWAY_<SECTION>_<KEY>`` environment variables.
+
+Every section is a frozen dataclass, so a running app can never see its settings change under it.
+Loading is strict: an unknown key is most likely a typo, and a wrong or missing value stops the
+process at start-up with a message that names the key, long before a parent clicks a link.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NewType, Union, get_args, get_origin, get_type_hints
+
+Duration = NewType("Duration", float)
+"""Seconds. Written as an integer (seconds) or a number with ``s``, ``m``, ``h`` or ``d``."""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+DEMO_SECRET = "demo-only-secret-not-for-production"  # noqa: S105 - marks demo mode, never real
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it."""
+
+
+def parse_duration(value: object, key: str = "duration") -> Duration:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration such as 90, 30s, 15m, 2h or 30d, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(
+                f"{key}: expected a duration such as 90, 30s, 15m, 2h or 30d, got {value!r}"
+            )
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds < 0:
+        raise ConfigError(f"{key}: a duration cannot be negative, got {value!r}")
+    return Duration(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    shutdown_timeout: Duration = Duration(10.0)
+    # Largest request body accepted anywhere; webhooks and admin bulk uploads stay well below.
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///var/gateway.sqlite3"
+    pool_size: int = 10
+    # How long a GET may show a link's state after another replica changed it.
+    snapshot_ttl: Duration = Duration(1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    # Newest first: the first key signs, every key verifies (rotation without breaking links).
+    secret_keys: tuple[str, ...] = ()
+    max_age: Duration = Duration(366 * 86400.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSettings:
+    org_name: str = "Your organisation"
+    contact_email: str = ""
+    default_currency: str = "usd"
+    default_valid_for: Duration = Duration(30 * 86400.0)
+    # A pending order older than this is canceled and replaced on the next Pay.
+    stale_after: Duration = Duration(1800.0)
+    # A session is only reused while at least this much of its life is left.
+    min_remaining: Duration = Duration(1800.0)
+    success_path: str = "/pay/{token}/return"
+    cancel_path: str = "/pay/{token}"
+    refund_duplicates: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSettings:
+    api_key: str = ""
+    webhook_secret: str = ""
+    api_base: str = "https://api.stripe.com"
+    timeout: Duration = Duration(10.0)
+    max_retries: int = 2
+    webhook_tolerance: Duration = Duration(300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    host: str = ""
+    port: int = 25
+    tls: bool = False
+    starttls: bool = False
+    user: str = ""
+    password: str = ""
+    from_address: str = ""
+    timeout: Duration = Duration(10.0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host and self.from_address)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    # "name:sha256-hex" entries, or "name:plain-key" (hashed at load).
+    api_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    extra_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    interval: Duration = Duration(300.0)
+    lookback: Duration = Duration(30 * 86400.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+    json: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    checkout: CheckoutSettings = field(default_factory=CheckoutSettings)
+    stripe: StripeSettings = field(default_factory=StripeSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    bots: BotSettings = field(default_factory=BotSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    demo: bool = False
+
+    def replace(self, **sections: Any) -> Settings:
+        return dataclasses.replace(self, **sections)
+
+    def validate_for_serving(self) -> None:
+        """Secrets are optional only in demo mode; a real server without them is a mistake."""
+        if self.demo:
+            return
+        missing = [
+            key
+            for key, value in (
+                ("tokens.secret_keys", self.tokens.secret_keys),
+                ("stripe.api_key", self.stripe.api_key),
+                ("stripe.webhook_secret", self.stripe.webhook_secret),
+            )
+            if not value
+        ]
+        if missing:
+            names = ", ".join(f"{m} (GATEWAY_{m.replace('.', '_').upper()})" for m in missing)
+            raise ConfigError(f"missing required settings: {names}")
+        if DEMO_SECRET in self.tokens.secret_keys:
+            raise ConfigError("tokens.secret_keys: the demo secret cannot be used outside demo mode")
+
+
+def _convert(value: object, hint: Any, key: str, from_env: bool) -> object:
+    if hint is Duration:
+        return parse_duration(value, key)
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):  # Optional[X]
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        return None if value in (None, "") else _convert(value, inner[0], key, from_env)
+    if origin is tuple:
+        if from_env and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _build_section(
+    cls: type[Any], name: str, data: Mapping[str, object], env: Mapping[str, str]
+) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        key = f"{name}.{f.name}"
+        env_name = f"GATEWAY_{name}_{f.name}".upper()
+        if env_name in env:
+            values[f.name] = _convert(env[env_name], hints[f.name], env_name, from_env=True)
+        elif f.name in data:
+            values[f.name] = _convert(data[f.name], hints[f.name], key, from_env=False)
+    return cls(**values)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    demo: bool = False,
+) -> Settings:
+    """Read the file (if any), apply environment overrides, and check every value's type.
+
+    ``path`` falls back to ``GATEWAY_CONFIG`` and then to ``./config.toml`` if it exists.
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None or "GATEWAY_CONFIG" in env
+    chosen = Path(path if path is not None else env.get("GATEWAY_CONFIG", "config.toml"))
+    data: dict[str, Any] = {}
+    if chosen.is_file():
+        try:
+            data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"config file not found: {chosen}")
+
+    hints = get_type_hints(Settings)
+    sections = {f.name for f in dataclasses.fields(Settings) if f.name != "demo"}
+    unknown = sorted(set(data) - sections - {"demo"})
+    if unknown:
+        raise ConfigError(f"unknown config section [{unknown[0]}]")
+    built: dict[str, Any] = {}
+    for name in sections:
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        built[name] = _build_section(hints[name], name, section, env)
+    demo_value = env.get("GATEWAY_DEMO", data.get("demo", demo))
+    built["demo"] = bool(_convert(demo_value, bool, "demo", from_env=True)) or demo
+    settings = Settings(**built)
+    _check_values(settings)
+    return settings
+
+
+def _check_values(settings: Settings) -> None:
+    checkout = settings.checkout
+    if checkout.stale_after + checkout.min_remaining < 1800:
+        raise ConfigError(
+            "checkout.stale_after + checkout.min_remaining must be at least 30m "
+            "(Stripe sessions live between 30 minutes and 24 hours)"
+        )
+    if checkout.stale_after + checkout.min_remaining > 86400:
+        raise ConfigError("checkout.stale_after + checkout.min_remaining must be at most 24h")
+    if not re.fullmatch(r"[a-z]{3}", checkout.default_currency):
+        raise ConfigError("checkout.default_currency: expected a three-letter ISO code like usd")
+    if not settings.server.public_url.startswith(("http://", "https://")):
+        raise ConfigError("server.public_url: expected an http(s) URL")
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError("server.port: expected 1-65535")
+    for entry in settings.admin.api_keys:
+        if ":" not in entry:
+            raise ConfigError("admin.api_keys: each entry is name:key")
+
