@@ -1,0 +1,145 @@
+"""The payment port implemented with the official ``stripe`` SDK over the app's aiohttp session.
+
+``stripe.api_base`` comes from config, so the emulator, stripe-mock or real Stripe all take the
+same code path. Stripe's exceptions stop here: callers see only the gateway's own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import stripe
+
+from gateway.domain.errors import PaymentProviderRejected, PaymentProviderUnavailable
+from gateway.domain.payments import SessionInfo, SessionRequest
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def create_stripe_client(
+    *,
+    api_key: str,
+    api_base: str,
+    session: aiohttp.ClientSession,
+    timeout: float,
+    max_retries: int,
+) -> stripe.StripeClient:
+    http_client = stripe.AIOHTTPClient(
+        session=session,
+        # Bounded: a slow Stripe must turn into a 503 page, not a hung parent.
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0)),
+    )
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base.rstrip("/")},
+        http_client=http_client,
+        max_network_retries=max_retries,
+    )
+
+
+def _timestamp(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+def session_info(session: Any) -> SessionInfo:
+    """Translate a Stripe Checkout Session (SDK object or plain dict) into the domain's view."""
+    get = session.get
+    payment_intent = get("payment_intent")
+    if isinstance(payment_intent, dict | stripe.StripeObject):
+        payment_intent = payment_intent.get("id")
+    metadata = get("metadata") or {}
+    return SessionInfo(
+        id=str(get("id")),
+        url=get("url"),
+        status=str(get("status")),
+        payment_status=str(get("payment_status")),
+        expires_at=_timestamp(get("expires_at")),
+        created_at=_timestamp(get("created")),
+        client_reference_id=get("client_reference_id"),
+        payment_intent_id=payment_intent,
+        amount_total=get("amount_total"),
+        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+    )
+
+
+async def _call(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        error = PaymentProviderUnavailable(f"{what}: {type(exc).__name__}")
+    except stripe.APIError as exc:
+        error = PaymentProviderUnavailable(f"{what}: Stripe answered {exc.http_status}")
+    except stripe.StripeError as exc:
+        if exc.http_status is not None and exc.http_status >= 500:
+            error = PaymentProviderUnavailable(f"{what}: Stripe answered {exc.http_status}")
+        else:
+            err = exc.error
+            raise PaymentProviderRejected(
+                f"{what}: {exc.user_message or type(exc).__name__}",
+                code=getattr(err, "code", None) if err else None,
+                param=getattr(err, "param", None) if err else None,
+            ) from exc
+    log.warning("stripe call failed", extra={"call": what, "reference": error.reference,
+                                             "error": str(error)})
+    raise error
+
+
+class StripeCheckout:
+    """:class:`gateway.domain.payments.PaymentProvider` backed by Stripe."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+        self._sessions = client.v1.checkout.sessions
+
+    async def create_session(self, request: SessionRequest) -> SessionInfo:
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": request.currency,
+                        "unit_amount": item.amount,
+                        "product_data": {"name": item.description},
+                    },
+                    "quantity": item.quantity,
+                }
+                for item in request.items
+            ],
+            "client_reference_id": request.order_id,
+            "customer_email": request.customer_email,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "expires_at": int(request.expires_at.timestamp()),
+            "metadata": request.metadata,
+            "payment_intent_data": {"metadata": request.metadata},
+        }
+        session = await _call(
+            "create checkout session",
+            lambda: self._sessions.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": request.idempotency_key},
+            ),
+        )
+        return session_info(session)
+
+    async def retrieve_session(self, session_id: str) -> SessionInfo:
+        session = await _call(
+            "retrieve checkout session", lambda: self._sessions.retrieve_async(session_id)
+        )
+        return session_info(session)
+
+    async def expire_session(self, session_id: str) -> SessionInfo:
+        try:
+            session = await _call(
+                "expire checkout session", lambda: self._sessions.expire_async(session_id)
+            )
+        except PaymentProviderRejected:
+            # Stripe refuses to expire a session that is complete or already expired. Ask what
+            # it is now: a completed one means the payer paid, and that must be recorded.
+            return await self.retrieve_session(session_id)
+        return session_info(session)

@@ -1,0 +1,106 @@
+"""Signed link tokens: ``{link_id}.{timestamp}.{signature}`` made by itsdangerous.
+
+Only the link id is signed: no name, email or amount ever appears in a URL. Several secrets may be
+configured, newest first; the newest signs and every one verifies, so keys rotate without breaking
+links already in parents' inboxes. A token is verifiable without the database, and the three ways
+it can be wrong are told apart, because each deserves a different page:
+
+- *truncated*: the right shape, cut short (a mail client wrapped the line): "copy the whole link";
+- *forged* (or garbage): the signature does not match: "link not valid";
+- *expired*: a genuine token older than ``tokens.max_age``: "this link has expired".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+
+from gateway.clock import Clock
+
+LINK_ID = re.compile(r"lk_[A-Za-z0-9_-]{12}")
+# Whole token: id, base64 timestamp, 27-character base64 HMAC-SHA1.
+_FULL = re.compile(rf"^{LINK_ID.pattern}\.[A-Za-z0-9_-]{{4,8}}\.[A-Za-z0-9_-]{{27}}$")
+# A strict prefix of a well-formed token: what is left after a line wrap or a careless copy.
+_PREFIX = re.compile(r"^lk_[A-Za-z0-9_-]{0,12}(\.[A-Za-z0-9_-]{0,8}(\.[A-Za-z0-9_-]{0,26})?)?$")
+_SALT = "gateway.pay-link"
+
+
+class TokenProblem(StrEnum):
+    TRUNCATED = "truncated"
+    FORGED = "forged"
+    EXPIRED = "expired"
+
+
+class TokenError(Exception):
+    def __init__(self, problem: TokenProblem, link_id: str | None = None) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+        # Known only for an expired token: its signature was genuine.
+        self.link_id = link_id
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    link_id: str
+    issued_at: datetime
+
+
+class _ClockSigner(TimestampSigner):
+    """itsdangerous reads ``time.time()``; the gateway's clock is injected instead."""
+
+    clock: Clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now())
+
+
+class TokenService:
+    def __init__(
+        self, secret_keys: Sequence[str], max_age: float, clock: Clock, cache_size: int = 8192
+    ) -> None:
+        if not secret_keys:
+            raise ValueError("at least one token secret key is required")
+        # itsdangerous signs with the *last* key; our config lists the newest first.
+        self._signer = _ClockSigner(list(reversed(secret_keys)), salt=_SALT)
+        self._signer.clock = clock
+        self._clock = clock
+        self._max_age = max_age
+        # Verified tokens -> (link id, timestamp); a hit skips the HMAC (the hot path of GET).
+        self._cache: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def sign(self, link_id: str) -> str:
+        if not LINK_ID.fullmatch(link_id):
+            raise ValueError(f"not a link id: {link_id!r}")
+        return self._signer.sign(link_id).decode("ascii")
+
+    def verify(self, token: str) -> VerifiedToken:
+        cached = self._cache.get(token)
+        if cached is None:
+            cached = self._verify_signature(token)
+            self._cache[token] = cached
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        link_id, timestamp = cached
+        if self._clock.now() - timestamp > self._max_age:
+            raise TokenError(TokenProblem.EXPIRED, link_id)
+        return VerifiedToken(link_id, datetime.fromtimestamp(timestamp, UTC))
+
+    def _verify_signature(self, token: str) -> tuple[str, int]:
+        if not _FULL.match(token):
+            problem = TokenProblem.TRUNCATED if _PREFIX.match(token) else TokenProblem.FORGED
+            raise TokenError(problem)
+        try:
+            # max_age is checked by verify() against the injected clock, on every call.
+            value, issued = self._signer.unsign(token, return_timestamp=True)
+        except SignatureExpired:  # pragma: no cover - no max_age is passed
+            raise TokenError(TokenProblem.EXPIRED) from None
+        except BadSignature:
+            raise TokenError(TokenProblem.FORGED) from None
+        return value.decode("ascii"), int(issued.timestamp())

@@ -1,0 +1,87 @@
+"""The payment port: what the gateway needs from a payment provider, in its own terms.
+
+The Stripe adapter implements it with the official SDK; nothing above it sees a Stripe type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gateway.domain.orders import SessionOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class LineItemRequest:
+    description: str
+    amount: int  # minor units, per unit
+    quantity: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """Everything needed to create one checkout session for one order.
+
+    It must be a pure function of the stored order and link: a retry after a crash sends exactly
+    the same parameters with the same idempotency key, which Stripe answers with the same session.
+    """
+
+    order_id: str
+    link_id: str
+    ref: str
+    currency: str
+    items: tuple[LineItemRequest, ...]
+    customer_email: str
+    success_url: str
+    cancel_url: str
+    expires_at: datetime
+
+    @property
+    def idempotency_key(self) -> str:
+        # One order is one attempt; a new attempt is a new order and therefore a new key, so
+        # Stripe never replays an expired session for a fresh attempt.
+        return f"gateway-checkout-{self.order_id}"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"order_id": self.order_id, "link_id": self.link_id, "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    url: str | None
+    status: str  # open | complete | expired
+    payment_status: str  # paid | unpaid | no_payment_required
+    expires_at: datetime
+    created_at: datetime
+    client_reference_id: str | None = None
+    payment_intent_id: str | None = None
+    amount_total: int | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def order_id(self) -> str | None:
+        return self.metadata.get("order_id") or self.client_reference_id
+
+    def outcome(self) -> SessionOutcome:
+        if self.status == "complete":
+            if self.payment_status in ("paid", "no_payment_required"):
+                return SessionOutcome.PAID
+            return SessionOutcome.PROCESSING
+        if self.status == "expired":
+            return SessionOutcome.EXPIRED
+        return SessionOutcome.OPEN
+
+
+class PaymentProvider(Protocol):
+    async def create_session(self, request: SessionRequest) -> SessionInfo: ...
+
+    async def retrieve_session(self, session_id: str) -> SessionInfo: ...
+
+    async def expire_session(self, session_id: str) -> SessionInfo:
+        """Expire an open session. Returns the session as Stripe has it afterwards: ``expired``,
+        or ``complete`` when the payer got there first (which the caller must record)."""
+        ...

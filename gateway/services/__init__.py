@@ -1,0 +1,1 @@
+"""Use cases. Each owns its transactions and speaks to adapters through small interfaces."""

@@ -1,0 +1,360 @@
+"""Open and Confirm (DESIGN §3): what a visitor sees, and what pressing Pay does.
+
+Confirm follows one rule above all: *write the intent before calling Stripe*. A new attempt is a
+``pending`` order committed first; its id names the Stripe idempotency key, so however often the
+request is retried, crashed or raced, Stripe returns the same one session for it. Stripe is never
+called inside a database transaction (a slow Stripe must not hold a lock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.db.models import Link, LinkItem, Order
+from gateway.clock import Clock
+from gateway.config import CheckoutSettings
+from gateway.domain.checkout import (
+    Create,
+    LinkFacts,
+    LinkState,
+    OrderFacts,
+    Refuse,
+    Replace,
+    Resume,
+    Reuse,
+    Timing,
+    blocking_order,
+    decide,
+    link_state,
+)
+from gateway.domain.errors import (
+    ConflictRetryExhausted,
+    NotFound,
+    PaymentProviderRejected,
+    PaymentProviderUnavailable,
+)
+from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
+from gateway.domain.payments import LineItemRequest, PaymentProvider, SessionInfo, SessionRequest
+from gateway.services.audit import audit
+from gateway.services.ids import new_order_id
+from gateway.services.payments import Recorded, lock_link, record_session
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 6  # a decision replayed after a concurrent change; more means heavy contention
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    description: str
+    amount: int
+    quantity: int
+
+    @property
+    def total(self) -> int:
+        return self.amount * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """What the pages need to know about a link: no email, nothing to write."""
+
+    id: str
+    name: str
+    description: str
+    currency: str
+    amount_total: int
+    ref: str
+    items: tuple[ItemView, ...]
+    state: LinkState
+    valid_until: datetime
+    paid_at: datetime | None
+    facts: LinkFacts
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    url: str
+    order_id: str
+    kind: str  # created | reused | resumed | replaced
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    view: LinkView
+
+
+ConfirmResult = Redirect | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnUrls:
+    success_url: str
+    cancel_url: str
+
+
+def order_facts(order: Order) -> OrderFacts:
+    return OrderFacts(
+        id=order.id,
+        status=OrderStatus(order.status),
+        created_at=order.created_at,
+        session_id=order.stripe_session_id,
+        session_url=order.session_url,
+        session_expires_at=order.session_expires_at,
+        paid_at=order.paid_at,
+    )
+
+
+def link_view(link: Link, items: Sequence[LinkItem], orders: Sequence[Order], now: datetime) -> LinkView:
+    facts = LinkFacts(
+        revoked=link.revoked_at is not None,
+        valid_until=link.valid_until,
+        orders=tuple(order_facts(o) for o in orders),
+    )
+    blocker = blocking_order(facts.orders)
+    return LinkView(
+        id=link.id,
+        name=link.name,
+        description=link.description,
+        currency=link.currency,
+        amount_total=link.amount_total,
+        ref=link.ref,
+        items=tuple(ItemView(i.description, i.amount, i.quantity) for i in items),
+        state=link_state(facts, now),
+        valid_until=link.valid_until,
+        paid_at=blocker.paid_at if blocker else None,
+        facts=facts,
+    )
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        db: Database,
+        provider: PaymentProvider,
+        clock: Clock,
+        settings: CheckoutSettings,
+    ) -> None:
+        self._db = db
+        self._provider = provider
+        self._clock = clock
+        self._settings = settings
+        self._timing = Timing(
+            stale_after=timedelta(seconds=settings.stale_after),
+            min_remaining=timedelta(seconds=settings.min_remaining),
+        )
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    # --- Open -------------------------------------------------------------------------------
+
+    async def view(self, link_id: str) -> LinkView | None:
+        """A link as a visitor sees it. Reads only."""
+        async with self._db.read() as session:
+            return await self._load_view(session, link_id)
+
+    async def _load_view(self, session: AsyncSession, link_id: str) -> LinkView | None:
+        link = (
+            await session.execute(
+                sa.select(Link)
+                .where(Link.id == link_id)
+                .options(selectinload(Link.items), selectinload(Link.orders))
+            )
+        ).scalar_one_or_none()
+        if link is None:
+            return None
+        return link_view(link, link.items, link.orders, self.now())
+
+    # --- Confirm ----------------------------------------------------------------------------
+
+    async def confirm(self, link_id: str, urls: ReturnUrls) -> ConfirmResult:
+        """Pressing Pay. Each round decides under the link's lock, then acts outside it."""
+        for _ in range(MAX_ROUNDS):
+            async with self._db.write() as session:
+                link = await lock_link(session, link_id)
+                if link is None:
+                    raise NotFound(link_id)
+                items = (
+                    await session.execute(
+                        sa.select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)
+                    )
+                ).scalars().all()
+                orders = (
+                    await session.execute(
+                        sa.select(Order).where(Order.link_id == link_id).order_by(Order.created_at)
+                    )
+                ).scalars().all()
+                now = self.now()
+                view = link_view(link, items, orders, now)
+                decision = decide(view.facts, now, self._timing)
+                match decision:
+                    case Refuse():
+                        return Refused(view)
+                    case Reuse(order=facts):
+                        assert facts.session_url is not None
+                        return Redirect(facts.session_url, facts.id, "reused")
+                    case Create():
+                        order = self._new_order(session, link, now)
+                        try:
+                            await session.flush()
+                        except IntegrityError:
+                            # Another process inserted the pending order first; decide again.
+                            await session.rollback()
+                            continue
+                        request = self._session_request(link, items, order.id, order.created_at, urls)
+                        kind = "created"
+                    case Resume(order=facts):
+                        request = self._session_request(link, items, facts.id, facts.created_at, urls)
+                        kind = "resumed"
+                    case Replace(order=facts):
+                        request = self._session_request(link, items, facts.id, facts.created_at, urls)
+                        kind = "replace"
+            # The transaction is committed: the pending order exists before Stripe is called.
+            if kind == "replace":
+                await self._retire_stale(facts, request)
+                continue  # decide again: now there is no pending order (or a payment)
+            info = await self._provider.create_session(request)
+            await self._save_session(request.order_id, info)
+            assert info.url is not None
+            return Redirect(info.url, request.order_id, kind)
+        raise ConflictRetryExhausted()
+
+    def _new_order(self, session: AsyncSession, link: Link, now: datetime) -> Order:
+        order = Order(
+            id=new_order_id(),
+            link_id=link.id,
+            status=OrderStatus.PENDING.value,
+            amount_total=link.amount_total,
+            currency=link.currency,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(order)
+        audit(session, at=now, link_id=link.id, order_id=order.id, action="order.created",
+              to_status=OrderStatus.PENDING.value, actor="visitor")
+        return order
+
+    def _session_request(
+        self,
+        link: Link,
+        items: Sequence[LinkItem],
+        order_id: str,
+        created_at: datetime,
+        urls: ReturnUrls,
+    ) -> SessionRequest:
+        # expires_at derives from the order's creation time, not "now", so a retry sends the
+        # very same parameters and Stripe's idempotency replay accepts it.
+        lifetime = self._settings.stale_after + self._settings.min_remaining
+        return SessionRequest(
+            order_id=order_id,
+            link_id=link.id,
+            ref=link.ref,
+            currency=link.currency,
+            items=tuple(LineItemRequest(i.description, i.amount, i.quantity) for i in items),
+            customer_email=link.email,
+            success_url=urls.success_url,
+            cancel_url=urls.cancel_url,
+            expires_at=created_at + timedelta(seconds=lifetime),
+        )
+
+    async def _save_session(self, order_id: str, info: SessionInfo) -> None:
+        async with self._db.write() as session:
+            await session.execute(
+                sa.update(Order)
+                .where(Order.id == order_id, Order.stripe_session_id.is_(None))
+                .values(
+                    stripe_session_id=info.id,
+                    session_url=info.url,
+                    session_expires_at=info.expires_at,
+                    updated_at=self.now(),
+                )
+            )
+
+    async def _retire_stale(self, stale: OrderFacts, request: SessionRequest) -> None:
+        """Expire a stale order's session at Stripe, then cancel the order (kept for audit).
+
+        If Stripe cannot be asked, nothing changes and the payer gets a 503: two open sessions
+        for one link would let a parent pay twice.
+        """
+        info: SessionInfo | None
+        if stale.session_id:
+            info = await self._provider.expire_session(stale.session_id)
+        else:
+            info = await self._recover_session(request)
+            if info is not None and info.outcome() is SessionOutcome.OPEN:
+                info = await self._provider.expire_session(info.id)
+        if info is not None and info.outcome() is SessionOutcome.OPEN:
+            raise PaymentProviderUnavailable("Stripe did not expire the stale session")
+        if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+            await self.record(info, actor="visitor")
+            return
+        async with self._db.write() as session:
+            await lock_link(session, request.link_id)
+            now = self.now()
+            result = await session.execute(
+                sa.update(Order)
+                .where(Order.id == stale.id, Order.status == OrderStatus.PENDING.value)
+                .values(
+                    status=OrderStatus.CANCELED.value,
+                    cancel_reason=CancelReason.STALE.value,
+                    updated_at=now,
+                    stripe_session_id=sa.func.coalesce(Order.stripe_session_id, info.id if info else None),
+                )
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                audit(session, at=now, link_id=request.link_id, order_id=stale.id,
+                      action="order.canceled", from_status=OrderStatus.PENDING.value,
+                      to_status=OrderStatus.CANCELED.value, actor="visitor",
+                      detail=f"stale: older than {int(self._settings.stale_after)}s"
+                      + (f"; session {info.id} expired" if info else "; no session was created"))
+
+    async def _recover_session(self, request: SessionRequest) -> SessionInfo | None:
+        """Find the session of an order whose creating request died before saving it.
+
+        Stripe keeps an idempotency key for 24 hours, so asking again with the order's key returns
+        the session if one was made. If none was, Stripe would make one now, unless the order's
+        ``expires_at`` is too close, which Stripe rejects: then no session of this order can be
+        open (any made would carry that same expiry), and the order can simply be canceled.
+        """
+        try:
+            info = await self._provider.create_session(request)
+        except PaymentProviderRejected:
+            return None
+        await self._save_session(request.order_id, info)
+        return info
+
+    async def record(self, info: SessionInfo, *, actor: str,
+                     outcome: SessionOutcome | None = None) -> Recorded:
+        async with self._db.write() as session:
+            return await record_session(session, info, outcome=outcome, actor=actor, now=self.now())
+
+    # --- Return -----------------------------------------------------------------------------
+
+    async def returned(self, link_id: str, session_id: str | None) -> LinkView | None:
+        """The payer is back from Stripe. If the webhook has not arrived yet, ask Stripe about
+        the session (only one of this link's) and record what it says: the same idempotent
+        transition as the webhook, so the parent sees "paid" at once."""
+        view = await self.view(link_id)
+        if view is None or not session_id or view.state is not LinkState.PAYABLE:
+            return view
+        ours = any(o.session_id == session_id for o in view.facts.orders)
+        if not ours:
+            return view
+        try:
+            info = await self._provider.retrieve_session(session_id)
+        except (PaymentProviderUnavailable, PaymentProviderRejected):
+            return view  # the page says "confirming"; the webhook or reconciler will settle it
+        if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+            await self.record(info, actor="visitor")
+            return await self.view(link_id)
+        return view
