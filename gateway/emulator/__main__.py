@@ -1,0 +1,3 @@
+from gateway.emulator.cli import main
+
+main()
