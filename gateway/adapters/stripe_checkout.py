@@ -48,9 +48,11 @@ def _timestamp(value: Any) -> datetime:
 
 def session_info(session: Any) -> SessionInfo:
     """Translate a Stripe Checkout Session (SDK object or plain dict) into the domain's view."""
+    if isinstance(session, stripe.StripeObject):
+        session = session.to_dict()
     get = session.get
     payment_intent = get("payment_intent")
-    if isinstance(payment_intent, dict | stripe.StripeObject):
+    if isinstance(payment_intent, dict):
         payment_intent = payment_intent.get("id")
     metadata = get("metadata") or {}
     return SessionInfo(

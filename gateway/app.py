@@ -1,0 +1,154 @@
+"""The application factory: settings in, a ready aiohttp app out (STYLE: no singletons).
+
+Every resource is opened and closed by one cleanup context, in order: the HTTP session, the
+database (migrated on start when asked), the Stripe client on that session, the services, and the
+background tasks. Tests build the app with this very factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from gateway.adapters.db.engine import create_database
+from gateway.adapters.db.migrate import upgrade
+from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.runtime import token_service
+from gateway.services.checkout import CheckoutService
+from gateway.services.links import LinkService
+from gateway.services.opens import OpenRecorder
+from gateway.services.webhooks import WebhookService
+from gateway.visitors import Classifier
+from gateway.web import health, pay, stripe_webhook
+from gateway.web.keys import (
+    CHECKOUT,
+    CLASSIFIER,
+    CLOCK,
+    DATABASE,
+    HTTP_SESSION,
+    LINKS,
+    OPENS,
+    PAYMENTS,
+    SETTINGS,
+    TOKENS,
+    WEBHOOKS,
+)
+from gateway.web.middleware import error_pages, request_context
+from gateway.web.pages import resource_dir, security_headers, setup_templates
+
+log = logging.getLogger(__name__)
+
+OPENS_FLUSH_SECONDS = 2.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    auto_migrate: bool = True,
+    background_tasks: bool = True,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, error_pages],
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[TOKENS] = token_service(settings, app[CLOCK])
+    app[CLASSIFIER] = Classifier(extra_patterns=settings.bots.extra_patterns)
+
+    setup_templates(app, {
+        "org_name": settings.checkout.org_name,
+        "contact_email": settings.checkout.contact_email,
+    })
+    headers = security_headers(_checkout_origins(settings))
+
+    async def add_security_headers(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(headers)
+
+    app.on_response_prepare.append(add_security_headers)
+    app.router.add_routes(pay.routes)
+    app.router.add_routes(stripe_webhook.routes)
+    app.router.add_routes(health.routes)
+    app.router.add_static("/static", resource_dir("static"), name="static")
+
+    app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(_database(auto_migrate))
+    app.cleanup_ctx.append(_services)
+    if background_tasks:
+        app.cleanup_ctx.append(_flush_opens)
+    return app
+
+
+def _checkout_origins(settings: Settings) -> tuple[str, ...]:
+    """Where the Pay form's redirect may lead (CSP form-action applies to redirects too)."""
+    origins = {"https://checkout.stripe.com"}
+    if not settings.stripe.api_base.startswith("https://api.stripe.com"):
+        # A Stripe stand-in (the emulator) hosts its own checkout page.
+        origins.add(settings.stripe.api_base.rstrip("/"))
+    return tuple(sorted(origins))
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[HTTP_SESSION] = session
+        yield
+
+
+def _database(auto_migrate: bool):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS].database
+        db = create_database(settings.url, pool_size=settings.pool_size)
+        try:
+            if auto_migrate:
+                await upgrade(db)
+            app[DATABASE] = db
+            yield
+        finally:
+            await db.dispose()
+
+    return context
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    stripe_client = create_stripe_client(
+        api_key=settings.stripe.api_key or "sk_test_demo",
+        api_base=settings.stripe.api_base,
+        session=app[HTTP_SESSION],
+        timeout=settings.stripe.timeout,
+        max_retries=settings.stripe.max_retries,
+    )
+    app[PAYMENTS] = StripeCheckout(stripe_client)
+    db, clock = app[DATABASE], app[CLOCK]
+    app[CHECKOUT] = CheckoutService(db, app[PAYMENTS], clock, settings.checkout)
+    app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url)
+    app[WEBHOOKS] = WebhookService(db, clock)
+    app[OPENS] = OpenRecorder(db, clock)
+    yield
+    # Counts gathered since the last flush are written before the database closes.
+    with contextlib.suppress(Exception):
+        await app[OPENS].flush()
+
+
+async def _flush_opens(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(OPENS_FLUSH_SECONDS)
+            try:
+                await app[OPENS].flush()
+            except Exception:
+                log.exception("could not write open counts; will retry")
+
+    task = asyncio.create_task(loop(), name="flush-opens")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

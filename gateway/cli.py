@@ -1,0 +1,329 @@
+"""The ``gateway`` command: serve, demo, emulator, links, orders, db.
+
+Human-readable tables by default, ``--json`` where a program would read the output. Errors go to
+stderr with exit status 2 (bad input or configuration) or 1 (something failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any
+
+from gateway.config import ConfigError, Settings, load_settings, parse_duration
+from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
+from gateway.domain.links import validate_new_link
+from gateway.domain.money import format_minor
+from gateway.runtime import open_runtime
+
+
+class CliError(Exception):
+    """Reported on stderr; exit status 2."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
+    text = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in text:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        print("(none)")
+
+
+def _dump(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# --- links --------------------------------------------------------------------------------------
+
+
+async def links_create(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        valid_for = parse_duration(args.valid_for or settings.checkout.default_valid_for, "--valid-for")
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    new = validate_new_link(
+        email=args.email,
+        name=args.name,
+        description=args.description or "",
+        currency=args.currency or settings.checkout.default_currency,
+        items=list(args.item or []),
+        ref=args.ref or "",
+        valid_for=valid_for,
+        max_valid_for=settings.tokens.max_age,
+    )
+    async with open_runtime(settings) as rt:
+        issued = await rt.links.issue(new, actor="cli")
+    if args.json:
+        _dump({"id": issued.id, "url": issued.url, "token": issued.token, "ref": new.ref,
+               "amount_total": new.amount_total, "currency": new.currency})
+    else:
+        print(f"Link {issued.id} for {new.name}: {format_minor(new.amount_total, new.currency)}")
+        print(issued.url)
+
+
+def _link_row(link: Any, state: str) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "ref": link.ref,
+        "name": link.name,
+        "email": link.email,
+        "description": link.description,
+        "amount_total": link.amount_total,
+        "currency": link.currency,
+        "state": state,
+        "created_at": _iso(link.created_at),
+        "valid_until": _iso(link.valid_until),
+        "revoked_at": _iso(link.revoked_at),
+        "open_count": link.open_count,
+        "first_opened_at": _iso(link.first_opened_at),
+        "last_opened_at": _iso(link.last_opened_at),
+    }
+
+
+def _order_row(order: Any) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "link_id": order.link_id,
+        "status": order.status,
+        "amount_total": order.amount_total,
+        "currency": order.currency,
+        "created_at": _iso(order.created_at),
+        "paid_at": _iso(order.paid_at),
+        "stripe_session_id": order.stripe_session_id,
+        "payment_intent_id": order.payment_intent_id,
+        "cancel_reason": order.cancel_reason,
+        "duplicate_of": order.duplicate_of,
+        "refunded_amount": order.refunded_amount,
+        "disputed": order.disputed,
+    }
+
+
+async def links_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        rows = [_link_row(link, state) for link, state in
+                await rt.links.list(limit=args.limit, offset=args.offset, ref_prefix=args.ref_prefix)]
+    if args.json:
+        _dump(rows)
+        return
+    _print_table(
+        [[r["id"], r["ref"], r["name"], format_minor(r["amount_total"], r["currency"]), r["state"],
+          r["open_count"], (r["created_at"] or "")[:10]] for r in rows],
+        ["id", "ref", "name", "amount", "state", "opens", "created"],
+    )
+
+
+async def links_show(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        detail = await rt.links.show(args.id)
+    data = _link_row(detail.link, detail.state)
+    data["url"] = detail.url
+    data["items"] = [{"description": i.description, "amount": i.amount, "quantity": i.quantity}
+                     for i in detail.items]
+    data["orders"] = [_order_row(o) for o in detail.orders]
+    data["previews"] = {p.bot_name: p.count for p in detail.previews}
+    data["audit"] = [{"at": _iso(a.at), "action": a.action, "from": a.from_status,
+                      "to": a.to_status, "actor": a.actor, "order_id": a.order_id,
+                      "detail": a.detail} for a in detail.audit]
+    if args.json:
+        _dump(data)
+        return
+    print(f"{data['id']}  {data['state'].upper()}  {data['ref']}")
+    print(f"  payer     {data['name']} <{data['email']}>")
+    print(f"  for       {data['description']}")
+    for item in data["items"]:
+        qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
+        print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
+    print(f"  total     {format_minor(data['amount_total'], data['currency'])}")
+    print(f"  valid to  {data['valid_until']}")
+    print(f"  opened    {data['open_count']} time(s) by the payer; last {data['last_opened_at'] or '-'}")
+    if data["previews"]:
+        print("  previews  " + ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
+    print(f"  url       {data['url']}")
+    if data["orders"]:
+        print("  orders:")
+        for o in data["orders"]:
+            flag = f"  DUPLICATE of {o['duplicate_of']}" if o["duplicate_of"] else ""
+            print(f"    {o['id']}  {o['status']:<10} {o['created_at']}  {o['cancel_reason'] or ''}{flag}")
+    print("  audit:")
+    for a in data["audit"]:
+        move = f" {a['from'] or ''}->{a['to']}" if a["to"] else ""
+        print(f"    {a['at']}  {a['action']}{move}  by {a['actor']}  {a['detail'] or ''}".rstrip())
+
+
+async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        changed = await rt.links.revoke(args.id, actor="cli", reason=args.reason or "",
+                                        provider=rt.payments)
+    if args.json:
+        _dump({"id": args.id, "revoked": True, "changed": changed})
+    else:
+        print(f"{args.id} revoked" if changed else f"{args.id} was already revoked")
+
+
+async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        rows = [_order_row(o) for o in
+                await rt.links.orders(limit=args.limit, offset=args.offset, status=args.status)]
+    if args.json:
+        _dump(rows)
+        return
+    _print_table(
+        [[r["id"], r["link_id"], r["status"], format_minor(r["amount_total"], r["currency"]),
+          r["created_at"], r["cancel_reason"] or "",
+          ("duplicate of " + r["duplicate_of"]) if r["duplicate_of"] else ""] for r in rows],
+        ["id", "link", "status", "amount", "created", "reason", "flags"],
+    )
+
+
+async def db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.adapters.db.engine import create_database
+    from gateway.adapters.db.migrate import current_revision, upgrade
+
+    db = create_database(settings.database.url)
+    try:
+        await upgrade(db)
+        print(f"database at revision {await current_revision(db)}")
+    finally:
+        await db.dispose()
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    settings.validate_for_serving()
+    configure_logging(settings.log.level, settings.log.json)
+    web.run_app(
+        create_app(settings),
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        shutdown_timeout=settings.server.shutdown_timeout,
+        access_log=None,
+        print=lambda *_: None,
+    )
+
+
+def demo(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.demo import run_demo
+
+    run_demo(settings, args)
+
+
+# --- argument parsing ---------------------------------------------------------------------------
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None] | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="everything in one process: SQLite, Stripe emulator, sample links")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--emulator-port", type=int, default=12111)
+    p.add_argument("--database", default="var/demo.sqlite3", help="SQLite file for the demo")
+    p.set_defaults(func=demo)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("emulator", help="run the Stripe emulator alone")
+    from gateway.emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(p)
+    p.set_defaults(func=lambda _s, a: emulator_cli.run(a), needs_settings=False)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="apply migrations")
+    p.set_defaults(func=db_upgrade)
+
+    links = sub.add_parser("links", help="payment links").add_subparsers(dest="links_command",
+                                                                         required=True)
+    p = links.add_parser("create", help="issue a link")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument("--item", action="append", metavar='"DESCRIPTION=AMOUNT[xQTY]"',
+                   help='a line item in major units, e.g. "Spring fee=150.00" (repeatable)')
+    p.add_argument("--currency")
+    p.add_argument("--ref", default="")
+    p.add_argument("--valid-for", help="e.g. 30d (default from config)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_create)
+
+    p = links.add_parser("list", help="list links, newest first")
+    p.add_argument("--ref-prefix")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_list)
+
+    p = links.add_parser("show", help="one link with its orders and audit trail")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_show)
+
+    p = links.add_parser("revoke", help="withdraw a link")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_revoke)
+
+    orders = sub.add_parser("orders", help="checkout attempts").add_subparsers(dest="orders_command",
+                                                                               required=True)
+    p = orders.add_parser("list", help="list orders, newest first")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=orders_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config, demo=args.command == "demo")
+        result = args.func(settings, args)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    except (ConfigError, CliError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except ValidationFailed as exc:
+        for field, problem in exc.errors.items():
+            print(f"gateway: {field}: {problem}", file=sys.stderr)
+        return 2
+    except NotFound as exc:
+        print(f"gateway: not found: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

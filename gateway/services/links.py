@@ -1,0 +1,203 @@
+"""Issuing, revoking and looking up payment links (the admin side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.db.models import AuditEntry, Link, LinkItem, LinkPreview, Order
+from gateway.adapters.tokens import TokenService
+from gateway.clock import Clock
+from gateway.domain.checkout import link_state
+from gateway.domain.errors import NotFound, PaymentProviderUnavailable
+from gateway.domain.links import NewLink
+from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
+from gateway.domain.payments import PaymentProvider
+from gateway.services.audit import audit
+from gateway.services.checkout import link_view
+from gateway.services.ids import new_link_id
+from gateway.services.payments import lock_link, record_session
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    id: str
+    token: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDetail:
+    link: Link
+    items: Sequence[LinkItem]
+    orders: Sequence[Order]
+    audit: Sequence[AuditEntry]
+    previews: Sequence[LinkPreview]
+    state: str
+    url: str
+
+
+class LinkService:
+    def __init__(self, db: Database, tokens: TokenService, clock: Clock, public_url: str) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._clock = clock
+        self._public_url = public_url.rstrip("/")
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    def url_for(self, link_id: str) -> tuple[str, str]:
+        token = self._tokens.sign(link_id)
+        return token, f"{self._public_url}/pay/{token}"
+
+    async def issue(self, new: NewLink, *, actor: str, replaces: str | None = None) -> IssuedLink:
+        now = self.now()
+        link = Link(
+            id=new_link_id(),
+            email=new.email,
+            name=new.name,
+            description=new.description,
+            currency=new.currency,
+            amount_total=new.amount_total,
+            ref=new.ref,
+            created_at=now,
+            created_by=actor,
+            valid_until=now + timedelta(seconds=new.valid_for),
+            replaces_id=replaces,
+            open_count=0,
+            sent_count=0,
+        )
+        async with self._db.write() as session:
+            session.add(link)
+            await session.flush()
+            for position, item in enumerate(new.items):
+                session.add(
+                    LinkItem(
+                        link_id=link.id,
+                        position=position,
+                        description=item.description,
+                        amount=item.amount,
+                        quantity=item.quantity,
+                    )
+                )
+            audit(session, at=now, link_id=link.id, action="link.issued", actor=actor,
+                  detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
+                  + (f", replaces {replaces}" if replaces else ""))
+        token, url = self.url_for(link.id)
+        return IssuedLink(link.id, token, url)
+
+    async def revoke(
+        self, link_id: str, *, actor: str, reason: str = "", provider: PaymentProvider | None = None
+    ) -> bool:
+        """Revoke a link; its pending attempt is canceled and its session expired at Stripe.
+
+        Returns False when it was already revoked. A payment that still arrives on the expired
+        session's race is recorded (a payment always wins), and shown to the admin.
+        """
+        now = self.now()
+        async with self._db.write() as session:
+            link = await lock_link(session, link_id)
+            if link is None:
+                raise NotFound(link_id)
+            if link.revoked_at is not None:
+                return False
+            link.revoked_at, link.revoked_by, link.revoke_reason = now, actor, reason[:200] or None
+            audit(session, at=now, link_id=link_id, action="link.revoked", actor=actor,
+                  detail=reason or None)
+            pending = (
+                await session.execute(
+                    sa.select(Order).where(
+                        Order.link_id == link_id, Order.status == OrderStatus.PENDING.value
+                    )
+                )
+            ).scalars().all()
+        for order in pending:
+            await self._cancel_pending(order, actor=actor, provider=provider)
+        return True
+
+    async def _cancel_pending(
+        self, order: Order, *, actor: str, provider: PaymentProvider | None
+    ) -> None:
+        if order.stripe_session_id and provider is not None:
+            try:
+                info = await provider.expire_session(order.stripe_session_id)
+            except PaymentProviderUnavailable:
+                # The link is revoked either way; the reconciler settles the session later.
+                return
+            if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+                async with self._db.write() as session:
+                    await record_session(session, info, actor=actor, now=self.now())
+                return
+        async with self._db.write() as session:
+            await lock_link(session, order.link_id)
+            now = self.now()
+            result = await session.execute(
+                sa.update(Order)
+                .where(Order.id == order.id, Order.status == OrderStatus.PENDING.value)
+                .values(status=OrderStatus.CANCELED.value, cancel_reason=CancelReason.REVOKED.value,
+                        updated_at=now)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                audit(session, at=now, link_id=order.link_id, order_id=order.id,
+                      action="order.canceled", from_status="pending", to_status="canceled",
+                      actor=actor, detail="link revoked")
+
+    async def list(self, *, limit: int = 100, offset: int = 0,
+                   ref_prefix: str | None = None) -> list[tuple[Link, str]]:
+        async with self._db.read() as session:
+            stmt = (
+                sa.select(Link)
+                .options(selectinload(Link.orders))
+                .order_by(Link.created_at.desc(), Link.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            if ref_prefix:
+                escaped = ref_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                stmt = stmt.where(Link.ref.like(escaped + "%", escape="\\"))
+            links = (await session.execute(stmt)).scalars().all()
+            now = self.now()
+            return [(link, link_view(link, [], link.orders, now).state.value) for link in links]
+
+    async def show(self, link_id: str) -> LinkDetail:
+        async with self._db.read() as session:
+            link = (
+                await session.execute(
+                    sa.select(Link)
+                    .where(Link.id == link_id)
+                    .options(selectinload(Link.items), selectinload(Link.orders))
+                )
+            ).scalar_one_or_none()
+            if link is None:
+                raise NotFound(link_id)
+            entries = (
+                await session.execute(
+                    sa.select(AuditEntry).where(AuditEntry.link_id == link_id).order_by(AuditEntry.id)
+                )
+            ).scalars().all()
+            previews = (
+                await session.execute(
+                    sa.select(LinkPreview).where(LinkPreview.link_id == link_id)
+                    .order_by(LinkPreview.count.desc())
+                )
+            ).scalars().all()
+            view = link_view(link, link.items, link.orders, self.now())
+            _, url = self.url_for(link.id)
+            return LinkDetail(link, link.items, link.orders, entries, previews, view.state.value, url)
+
+    async def orders(self, *, limit: int = 100, offset: int = 0,
+                     status: str | None = None) -> Sequence[Order]:
+        async with self._db.read() as session:
+            stmt = sa.select(Order).order_by(Order.created_at.desc(), Order.id).limit(limit).offset(offset)
+            if status:
+                stmt = stmt.where(Order.status == status)
+            return (await session.execute(stmt)).scalars().all()
+
+
+__all__ = ["IssuedLink", "LinkDetail", "LinkService", "link_state"]

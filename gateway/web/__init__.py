@@ -1,0 +1,1 @@
+"""HTTP: handlers stay small; domain errors become pages in one middleware."""

@@ -1,0 +1,29 @@
+"""Typed application keys: every shared object of the app, and nothing global."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.tokens import TokenService
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.domain.payments import PaymentProvider
+from gateway.services.checkout import CheckoutService
+from gateway.services.links import LinkService
+from gateway.services.opens import OpenRecorder
+from gateway.services.webhooks import WebhookService
+from gateway.visitors import Classifier
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+DATABASE = web.AppKey("database", Database)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+PAYMENTS = web.AppKey("payments", PaymentProvider)
+TOKENS = web.AppKey("tokens", TokenService)
+CLASSIFIER = web.AppKey("classifier", Classifier)
+CHECKOUT = web.AppKey("checkout", CheckoutService)
+LINKS = web.AppKey("links", LinkService)
+WEBHOOKS = web.AppKey("webhooks", WebhookService)
+OPENS = web.AppKey("opens", OpenRecorder)
