@@ -31,7 +31,7 @@ class CheckoutSessions:
     def __init__(self, store: Store, events: EventLog, public_url: str) -> None:
         self._store = store
         self._events = events
-        self._public_url = public_url.rstrip("/")
+        self.public_url = public_url.rstrip("/")
         # (expires_at, session id): open sessions by deadline, so the lazy sweep on every
         # request costs O(log n) instead of a scan.
         self._deadlines: list[tuple[int, str]] = []
@@ -73,7 +73,7 @@ class CheckoutSessions:
             expires_at=expires_at,
             currency=currency,
             amount=amount,
-            url=f"{self._public_url}/checkout/{session_id}",
+            url=f"{self.public_url}/checkout/{session_id}",
             success_url=success_url,
             cancel_url=cancel_url,
             client_reference_id=get_str(params, "client_reference_id", max_len=200),

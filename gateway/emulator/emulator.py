@@ -37,7 +37,6 @@ class StripeEmulator:
         seed: int = 0,
     ) -> None:
         self.clock = clock
-        self.public_url = public_url.rstrip("/")
         self.seed = seed
         self.fault_decider = FaultDecider(Faults(), seed)
         self.ids = IdFactory(seed)
@@ -50,10 +49,20 @@ class StripeEmulator:
             decider=self.fault_decider,
         )
         self.event_log = EventLog(self.store, self.webhooks.enqueue)
-        self.checkout = CheckoutSessions(self.store, self.event_log, self.public_url)
+        self.checkout = CheckoutSessions(self.store, self.event_log, public_url)
         self.payments = Payments(self.store, self.event_log)
         self.idempotency = IdempotencyStore(clock)
         self.request_log: list[tuple[str, str, str | None]] = []
+
+    @property
+    def public_url(self) -> str:
+        """Base of the hosted page URLs of new sessions. Settable, for servers that learn
+        their address after binding (port 0)."""
+        return self.checkout.public_url
+
+    @public_url.setter
+    def public_url(self, url: str) -> None:
+        self.checkout.public_url = url.rstrip("/")
 
     @property
     def faults(self) -> Faults:
