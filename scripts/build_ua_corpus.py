@@ -57,6 +57,10 @@ HARD_CASE = re.compile(
     re.IGNORECASE,
 )
 BROWSER_SHAPE = re.compile(r"^(?:Mozilla/|Opera/)")
+# device-detector also files under "browser" the HTTP clients of apps and of the OS (Dalvik,
+# CFNetwork) and bare device names ("iPhone15Pro"). Whether such a request is a person opening a
+# page is unknowable from the string, so they are left out of the labelled corpus.
+APP_CLIENT = re.compile(r"^Dalvik/|CFNetwork/|^[\w.-]+$")
 
 Row = tuple[str, str, str, str]
 
@@ -157,7 +161,7 @@ def device_detector_rows(sdist: Path) -> Iterator[Row]:
                     continue  # an app's own HTTP client: neither clearly person nor bot
                 elif kind == "mobile app":
                     yield ua, "in_app", entry.get("client_name", ""), source
-                elif kind == "browser" and _keep_human(ua):
+                elif kind == "browser" and not APP_CLIENT.search(ua) and _keep_human(ua):
                     yield ua, "human", "", source
 
 
