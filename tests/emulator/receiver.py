@@ -49,9 +49,8 @@ class Receiver:
     def accepted(self) -> list[dict[str, Any]]:
         return [d.event for d in self.deliveries if 200 <= d.status < 300]
 
-    async def wait_for_accepted(self, count: int, timeout: float = 5.0) -> None:
-        """Wait (on a condition, not a sleep) until ``count`` deliveries were answered 2xx."""
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: len(self.accepted) >= count), timeout
-            )
+    async def wait_for_accepted(self, count: int) -> None:
+        """Wait (on a condition, not a sleep) until ``count`` deliveries were answered 2xx;
+        a generous bound turns a lost delivery into a failure instead of a hang."""
+        async with asyncio.timeout(5), self._changed:
+            await self._changed.wait_for(lambda: len(self.accepted) >= count)
