@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 
 from aiohttp import web
 
@@ -28,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="0.5,2,10,30",
         help="comma-separated seconds between webhook retries",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for ids and random faults")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for ids and random faults (default: random, so that a restarted emulator "
+        "never reissues ids a database may already hold)",
+    )
     faults = parser.add_argument_group("fault injection (all can be changed at runtime)")
     faults.add_argument("--latency", type=float, default=0.0, help="seconds added per API call")
     faults.add_argument("--error-rate", type=float, default=0.0, help="share of API calls → 500")
@@ -60,7 +67,7 @@ def build(args: argparse.Namespace) -> StripeEmulator:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         webhook_retry_delays=delays,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else secrets.randbits(32),
     )
     emulator.faults.update(
         {
@@ -80,7 +87,11 @@ def build(args: argparse.Namespace) -> StripeEmulator:
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     emulator = build(args)
-    print(f"Stripe emulator on http://{args.host}:{args.port} (api_base for the SDK)", flush=True)
+    print(
+        f"Stripe emulator on http://{args.host}:{args.port} (api_base for the SDK), "
+        f"seed {emulator.seed}",
+        flush=True,
+    )
     web.run_app(create_emulator_app(emulator), host=args.host, port=args.port, print=None)
 
 

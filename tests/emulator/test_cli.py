@@ -23,6 +23,10 @@ def test_defaults() -> None:
     assert emulator.faults.fail_next == 0
 
 
+def test_without_a_seed_each_run_issues_different_ids() -> None:
+    assert build(parse()).seed != build(parse()).seed
+
+
 def test_options_reach_the_emulator() -> None:
     args = parse(
         "--port", "9999",
