@@ -121,9 +121,13 @@ def _drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=499)
 
 
-async def _sleep_unless_stopping(request: web.Request, seconds: float) -> None:
+async def _processing_time(request: web.Request) -> None:
     """Injected latency, cut short when the server shuts down so that stopping never waits
     for a slow fault."""
+    emulator = request.config_dict[EMULATOR_KEY]
+    seconds = emulator.fault_decider.latency_for(request.path)
+    if seconds <= 0:
+        return
     stopping = request.config_dict[STOPPING_KEY]
     try:
         await asyncio.wait_for(stopping.wait(), seconds)
@@ -139,13 +143,12 @@ async def stripe_edge(request: web.Request, handler: Handler) -> web.StreamRespo
     fault = RequestFault.NONE
     try:
         _authenticate(request)
-        latency = emulator.fault_decider.latency_for(request.path)
-        if latency > 0:
-            await _sleep_unless_stopping(request, latency)
         fault = emulator.fault_decider.for_request(request.path)
         if fault is RequestFault.DROP:
+            await _processing_time(request)
             return _drop_connection(request)
         if fault is RequestFault.FAIL:
+            await _processing_time(request)
             raise StripeError.api_error()
         params = await _decode_params(request)
         request[PARAMS_KEY] = params
@@ -166,12 +169,23 @@ async def stripe_edge(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the handler, then wait out the injected latency.
+
+    The latency stands for processing time after the change is made: a caller that times out
+    may still have created an object (as with a slow Stripe), and a second request with the same
+    idempotency key arrives while the first still holds the key.
+    """
     try:
-        return await handler(request)
-    except web.HTTPNotFound as exc:
-        raise _unrecognized(request) from exc
-    except web.HTTPMethodNotAllowed as exc:
-        raise _unrecognized(request) from exc
+        response = await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        error = _unrecognized(request)
+    except StripeError as exc:
+        error = exc
+    else:
+        await _processing_time(request)
+        return response
+    await _processing_time(request)
+    raise error
 
 
 def _unrecognized(request: web.Request) -> StripeError:

@@ -99,6 +99,21 @@ async def test_sdk_retry_after_a_drop_after_apply_gets_the_same_session(
     assert list(emulator.sessions) == [session.id]
 
 
+async def test_a_timed_out_create_may_still_have_happened(
+    http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
+) -> None:
+    client = make_client(base_url, http, timeout=0.05)
+    emulator.faults.latency = 0.5
+    options: stripe.RequestOptions = {"idempotency_key": "order-1"}
+    params = session_params(clock)
+    with pytest.raises(stripe.APIConnectionError):
+        await client.v1.checkout.sessions.create_async(params, options=options)
+    assert emulator.sessions_created() == 1
+    emulator.faults.latency = 0.0
+    retried = await client.v1.checkout.sessions.create_async(params, options=options)
+    assert list(emulator.sessions) == [retried.id]
+
+
 async def test_latency_trips_a_client_timeout(
     http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
 ) -> None:

@@ -97,7 +97,9 @@ async def test_keys_are_forgotten_after_24_hours(
 async def test_concurrent_requests_with_one_key_create_one_session(
     client: stripe.StripeClient, clock: FakeClock, emulator: StripeEmulator
 ) -> None:
-    emulator.faults.latency = 0.05  # keep the first request in flight while the others arrive
+    # Latency is processing time after the change: without per-key serialization every
+    # request would miss the stored result and create its own session.
+    emulator.faults.latency = 0.05
     params = session_params(clock)
     options: stripe.RequestOptions = {"idempotency_key": "order-1"}
     results = await asyncio.gather(
