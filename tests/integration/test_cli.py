@@ -1,0 +1,118 @@
+"""The ``gateway`` command, run in-process against a SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.harness import TOKEN_SECRET
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("GATEWAY_CONFIG",):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no config.toml here: defaults plus the environment
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite3")
+    monkeypatch.setenv("GATEWAY_TOKENS_SECRET_KEYS", TOKEN_SECRET)
+    monkeypatch.setenv("GATEWAY_SERVER_PUBLIC_URL", "https://pay.example.org")
+    monkeypatch.setenv("GATEWAY_STRIPE_API_BASE", "http://127.0.0.1:9")  # never called here
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CREATE = ["links", "create", "--email", "sam@example.com", "--name", "Sam Rivera",
+          "--description", "Spring season", "--item", "Spring fee=150.00", "--item", "Kit=25.50x2",
+          "--currency", "usd", "--ref", "2026-04/player-26", "--valid-for", "30d"]
+
+
+def test_create_json_prints_id_url_and_token(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *CREATE, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["url"] == f"https://pay.example.org/pay/{data['token']}"
+    assert data["token"].startswith(data["id"] + ".")
+    assert data["amount_total"] == 15000 + 2 * 2550
+    assert "sam@example.com" not in data["url"] and "Sam" not in data["url"]
+
+
+def test_list_show_revoke_and_orders(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, *CREATE, "--json")
+    link_id = json.loads(out)["id"]
+
+    code, out, _ = run(capsys, "links", "list", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert (row["id"], row["state"], row["ref"]) == (link_id, "payable", "2026-04/player-26")
+
+    code, out, _ = run(capsys, "links", "list")
+    assert link_id in out and "payable" in out and "201.00 USD" in out
+
+    code, out, _ = run(capsys, "links", "show", link_id, "--json")
+    detail = json.loads(out)
+    assert [i["amount"] for i in detail["items"]] == [15000, 2550]
+    assert detail["audit"][0]["action"] == "link.issued"
+
+    code, out, _ = run(capsys, "links", "revoke", link_id, "--reason", "left the team")
+    assert code == 0 and "revoked" in out
+    code, out, _ = run(capsys, "links", "revoke", link_id)
+    assert "already revoked" in out
+    _, out, _ = run(capsys, "links", "show", link_id, "--json")
+    detail = json.loads(out)
+    assert detail["state"] == "revoked"
+    assert [a["action"] for a in detail["audit"]] == ["link.issued", "link.revoked"]
+
+    code, out, _ = run(capsys, "orders", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--item", "Fee=abc"], "items[0]"),
+    (["--item", "Fee=10", "--email", "nope"], "email"),
+    (["--item", "Fee=10", "--valid-for", "soon"], "--valid-for"),
+    (["--item", "Fee=10", "--currency", "dollars"], "currency"),
+])
+def test_bad_input_is_reported_and_creates_nothing(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    base = ["links", "create", "--email", "sam@example.com", "--name", "Sam"]
+    if "--email" in args:
+        base = ["links", "create", "--name", "Sam"]
+    code, _, err = run(capsys, *base, *args)
+    assert code == 2
+    assert message in err
+    _, out, _ = run(capsys, "links", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_show_unknown_link_is_an_error(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "links", "show", "lk_doesnotexist")
+    assert code == 1 and "not found" in err
+
+
+def test_bad_config_names_the_key(cli_env: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_CHECKOUT_STALE_AFTER", "whenever")
+    code, _, err = run(capsys, "links", "list")
+    assert code == 2 and "GATEWAY_CHECKOUT_STALE_AFTER" in err
+
+
+def test_db_upgrade(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and "revision 0001" in out
+
+
+def test_serve_refuses_to_start_without_secrets(cli_env: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_TOKENS_SECRET_KEYS")
+    code, _, err = run(capsys, "serve")
+    assert code == 2
+    assert "GATEWAY_TOKENS_SECRET_KEYS" in err and "GATEWAY_STRIPE_API_KEY" in err
