@@ -200,6 +200,29 @@ def _unrecognized(request: web.Request) -> StripeError:
 async def _idempotent(
     request: web.Request, handler: Handler, key: str, params: Params
 ) -> web.StreamResponse:
+    """Shielded: once a keyed request has started it finishes and records its result even if
+    the client goes away and the server cancels the handler (as aiohttp's test server does).
+    Otherwise a retry with the same key would apply the change a second time, which Stripe
+    never does."""
+    outcome = await asyncio.shield(_idempotent_unshielded(request, handler, key, params))
+    if isinstance(outcome, StripeError):
+        raise outcome
+    return outcome
+
+
+async def _idempotent_unshielded(
+    request: web.Request, handler: Handler, key: str, params: Params
+) -> web.StreamResponse | StripeError:
+    # Errors are returned, not raised: if the caller was cancelled nobody would retrieve them.
+    try:
+        return await _idempotent_serialized(request, handler, key, params)
+    except StripeError as error:
+        return error
+
+
+async def _idempotent_serialized(
+    request: web.Request, handler: Handler, key: str, params: Params
+) -> web.StreamResponse:
     store = request.config_dict[EMULATOR_KEY].idempotency
     async with store.serialized(key):
         stored = store.lookup(key, request.method, request.path, params)

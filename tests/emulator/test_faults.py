@@ -100,18 +100,25 @@ async def test_sdk_retry_after_a_drop_after_apply_gets_the_same_session(
 
 
 async def test_a_timed_out_create_may_still_have_happened(
-    http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
+    http: aiohttp.ClientSession,
+    base_url: str,
+    clock: FakeClock,
+    emulator: StripeEmulator,
+    client: stripe.StripeClient,
 ) -> None:
-    client = make_client(base_url, http, timeout=0.05)
-    emulator.faults.latency = 0.5
+    impatient = make_client(base_url, http, timeout=0.05)
+    emulator.faults.latency = 0.3
     options: stripe.RequestOptions = {"idempotency_key": "order-1"}
     params = session_params(clock)
     with pytest.raises(stripe.APIConnectionError):
-        await client.v1.checkout.sessions.create_async(params, options=options)
+        await impatient.v1.checkout.sessions.create_async(params, options=options)
     assert emulator.sessions_created() == 1
-    emulator.faults.latency = 0.0
+    # The retry waits for the first attempt, still running under the same key, and gets its
+    # session, even though the server cancelled the first handler when the client hung up.
     retried = await client.v1.checkout.sessions.create_async(params, options=options)
     assert list(emulator.sessions) == [retried.id]
+    assert retried.last_response is not None
+    assert retried.last_response.headers["Idempotent-Replayed"] == "true"
 
 
 async def test_latency_trips_a_client_timeout(
