@@ -64,10 +64,13 @@ def create_app(
     app[TOKENS] = token_service(settings, app[CLOCK])
     app[CLASSIFIER] = Classifier(extra_patterns=settings.bots.extra_patterns)
 
-    setup_templates(app, {
-        "org_name": settings.checkout.org_name,
-        "contact_email": settings.checkout.contact_email,
-    })
+    setup_templates(
+        app,
+        {
+            "org_name": settings.checkout.org_name,
+            "contact_email": settings.checkout.contact_email,
+        },
+    )
     headers = security_headers(_checkout_origins(settings))
 
     async def add_security_headers(_: web.Request, response: web.StreamResponse) -> None:

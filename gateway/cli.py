@@ -48,7 +48,9 @@ def _dump(data: object) -> None:
 
 async def links_create(settings: Settings, args: argparse.Namespace) -> None:
     try:
-        valid_for = parse_duration(args.valid_for or settings.checkout.default_valid_for, "--valid-for")
+        valid_for = parse_duration(
+            args.valid_for or settings.checkout.default_valid_for, "--valid-for"
+        )
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     new = validate_new_link(
@@ -64,8 +66,16 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
         issued = await rt.links.issue(new, actor="cli")
     if args.json:
-        _dump({"id": issued.id, "url": issued.url, "token": issued.token, "ref": new.ref,
-               "amount_total": new.amount_total, "currency": new.currency})
+        _dump(
+            {
+                "id": issued.id,
+                "url": issued.url,
+                "token": issued.token,
+                "ref": new.ref,
+                "amount_total": new.amount_total,
+                "currency": new.currency,
+            }
+        )
     else:
         print(f"Link {issued.id} for {new.name}: {format_minor(new.amount_total, new.currency)}")
         print(issued.url)
@@ -110,14 +120,28 @@ def _order_row(order: Any) -> dict[str, Any]:
 
 async def links_list(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
-        rows = [_link_row(link, state) for link, state in
-                await rt.links.list(limit=args.limit, offset=args.offset, ref_prefix=args.ref_prefix)]
+        rows = [
+            _link_row(link, state)
+            for link, state in await rt.links.list(
+                limit=args.limit, offset=args.offset, ref_prefix=args.ref_prefix
+            )
+        ]
     if args.json:
         _dump(rows)
         return
     _print_table(
-        [[r["id"], r["ref"], r["name"], format_minor(r["amount_total"], r["currency"]), r["state"],
-          r["open_count"], (r["created_at"] or "")[:10]] for r in rows],
+        [
+            [
+                r["id"],
+                r["ref"],
+                r["name"],
+                format_minor(r["amount_total"], r["currency"]),
+                r["state"],
+                r["open_count"],
+                (r["created_at"] or "")[:10],
+            ]
+            for r in rows
+        ],
         ["id", "ref", "name", "amount", "state", "opens", "created"],
     )
 
@@ -127,13 +151,24 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
         detail = await rt.links.show(args.id)
     data = _link_row(detail.link, detail.state)
     data["url"] = detail.url
-    data["items"] = [{"description": i.description, "amount": i.amount, "quantity": i.quantity}
-                     for i in detail.items]
+    data["items"] = [
+        {"description": i.description, "amount": i.amount, "quantity": i.quantity}
+        for i in detail.items
+    ]
     data["orders"] = [_order_row(o) for o in detail.orders]
     data["previews"] = {p.bot_name: p.count for p in detail.previews}
-    data["audit"] = [{"at": _iso(a.at), "action": a.action, "from": a.from_status,
-                      "to": a.to_status, "actor": a.actor, "order_id": a.order_id,
-                      "detail": a.detail} for a in detail.audit]
+    data["audit"] = [
+        {
+            "at": _iso(a.at),
+            "action": a.action,
+            "from": a.from_status,
+            "to": a.to_status,
+            "actor": a.actor,
+            "order_id": a.order_id,
+            "detail": a.detail,
+        }
+        for a in detail.audit
+    ]
     if args.json:
         _dump(data)
         return
@@ -145,7 +180,10 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
         print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
     print(f"  total     {format_minor(data['amount_total'], data['currency'])}")
     print(f"  valid to  {data['valid_until']}")
-    print(f"  opened    {data['open_count']} time(s) by the payer; last {data['last_opened_at'] or '-'}")
+    print(
+        f"  opened    {data['open_count']} time(s) by the payer; "
+        f"last {data['last_opened_at'] or '-'}"
+    )
     if data["previews"]:
         print("  previews  " + ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
     print(f"  url       {data['url']}")
@@ -153,7 +191,10 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
         print("  orders:")
         for o in data["orders"]:
             flag = f"  DUPLICATE of {o['duplicate_of']}" if o["duplicate_of"] else ""
-            print(f"    {o['id']}  {o['status']:<10} {o['created_at']}  {o['cancel_reason'] or ''}{flag}")
+            print(
+                f"    {o['id']}  {o['status']:<10} {o['created_at']}  "
+                f"{o['cancel_reason'] or ''}{flag}"
+            )
     print("  audit:")
     for a in data["audit"]:
         move = f" {a['from'] or ''}->{a['to']}" if a["to"] else ""
@@ -162,8 +203,9 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
 
 async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
-        changed = await rt.links.revoke(args.id, actor="cli", reason=args.reason or "",
-                                        provider=rt.payments)
+        changed = await rt.links.revoke(
+            args.id, actor="cli", reason=args.reason or "", provider=rt.payments
+        )
     if args.json:
         _dump({"id": args.id, "revoked": True, "changed": changed})
     else:
@@ -172,15 +214,26 @@ async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
 
 async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
-        rows = [_order_row(o) for o in
-                await rt.links.orders(limit=args.limit, offset=args.offset, status=args.status)]
+        rows = [
+            _order_row(o)
+            for o in await rt.links.orders(limit=args.limit, offset=args.offset, status=args.status)
+        ]
     if args.json:
         _dump(rows)
         return
     _print_table(
-        [[r["id"], r["link_id"], r["status"], format_minor(r["amount_total"], r["currency"]),
-          r["created_at"], r["cancel_reason"] or "",
-          ("duplicate of " + r["duplicate_of"]) if r["duplicate_of"] else ""] for r in rows],
+        [
+            [
+                r["id"],
+                r["link_id"],
+                r["status"],
+                format_minor(r["amount_total"], r["currency"]),
+                r["created_at"],
+                r["cancel_reason"] or "",
+                ("duplicate of " + r["duplicate_of"]) if r["duplicate_of"] else "",
+            ]
+            for r in rows
+        ],
         ["id", "link", "status", "amount", "created", "reason", "flags"],
     )
 
@@ -234,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or ./config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="everything in one process: SQLite, Stripe emulator, sample links")
+    p = sub.add_parser(
+        "demo", help="everything in one process: SQLite, Stripe emulator, sample links"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--emulator-port", type=int, default=12111)
@@ -252,18 +307,25 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cli.add_arguments(p)
     p.set_defaults(func=lambda _s, a: emulator_cli.run(a), needs_settings=False)
 
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
     p = db.add_parser("upgrade", help="apply migrations")
     p.set_defaults(func=db_upgrade)
 
-    links = sub.add_parser("links", help="payment links").add_subparsers(dest="links_command",
-                                                                         required=True)
+    links = sub.add_parser("links", help="payment links").add_subparsers(
+        dest="links_command", required=True
+    )
     p = links.add_parser("create", help="issue a link")
     p.add_argument("--email", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--description", default="")
-    p.add_argument("--item", action="append", metavar='"DESCRIPTION=AMOUNT[xQTY]"',
-                   help='a line item in major units, e.g. "Spring fee=150.00" (repeatable)')
+    p.add_argument(
+        "--item",
+        action="append",
+        metavar='"DESCRIPTION=AMOUNT[xQTY]"',
+        help='a line item in major units, e.g. "Spring fee=150.00" (repeatable)',
+    )
     p.add_argument("--currency")
     p.add_argument("--ref", default="")
     p.add_argument("--valid-for", help="e.g. 30d (default from config)")
@@ -288,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=links_revoke)
 
-    orders = sub.add_parser("orders", help="checkout attempts").add_subparsers(dest="orders_command",
-                                                                               required=True)
+    orders = sub.add_parser("orders", help="checkout attempts").add_subparsers(
+        dest="orders_command", required=True
+    )
     p = orders.add_parser("list", help="list orders, newest first")
     p.add_argument("--status")
     p.add_argument("--limit", type=int, default=100)

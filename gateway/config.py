@@ -32,7 +32,9 @@ class ConfigError(Exception):
 
 def parse_duration(value: object, key: str = "duration") -> Duration:
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration such as 90, 30s, 15m, 2h or 30d, got {value!r}")
+        raise ConfigError(
+            f"{key}: expected a duration such as 90, 30s, 15m, 2h or 30d, got {value!r}"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -170,7 +172,9 @@ class Settings:
             names = ", ".join(f"{m} (GATEWAY_{m.replace('.', '_').upper()})" for m in missing)
             raise ConfigError(f"missing required settings: {names}")
         if DEMO_SECRET in self.tokens.secret_keys:
-            raise ConfigError("tokens.secret_keys: the demo secret cannot be used outside demo mode")
+            raise ConfigError(
+                "tokens.secret_keys: the demo secret cannot be used outside demo mode"
+            )
 
 
 def _convert(value: object, hint: Any, key: str, from_env: bool) -> object:
@@ -216,7 +220,9 @@ def _build_section(
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"unknown setting {name}.{unknown[0]} (known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"unknown setting {name}.{unknown[0]} (known: {', '.join(sorted(known))})"
+        )
     values: dict[str, object] = {}
     for f in dataclasses.fields(cls):
         key = f"{name}.{f.name}"
@@ -286,4 +292,3 @@ def _check_values(settings: Settings) -> None:
     for entry in settings.admin.api_keys:
         if ":" not in entry:
             raise ConfigError("admin.api_keys: each entry is name:key")
-

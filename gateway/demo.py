@@ -31,17 +31,22 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     emulator_url = f"http://{args.host}:{args.emulator_port}"
     return settings.replace(
         demo=True,
-        server=dataclasses.replace(settings.server, host=args.host, port=args.port,
-                                   public_url=gateway_url),
-        database=dataclasses.replace(settings.database,
-                                     url=f"sqlite+aiosqlite:///{args.database}"),
-        stripe=dataclasses.replace(settings.stripe, api_key="sk_test_demo",
-                                   webhook_secret=DEMO_WEBHOOK_SECRET, api_base=emulator_url,
-                                   max_retries=1),
+        server=dataclasses.replace(
+            settings.server, host=args.host, port=args.port, public_url=gateway_url
+        ),
+        database=dataclasses.replace(settings.database, url=f"sqlite+aiosqlite:///{args.database}"),
+        stripe=dataclasses.replace(
+            settings.stripe,
+            api_key="sk_test_demo",
+            webhook_secret=DEMO_WEBHOOK_SECRET,
+            api_base=emulator_url,
+            max_retries=1,
+        ),
         checkout=dataclasses.replace(
             settings.checkout,
             org_name=settings.checkout.org_name
-            if settings.checkout.org_name != "Your organisation" else "Riverside Youth Basketball",
+            if settings.checkout.org_name != "Your organisation"
+            else "Riverside Youth Basketball",
         ),
         log=dataclasses.replace(settings.log, json=False, level="WARNING"),
     )
@@ -62,16 +67,34 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
         await web.TCPSite(runner, args.host, port).start()
     try:
         links = gateway_app[LINKS]
-        one = await links.issue(validate_new_link(
-            email="sam.parent@example.com", name="Sam Rivera", description="Spring season fee",
-            currency="usd", items=["Spring season fee=150.00"], ref="2026-04/player-26",
-            valid_for=30 * 86400, max_valid_for=settings.tokens.max_age), actor="demo")
-        two = await links.issue(validate_new_link(
-            email="alex.parent@example.com", name="Alex Chen", description="Spring fees, two players",
-            currency="usd", items=["Spring fee, Maya=150.00", "Spring fee, Leo=120.00"],
-            ref="2026-04/family-7", valid_for=30 * 86400, max_valid_for=settings.tokens.max_age),
-            actor="demo")
-        print(f"""
+        one = await links.issue(
+            validate_new_link(
+                email="sam.parent@example.com",
+                name="Sam Rivera",
+                description="Spring season fee",
+                currency="usd",
+                items=["Spring season fee=150.00"],
+                ref="2026-04/player-26",
+                valid_for=30 * 86400,
+                max_valid_for=settings.tokens.max_age,
+            ),
+            actor="demo",
+        )
+        two = await links.issue(
+            validate_new_link(
+                email="alex.parent@example.com",
+                name="Alex Chen",
+                description="Spring fees, two players",
+                currency="usd",
+                items=["Spring fee, Maya=150.00", "Spring fee, Leo=120.00"],
+                ref="2026-04/family-7",
+                valid_for=30 * 86400,
+                max_valid_for=settings.tokens.max_age,
+            ),
+            actor="demo",
+        )
+        print(
+            f"""
 Checkout-link gateway demo for {settings.checkout.org_name}
   gateway         {settings.server.public_url}
   Stripe emulator {emulator.public_url} (webhooks signed and delivered to the gateway)
@@ -85,7 +108,9 @@ Press Pay, then "Pay" on the emulator's checkout page; the link then shows as pa
 In another terminal, with GATEWAY_DATABASE_URL=sqlite+aiosqlite:///{args.database}:
   gateway links list   /   gateway links show {one.id}
 Ctrl-C stops the demo.
-""", flush=True)
+""",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

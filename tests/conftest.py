@@ -66,4 +66,4 @@ async def database_url(backend: str, tmp_path: object) -> AsyncIterator[str]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: object) -> Iterator[str]:
-    yield f"sqlite+aiosqlite:///{tmp_path}/gateway.sqlite3"
+    return f"sqlite+aiosqlite:///{tmp_path}/gateway.sqlite3"

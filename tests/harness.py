@@ -47,14 +47,20 @@ def test_settings(database_url: str, emulator_url: str, **checkout: Any) -> Sett
             timeout=2.0,
             max_retries=0,
         ),
-        checkout=dataclasses.replace(base.checkout, org_name="Riverside Youth Basketball",
-                                     **checkout),
+        checkout=dataclasses.replace(
+            base.checkout, org_name="Riverside Youth Basketball", **checkout
+        ),
     )
 
 
 class Harness:
-    def __init__(self, clock: FakeClock, emulator: StripeEmulator, emulator_server: TestServer,
-                 client: TestClient[Any, Any]) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        emulator: StripeEmulator,
+        emulator_server: TestServer,
+        client: TestClient[Any, Any],
+    ) -> None:
         self.clock = clock
         self.emulator = emulator
         self.emulator_server = emulator_server
@@ -63,12 +69,25 @@ class Harness:
         assert self.app is not None
 
     # --- admin side ------------------------------------------------------------------------
-    async def issue(self, items: Sequence[str] = ("Spring fee=150.00",), *, ref: str = "2026-04/p1",
-                    valid_for: float = 30 * 86400, email: str = "parent@example.com",
-                    name: str = "Sam Rivera") -> IssuedLink:
-        new = validate_new_link(email=email, name=name, description="Spring season",
-                                currency="usd", items=list(items), ref=ref, valid_for=valid_for,
-                                max_valid_for=366 * 86400)
+    async def issue(
+        self,
+        items: Sequence[str] = ("Spring fee=150.00",),
+        *,
+        ref: str = "2026-04/p1",
+        valid_for: float = 30 * 86400,
+        email: str = "parent@example.com",
+        name: str = "Sam Rivera",
+    ) -> IssuedLink:
+        new = validate_new_link(
+            email=email,
+            name=name,
+            description="Spring season",
+            currency="usd",
+            items=list(items),
+            ref=ref,
+            valid_for=valid_for,
+            max_valid_for=366 * 86400,
+        )
         return await self.app[LINKS].issue(new, actor="test")
 
     # --- payer side ------------------------------------------------------------------------
@@ -76,17 +95,22 @@ class Harness:
         token = link if isinstance(link, str) else link.token
         return f"/pay/{token}"
 
-    async def get(self, link: IssuedLink | str, headers: dict[str, str] | None = None,
-                  **kwargs: Any) -> ClientResponse:
+    async def get(
+        self, link: IssuedLink | str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> ClientResponse:
         return await self.client.get(self.path(link), headers=headers or BROWSER_HEADERS, **kwargs)
 
-    async def head(self, link: IssuedLink | str, headers: dict[str, str] | None = None) -> ClientResponse:
+    async def head(
+        self, link: IssuedLink | str, headers: dict[str, str] | None = None
+    ) -> ClientResponse:
         return await self.client.head(self.path(link), headers=headers or BROWSER_HEADERS)
 
-    async def post(self, link: IssuedLink | str, headers: dict[str, str] | None = None,
-                   **kwargs: Any) -> ClientResponse:
-        return await self.client.post(self.path(link), headers=headers or BROWSER_HEADERS,
-                                      allow_redirects=False, **kwargs)
+    async def post(
+        self, link: IssuedLink | str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> ClientResponse:
+        return await self.client.post(
+            self.path(link), headers=headers or BROWSER_HEADERS, allow_redirects=False, **kwargs
+        )
 
     async def pay_flow(self, link: IssuedLink) -> str:
         """Press Pay and pay on the emulator; returns the session id."""
@@ -102,7 +126,9 @@ class Harness:
         link_id = link if isinstance(link, str) else link.id
         async with self.app[DATABASE].read() as session:
             rows = await session.execute(
-                sa.select(Order).where(Order.link_id == link_id).order_by(Order.created_at, Order.id)
+                sa.select(Order)
+                .where(Order.link_id == link_id)
+                .order_by(Order.created_at, Order.id)
             )
             return list(rows.scalars())
 
@@ -120,7 +146,9 @@ class Harness:
     async def flush_opens(self) -> None:
         await self.app[OPENS].flush()
 
-    def stripe_posts(self, path_prefix: str = "/v1/checkout/sessions") -> list[tuple[str, str, str | None]]:
+    def stripe_posts(
+        self, path_prefix: str = "/v1/checkout/sessions"
+    ) -> list[tuple[str, str, str | None]]:
         return [r for r in self.emulator.request_log if r[0] == "POST" and r[1] == path_prefix]
 
 
@@ -130,8 +158,9 @@ def session_id_from(url: str) -> str:
     return match[1]
 
 
-async def start_harness(aiohttp_server: Any, aiohttp_client: Any, database_url: str,
-                        **checkout: Any) -> Harness:
+async def start_harness(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, **checkout: Any
+) -> Harness:
     clock = FakeClock()
     emulator = StripeEmulator(clock=clock, webhook_mode="manual", webhook_secret=WEBHOOK_SECRET)
     emulator_server = await aiohttp_server(create_emulator_app(emulator))

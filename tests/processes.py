@@ -19,22 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def gateway_env(database_url: str, emulator_url: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({
-        "GATEWAY_CONFIG": str(ROOT / "config.toml"),
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_TOKENS_SECRET_KEYS": TOKEN_SECRET,
-        "GATEWAY_STRIPE_API_KEY": "sk_test_processes",
-        "GATEWAY_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "GATEWAY_STRIPE_API_BASE": emulator_url,
-        "GATEWAY_STRIPE_MAX_RETRIES": "2",
-        "GATEWAY_SERVER_HOST": "127.0.0.1",
-        "GATEWAY_SERVER_PORT": str(port),
-        "GATEWAY_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "GATEWAY_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "GATEWAY_CONFIG": str(ROOT / "config.toml"),
+            "GATEWAY_DATABASE_URL": database_url,
+            "GATEWAY_TOKENS_SECRET_KEYS": TOKEN_SECRET,
+            "GATEWAY_STRIPE_API_KEY": "sk_test_processes",
+            "GATEWAY_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "GATEWAY_STRIPE_API_BASE": emulator_url,
+            "GATEWAY_STRIPE_MAX_RETRIES": "2",
+            "GATEWAY_SERVER_HOST": "127.0.0.1",
+            "GATEWAY_SERVER_PORT": str(port),
+            "GATEWAY_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+    )
     env.update(extra)
     return env
-
 
 
 class GatewayProcess:
@@ -47,8 +48,11 @@ class GatewayProcess:
 
     async def start(self, timeout: float = 30.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"], env=self.env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "gateway.cli", "serve"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         await wait_healthy(self.url, self.process, timeout)
 
@@ -74,7 +78,6 @@ class GatewayProcess:
             self.process.stderr.close()
 
 
-
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
     """Poll /healthz until the process answers (readiness polling, not a timing assumption)."""
     loop = asyncio.get_running_loop()
@@ -96,6 +99,11 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: floa
 
 def run_cli(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], env=dict(env), cwd=ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "gateway.cli", *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )

@@ -86,8 +86,10 @@ async def _call(what: str, call: Callable[[], Awaitable[T]]) -> T:
                 code=getattr(err, "code", None) if err else None,
                 param=getattr(err, "param", None) if err else None,
             ) from exc
-    log.warning("stripe call failed", extra={"call": what, "reference": error.reference,
-                                             "error": str(error)})
+    log.warning(
+        "stripe call failed",
+        extra={"call": what, "reference": error.reference, "error": str(error)},
+    )
     raise error
 
 

@@ -66,7 +66,9 @@ def blocking_order(orders: Iterable[OrderFacts]) -> OrderFacts | None:
     for order in orders:
         if order.status not in BLOCKING:
             continue
-        if best is None or (order.status is OrderStatus.PAID and best.status is not OrderStatus.PAID):
+        if best is None or (
+            order.status is OrderStatus.PAID and best.status is not OrderStatus.PAID
+        ):
             best = order
     return best
 

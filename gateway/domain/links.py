@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.domain.errors import ValidationFailed
@@ -56,7 +57,7 @@ def validate_new_link(
     name: str,
     description: str,
     currency: str,
-    items: list[str] | list[ItemSpec],
+    items: Sequence[str | ItemSpec],
     ref: str,
     valid_for: float,
     max_valid_for: float,

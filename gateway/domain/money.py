@@ -7,10 +7,11 @@ from decimal import Decimal, InvalidOperation
 
 # ISO 4217 currencies Stripe treats as zero-decimal (amount 500 JPY is ¥500, not ¥5.00).
 ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 # Three-decimal currencies Stripe supports.
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 MAX_MINOR = 99_999_999  # Stripe's maximum amount for most currencies

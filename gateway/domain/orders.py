@@ -75,8 +75,12 @@ def next_status(current: OrderStatus, outcome: SessionOutcome) -> OrderStatus | 
         return OrderStatus.EXPIRED if current is OrderStatus.PENDING else None
     if target is OrderStatus.FAILED:
         # An async payment can fail only before it succeeded.
-        ok = current in (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.CANCELED,
-                         OrderStatus.EXPIRED)
+        ok = current in (
+            OrderStatus.PENDING,
+            OrderStatus.PROCESSING,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+        )
         return OrderStatus.FAILED if ok else None
     if current is OrderStatus.FAILED:
         return None  # a failed async payment never turns into paid or processing again

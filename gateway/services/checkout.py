@@ -114,7 +114,9 @@ def order_facts(order: Order) -> OrderFacts:
     )
 
 
-def link_view(link: Link, items: Sequence[LinkItem], orders: Sequence[Order], now: datetime) -> LinkView:
+def link_view(
+    link: Link, items: Sequence[LinkItem], orders: Sequence[Order], now: datetime
+) -> LinkView:
     facts = LinkFacts(
         revoked=link.revoked_at is not None,
         valid_until=link.valid_until,
@@ -185,15 +187,27 @@ class CheckoutService:
                 if link is None:
                     raise NotFound(link_id)
                 items = (
-                    await session.execute(
-                        sa.select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)
+                    (
+                        await session.execute(
+                            sa.select(LinkItem)
+                            .where(LinkItem.link_id == link_id)
+                            .order_by(LinkItem.position)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 orders = (
-                    await session.execute(
-                        sa.select(Order).where(Order.link_id == link_id).order_by(Order.created_at)
+                    (
+                        await session.execute(
+                            sa.select(Order)
+                            .where(Order.link_id == link_id)
+                            .order_by(Order.created_at)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 now = self.now()
                 view = link_view(link, items, orders, now)
                 decision = decide(view.facts, now, self._timing)
@@ -211,13 +225,19 @@ class CheckoutService:
                             # Another process inserted the pending order first; decide again.
                             await session.rollback()
                             continue
-                        request = self._session_request(link, items, order.id, order.created_at, urls)
+                        request = self._session_request(
+                            link, items, order.id, order.created_at, urls
+                        )
                         kind = "created"
                     case Resume(order=facts):
-                        request = self._session_request(link, items, facts.id, facts.created_at, urls)
+                        request = self._session_request(
+                            link, items, facts.id, facts.created_at, urls
+                        )
                         kind = "resumed"
                     case Replace(order=facts):
-                        request = self._session_request(link, items, facts.id, facts.created_at, urls)
+                        request = self._session_request(
+                            link, items, facts.id, facts.created_at, urls
+                        )
                         kind = "replace"
             # The transaction is committed: the pending order exists before Stripe is called.
             if kind == "replace":
@@ -240,8 +260,15 @@ class CheckoutService:
             updated_at=now,
         )
         session.add(order)
-        audit(session, at=now, link_id=link.id, order_id=order.id, action="order.created",
-              to_status=OrderStatus.PENDING.value, actor="visitor")
+        audit(
+            session,
+            at=now,
+            link_id=link.id,
+            order_id=order.id,
+            action="order.created",
+            to_status=OrderStatus.PENDING.value,
+            actor="visitor",
+        )
         return order
 
     def _session_request(
@@ -308,15 +335,24 @@ class CheckoutService:
                     status=OrderStatus.CANCELED.value,
                     cancel_reason=CancelReason.STALE.value,
                     updated_at=now,
-                    stripe_session_id=sa.func.coalesce(Order.stripe_session_id, info.id if info else None),
+                    stripe_session_id=sa.func.coalesce(
+                        Order.stripe_session_id, info.id if info else None
+                    ),
                 )
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                audit(session, at=now, link_id=request.link_id, order_id=stale.id,
-                      action="order.canceled", from_status=OrderStatus.PENDING.value,
-                      to_status=OrderStatus.CANCELED.value, actor="visitor",
-                      detail=f"stale: older than {int(self._settings.stale_after)}s"
-                      + (f"; session {info.id} expired" if info else "; no session was created"))
+                audit(
+                    session,
+                    at=now,
+                    link_id=request.link_id,
+                    order_id=stale.id,
+                    action="order.canceled",
+                    from_status=OrderStatus.PENDING.value,
+                    to_status=OrderStatus.CANCELED.value,
+                    actor="visitor",
+                    detail=f"stale: older than {int(self._settings.stale_after)}s"
+                    + (f"; session {info.id} expired" if info else "; no session was created"),
+                )
 
     async def _recover_session(self, request: SessionRequest) -> SessionInfo | None:
         """Find the session of an order whose creating request died before saving it.
@@ -333,8 +369,9 @@ class CheckoutService:
         await self._save_session(request.order_id, info)
         return info
 
-    async def record(self, info: SessionInfo, *, actor: str,
-                     outcome: SessionOutcome | None = None) -> Recorded:
+    async def record(
+        self, info: SessionInfo, *, actor: str, outcome: SessionOutcome | None = None
+    ) -> Recorded:
         async with self._db.write() as session:
             return await record_session(session, info, outcome=outcome, actor=actor, now=self.now())
 

@@ -86,9 +86,15 @@ class LinkService:
                         quantity=item.quantity,
                     )
                 )
-            audit(session, at=now, link_id=link.id, action="link.issued", actor=actor,
-                  detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
-                  + (f", replaces {replaces}" if replaces else ""))
+            audit(
+                session,
+                at=now,
+                link_id=link.id,
+                action="link.issued",
+                actor=actor,
+                detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
+                + (f", replaces {replaces}" if replaces else ""),
+            )
         token, url = self.url_for(link.id)
         return IssuedLink(link.id, token, url)
 
@@ -108,15 +114,25 @@ class LinkService:
             if link.revoked_at is not None:
                 return False
             link.revoked_at, link.revoked_by, link.revoke_reason = now, actor, reason[:200] or None
-            audit(session, at=now, link_id=link_id, action="link.revoked", actor=actor,
-                  detail=reason or None)
+            audit(
+                session,
+                at=now,
+                link_id=link_id,
+                action="link.revoked",
+                actor=actor,
+                detail=reason or None,
+            )
             pending = (
-                await session.execute(
-                    sa.select(Order).where(
-                        Order.link_id == link_id, Order.status == OrderStatus.PENDING.value
+                (
+                    await session.execute(
+                        sa.select(Order).where(
+                            Order.link_id == link_id, Order.status == OrderStatus.PENDING.value
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for order in pending:
             await self._cancel_pending(order, actor=actor, provider=provider)
         return True
@@ -140,16 +156,28 @@ class LinkService:
             result = await session.execute(
                 sa.update(Order)
                 .where(Order.id == order.id, Order.status == OrderStatus.PENDING.value)
-                .values(status=OrderStatus.CANCELED.value, cancel_reason=CancelReason.REVOKED.value,
-                        updated_at=now)
+                .values(
+                    status=OrderStatus.CANCELED.value,
+                    cancel_reason=CancelReason.REVOKED.value,
+                    updated_at=now,
+                )
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                audit(session, at=now, link_id=order.link_id, order_id=order.id,
-                      action="order.canceled", from_status="pending", to_status="canceled",
-                      actor=actor, detail="link revoked")
+                audit(
+                    session,
+                    at=now,
+                    link_id=order.link_id,
+                    order_id=order.id,
+                    action="order.canceled",
+                    from_status="pending",
+                    to_status="canceled",
+                    actor=actor,
+                    detail="link revoked",
+                )
 
-    async def list(self, *, limit: int = 100, offset: int = 0,
-                   ref_prefix: str | None = None) -> list[tuple[Link, str]]:
+    async def list(
+        self, *, limit: int = 100, offset: int = 0, ref_prefix: str | None = None
+    ) -> list[tuple[Link, str]]:
         async with self._db.read() as session:
             stmt = (
                 sa.select(Link)
@@ -177,24 +205,43 @@ class LinkService:
             if link is None:
                 raise NotFound(link_id)
             entries = (
-                await session.execute(
-                    sa.select(AuditEntry).where(AuditEntry.link_id == link_id).order_by(AuditEntry.id)
+                (
+                    await session.execute(
+                        sa.select(AuditEntry)
+                        .where(AuditEntry.link_id == link_id)
+                        .order_by(AuditEntry.id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             previews = (
-                await session.execute(
-                    sa.select(LinkPreview).where(LinkPreview.link_id == link_id)
-                    .order_by(LinkPreview.count.desc())
+                (
+                    await session.execute(
+                        sa.select(LinkPreview)
+                        .where(LinkPreview.link_id == link_id)
+                        .order_by(LinkPreview.count.desc())
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             view = link_view(link, link.items, link.orders, self.now())
             _, url = self.url_for(link.id)
-            return LinkDetail(link, link.items, link.orders, entries, previews, view.state.value, url)
+            return LinkDetail(
+                link, link.items, link.orders, entries, previews, view.state.value, url
+            )
 
-    async def orders(self, *, limit: int = 100, offset: int = 0,
-                     status: str | None = None) -> Sequence[Order]:
+    async def orders(
+        self, *, limit: int = 100, offset: int = 0, status: str | None = None
+    ) -> Sequence[Order]:
         async with self._db.read() as session:
-            stmt = sa.select(Order).order_by(Order.created_at.desc(), Order.id).limit(limit).offset(offset)
+            stmt = (
+                sa.select(Order)
+                .order_by(Order.created_at.desc(), Order.id)
+                .limit(limit)
+                .offset(offset)
+            )
             if status:
                 stmt = stmt.where(Order.status == status)
             return (await session.execute(stmt)).scalars().all()

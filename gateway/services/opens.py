@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TypeVar
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -78,7 +78,10 @@ class OpenRecorder:
                             open_count=Link.open_count + tally.count,
                             first_opened_at=sa.func.coalesce(Link.first_opened_at, first),
                             last_opened_at=sa.case(
-                                (Link.last_opened_at.is_(None) | (Link.last_opened_at < last), last),
+                                (
+                                    Link.last_opened_at.is_(None) | (Link.last_opened_at < last),
+                                    last,
+                                ),
                                 else_=Link.last_opened_at,
                             ),
                         )
@@ -88,8 +91,15 @@ class OpenRecorder:
                     last = datetime.fromtimestamp(tally.last, UTC)
                     row = await session.get(LinkPreview, (link_id, bot))
                     if row is None:
-                        session.add(LinkPreview(link_id=link_id, bot_name=bot, count=tally.count,
-                                                first_at=first, last_at=last))
+                        session.add(
+                            LinkPreview(
+                                link_id=link_id,
+                                bot_name=bot,
+                                count=tally.count,
+                                first_at=first,
+                                last_at=last,
+                            )
+                        )
                     else:
                         row.count += tally.count
                         row.last_at = last

@@ -34,8 +34,13 @@ def _wants_json(request: web.Request) -> bool:
     return request.path.startswith(_JSON_PREFIXES)
 
 
-def _json_error(status: int, code: str, message: str, reference: str | None = None,
-                headers: dict[str, str] | None = None) -> web.Response:
+def _json_error(
+    status: int,
+    code: str,
+    message: str,
+    reference: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, object] = {"error": {"code": code, "message": message}}
     if reference:
         body["error"]["reference"] = reference  # type: ignore[index]
@@ -46,7 +51,7 @@ def _redact_path(path: str) -> str:
     """Tokens never reach the logs: /pay/<token>/return -> /pay/<redacted>/return."""
     if path.startswith("/pay/"):
         rest = path[5:]
-        tail = rest[rest.find("/"):] if "/" in rest else ""
+        tail = rest[rest.find("/") :] if "/" in rest else ""
         return "/pay/<token>" + tail
     return path
 
@@ -61,9 +66,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response = await handler(request)
     response.headers["X-Request-Id"] = request_id
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("request", extra={"method": request.method, "path": _redact_path(request.path),
-                                    "status": response.status,
-                                    "ms": round((time.perf_counter() - started) * 1000, 2)})
+        log.debug(
+            "request",
+            extra={
+                "method": request.method,
+                "path": _redact_path(request.path),
+                "status": response.status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
     return response
 
 
@@ -77,28 +88,35 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if _wants_json(request):
             return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         page = "not_found.html" if exc.status in (404, 405) else "bad_request.html"
-        return render(request, page, {"status": exc.status, "reason": exc.reason},
-                      status=exc.status)
+        return render(
+            request, page, {"status": exc.status, "reason": exc.reason}, status=exc.status
+        )
     except (PaymentProviderUnavailable, ConflictRetryExhausted, PaymentProviderRejected) as exc:
         # Stripe trouble: the pending order (if any) stays, the next click retries it.
-        log.warning("payment provider trouble", extra={"reference": exc.reference,
-                                                       "error": str(exc)})
+        log.warning(
+            "payment provider trouble", extra={"reference": exc.reference, "error": str(exc)}
+        )
         headers = {"Retry-After": RETRY_AFTER_SECONDS}
         if _wants_json(request):
-            return _json_error(503, "payment_provider_unavailable",
-                               "the payment provider is unavailable; retry shortly",
-                               exc.reference, headers)
-        return render(request, "error.html", {"reference": exc.reference}, status=503,
-                      headers=headers)
+            return _json_error(
+                503,
+                "payment_provider_unavailable",
+                "the payment provider is unavailable; retry shortly",
+                exc.reference,
+                headers,
+            )
+        return render(
+            request, "error.html", {"reference": exc.reference}, status=503, headers=headers
+        )
     except NotFound:
         if _wants_json(request):
             return _json_error(404, "not_found", "not found")
         return render(request, "invalid.html", {"truncated": False}, status=404)
     except Exception:
         reference = new_reference()
-        log.exception("unhandled error", extra={"reference": reference,
-                                                "path": _redact_path(request.path)})
+        log.exception(
+            "unhandled error", extra={"reference": reference, "path": _redact_path(request.path)}
+        )
         if _wants_json(request):
             return _json_error(500, "internal_error", "internal error", reference)
-        return render(request, "error.html", {"reference": reference, "internal": True},
-                      status=500)
+        return render(request, "error.html", {"reference": reference, "internal": True}, status=500)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.domain.money import format_minor
 
+
 # DESIGN §6: the token is in the URL, so no page may leak it through a Referer, be cached by a
 # shared cache, be framed, or run inline script.
 def security_headers(form_action_origins: tuple[str, ...]) -> dict[str, str]:
@@ -53,7 +54,11 @@ def setup_templates(app: web.Application, globals_: dict[str, Any]) -> jinja2.En
 
 
 def render(
-    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200,
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     response = aiohttp_jinja2.render_template(template, request, context, status=status)

@@ -40,14 +40,12 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
         if exc.problem is TokenProblem.EXPIRED:
             return render(request, "expired.html", {"token": token}, status=410, headers=ROBOTS)
         truncated = exc.problem is TokenProblem.TRUNCATED
-        return render(request, "invalid.html", {"truncated": truncated}, status=404,
-                      headers=ROBOTS)
+        return render(request, "invalid.html", {"truncated": truncated}, status=404, headers=ROBOTS)
 
 
 def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
-    return render(request, template, {"view": view, "token": token}, status=status,
-                  headers=ROBOTS)
+    return render(request, template, {"view": view, "token": token}, status=status, headers=ROBOTS)
 
 
 @routes.get("/pay/{token}", name="pay")
@@ -104,12 +102,14 @@ async def confirm(request: web.Request) -> web.Response:
         # A known link-preview or mail-scanner fetcher: it may press buttons, but creates nothing.
         return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
     if not _same_origin(request, settings.server.public_url):
-        return render(request, "bad_request.html", {"status": 403, "reason": "Forbidden"},
-                      status=403)
+        return render(
+            request, "bad_request.html", {"status": 403, "reason": "Forbidden"}, status=403
+        )
     public = settings.server.public_url.rstrip("/")
     checkout = settings.checkout
     urls = ReturnUrls(
-        success_url=public + checkout.success_path.format(token=token)
+        success_url=public
+        + checkout.success_path.format(token=token)
         + "?session_id={CHECKOUT_SESSION_ID}",
         cancel_url=public + checkout.cancel_path.format(token=token),
     )

@@ -23,9 +23,23 @@ async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
     database = tmp_path / "demo.sqlite3"
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GATEWAY_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port),
-         "--emulator-port", str(emulator_port), "--database", str(database)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(emulator_port),
+            "--database",
+            str(database),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", process, 30)  # type: ignore[arg-type]
@@ -53,8 +67,9 @@ async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
             async with client.get(checkout_url) as hosted:
                 assert hosted.status == 200
                 assert "150.00" in await hosted.text()
-            async with client.post(checkout_url, data={"action": "pay"},
-                                   allow_redirects=False) as paid:
+            async with client.post(
+                checkout_url, data={"action": "pay"}, allow_redirects=False
+            ) as paid:
                 assert paid.status == 303
                 success_url = paid.headers["Location"]
             assert success_url.startswith(f"{one}/return?session_id=cs_")
@@ -66,8 +81,9 @@ async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
                 assert "Already paid" in await again.text()
 
         # The admin sees it as paid, with the webhook in the trail.
-        cli_env = dict(env, GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
-                       GATEWAY_DEMO="1")
+        cli_env = dict(
+            env, GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{database}", GATEWAY_DEMO="1"
+        )
         listed = run_cli(["links", "list", "--json"], cli_env)
         assert listed.returncode == 0, listed.stderr
         states = sorted(row["state"] for row in json.loads(listed.stdout))

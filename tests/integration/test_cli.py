@@ -29,12 +29,31 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-CREATE = ["links", "create", "--email", "sam@example.com", "--name", "Sam Rivera",
-          "--description", "Spring season", "--item", "Spring fee=150.00", "--item", "Kit=25.50x2",
-          "--currency", "usd", "--ref", "2026-04/player-26", "--valid-for", "30d"]
+CREATE = [
+    "links",
+    "create",
+    "--email",
+    "sam@example.com",
+    "--name",
+    "Sam Rivera",
+    "--description",
+    "Spring season",
+    "--item",
+    "Spring fee=150.00",
+    "--item",
+    "Kit=25.50x2",
+    "--currency",
+    "usd",
+    "--ref",
+    "2026-04/player-26",
+    "--valid-for",
+    "30d",
+]
 
 
-def test_create_json_prints_id_url_and_token(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_json_prints_id_url_and_token(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(capsys, *CREATE, "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -74,12 +93,15 @@ def test_list_show_revoke_and_orders(cli_env: Path, capsys: pytest.CaptureFixtur
     assert code == 0 and json.loads(out) == []
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--item", "Fee=abc"], "items[0]"),
-    (["--item", "Fee=10", "--email", "nope"], "email"),
-    (["--item", "Fee=10", "--valid-for", "soon"], "--valid-for"),
-    (["--item", "Fee=10", "--currency", "dollars"], "currency"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--item", "Fee=abc"], "items[0]"),
+        (["--item", "Fee=10", "--email", "nope"], "email"),
+        (["--item", "Fee=10", "--valid-for", "soon"], "--valid-for"),
+        (["--item", "Fee=10", "--currency", "dollars"], "currency"),
+    ],
+)
 def test_bad_input_is_reported_and_creates_nothing(
     cli_env: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
@@ -98,8 +120,9 @@ def test_show_unknown_link_is_an_error(cli_env: Path, capsys: pytest.CaptureFixt
     assert code == 1 and "not found" in err
 
 
-def test_bad_config_names_the_key(cli_env: Path, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_config_names_the_key(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GATEWAY_CHECKOUT_STALE_AFTER", "whenever")
     code, _, err = run(capsys, "links", "list")
     assert code == 2 and "GATEWAY_CHECKOUT_STALE_AFTER" in err
@@ -110,8 +133,9 @@ def test_db_upgrade(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "revision 0001" in out
 
 
-def test_serve_refuses_to_start_without_secrets(cli_env: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_to_start_without_secrets(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GATEWAY_TOKENS_SECRET_KEYS")
     code, _, err = run(capsys, "serve")
     assert code == 2

@@ -40,56 +40,115 @@ async def test_the_database_refuses_a_second_pending_order(database_url: str) ->
     """The rule lives in the schema, not only in the code that usually keeps it."""
     from datetime import UTC, datetime
 
-    from gateway.adapters.db.models import Link
     from sqlalchemy.exc import IntegrityError
+
+    from gateway.adapters.db.models import Link
 
     db = create_database(database_url)
     await upgrade(db)
     now = datetime.now(UTC)
     try:
         async with db.write() as session:
-            session.add(Link(id="lk_aaaaaaaaaaaa", email="p@example.com", name="P",
-                             description="d", currency="usd", amount_total=100, ref="r",
-                             created_at=now, created_by="t", valid_until=now, open_count=0,
-                             sent_count=0))
+            session.add(
+                Link(
+                    id="lk_aaaaaaaaaaaa",
+                    email="p@example.com",
+                    name="P",
+                    description="d",
+                    currency="usd",
+                    amount_total=100,
+                    ref="r",
+                    created_at=now,
+                    created_by="t",
+                    valid_until=now,
+                    open_count=0,
+                    sent_count=0,
+                )
+            )
             await session.flush()
-            session.add(Order(id="ord_1", link_id="lk_aaaaaaaaaaaa", status="pending",
-                              amount_total=100, currency="usd", created_at=now, updated_at=now))
+            session.add(
+                Order(
+                    id="ord_1",
+                    link_id="lk_aaaaaaaaaaaa",
+                    status="pending",
+                    amount_total=100,
+                    currency="usd",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         with pytest.raises(IntegrityError):
             async with db.write() as session:
-                session.add(Order(id="ord_2", link_id="lk_aaaaaaaaaaaa", status="pending",
-                                  amount_total=100, currency="usd", created_at=now,
-                                  updated_at=now))
+                session.add(
+                    Order(
+                        id="ord_2",
+                        link_id="lk_aaaaaaaaaaaa",
+                        status="pending",
+                        amount_total=100,
+                        currency="usd",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
         async with db.write() as session:  # a canceled one beside it is fine
-            session.add(Order(id="ord_3", link_id="lk_aaaaaaaaaaaa", status="canceled",
-                              amount_total=100, currency="usd", created_at=now, updated_at=now))
+            session.add(
+                Order(
+                    id="ord_3",
+                    link_id="lk_aaaaaaaaaaaa",
+                    status="canceled",
+                    amount_total=100,
+                    currency="usd",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
     finally:
         await db.dispose()
 
 
 @pytest.mark.slow
-async def test_concurrent_posts_across_two_gateway_processes_on_postgres(aiohttp_server: Any) -> None:
+async def test_concurrent_posts_across_two_gateway_processes_on_postgres(
+    aiohttp_server: Any,
+) -> None:
     database_url = await create_pg_database()
-    emulator = StripeEmulator(clock=SystemClock(), webhook_mode="manual",
-                              webhook_secret=WEBHOOK_SECRET)
+    emulator = StripeEmulator(
+        clock=SystemClock(), webhook_mode="manual", webhook_secret=WEBHOOK_SECRET
+    )
     server = await aiohttp_server(create_emulator_app(emulator))
     emulator_url = str(server.make_url("")).rstrip("/")
     emulator.public_url = emulator_url
     # Replicas behind one load balancer share one public URL; it is part of the session's
     # parameters, which must be identical for Stripe's idempotency replay.
-    gateways = [GatewayProcess(database_url, emulator_url,
-                               GATEWAY_SERVER_PUBLIC_URL="https://pay.example.org")
-                for _ in range(2)]
+    gateways = [
+        GatewayProcess(
+            database_url, emulator_url, GATEWAY_SERVER_PUBLIC_URL="https://pay.example.org"
+        )
+        for _ in range(2)
+    ]
     try:
-        created = run_cli(["links", "create", "--email", "p@example.com", "--name", "Sam",
-                           "--item", "Spring fee=150.00", "--ref", "two-procs", "--json"],
-                          gateways[0].env)
+        created = run_cli(
+            [
+                "links",
+                "create",
+                "--email",
+                "p@example.com",
+                "--name",
+                "Sam",
+                "--item",
+                "Spring fee=150.00",
+                "--ref",
+                "two-procs",
+                "--json",
+            ],
+            gateways[0].env,
+        )
         assert created.returncode == 0, created.stderr
         import json
 
         token = json.loads(created.stdout)["token"]
         await asyncio.gather(*(g.start() for g in gateways))
         async with aiohttp.ClientSession() as client:
+
             async def press(i: int) -> tuple[int, str]:
                 url = f"{gateways[i % 2].url}/pay/{token}"
                 async with client.post(url, headers=BROWSER_HEADERS, allow_redirects=False) as r:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from gateway.domain.orders import OrderStatus
 from tests.harness import Harness, session_id_from, start_harness
 
 
@@ -112,7 +111,11 @@ class TestConfirm:
         assert order.status == "pending" and order.stripe_session_id == session_id
         session = h.emulator.sessions[session_id]
         assert session["client_reference_id"] == order.id
-        assert session["metadata"] == {"order_id": order.id, "link_id": link.id, "ref": "2026-04/p1"}
+        assert session["metadata"] == {
+            "order_id": order.id,
+            "link_id": link.id,
+            "ref": "2026-04/p1",
+        }
         assert session["amount_total"] == 2000
         (post,) = h.stripe_posts()
         assert post[2] == f"gateway-checkout-{order.id}"  # idempotency key from the order
@@ -149,7 +152,9 @@ class TestConfirm:
         assert ("order.canceled", "pending", "canceled") in trail
         assert trail.count(("order.created", None, "pending")) == 2
 
-    async def test_stale_session_that_stripe_reports_complete_is_recorded_as_paid(self, h: Harness) -> None:
+    async def test_stale_session_that_stripe_reports_complete_is_recorded_as_paid(
+        self, h: Harness
+    ) -> None:
         link = await h.issue()
         first = await h.post(link)
         session_id = session_id_from(first.headers["Location"])
@@ -162,7 +167,9 @@ class TestConfirm:
         assert order.status == "paid"
         assert h.emulator.sessions_created() == 1
 
-    async def test_paid_link_answers_409_to_get_and_post_and_creates_nothing(self, h: Harness) -> None:
+    async def test_paid_link_answers_409_to_get_and_post_and_creates_nothing(
+        self, h: Harness
+    ) -> None:
         link = await h.issue()
         await h.pay_flow(link)
         created = h.emulator.sessions_created()
@@ -173,7 +180,9 @@ class TestConfirm:
         assert h.emulator.sessions_created() == created
         assert [o.status for o in await h.orders(link)] == ["paid"]
 
-    async def test_cancel_on_stripe_returns_to_the_link_and_reuses_the_session(self, h: Harness) -> None:
+    async def test_cancel_on_stripe_returns_to_the_link_and_reuses_the_session(
+        self, h: Harness
+    ) -> None:
         link = await h.issue()
         first = await h.post(link)
         session = h.emulator.sessions[session_id_from(first.headers["Location"])]
@@ -199,8 +208,9 @@ class TestConfirm:
 
 
 class TestStripeTrouble:
-    @pytest.mark.parametrize("fault", [{"fail_next": 1}, {"drop_next": 1},
-                                       {"drop_after_apply_next": 1}])
+    @pytest.mark.parametrize(
+        "fault", [{"fail_next": 1}, {"drop_next": 1}, {"drop_after_apply_next": 1}]
+    )
     async def test_503_then_next_click_retries_the_same_key_and_one_session_exists(
         self, h: Harness, fault: dict[str, int]
     ) -> None:

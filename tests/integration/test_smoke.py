@@ -5,7 +5,9 @@ from typing import Any
 from tests.harness import start_harness
 
 
-async def test_pay_flow_end_to_end(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> None:
+async def test_pay_flow_end_to_end(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str
+) -> None:
     h = await start_harness(aiohttp_server, aiohttp_client, database_url)
     link = await h.issue()
     page = await h.get(link)

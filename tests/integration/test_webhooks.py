@@ -17,11 +17,23 @@ async def h(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> Harn
     return await start_harness(aiohttp_server, aiohttp_client, database_url)
 
 
-def completed_event(h: Harness, session_id: str, event_type: str = "checkout.session.completed",
-                    event_id: str = "evt_test_1", **changes: Any) -> bytes:
+def completed_event(
+    h: Harness,
+    session_id: str,
+    event_type: str = "checkout.session.completed",
+    event_id: str = "evt_test_1",
+    **changes: Any,
+) -> bytes:
     session = dict(h.emulator.sessions[session_id], **changes)
-    return json.dumps({"id": event_id, "object": "event", "type": event_type,
-                       "created": int(time.time()), "data": {"object": session}}).encode()
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"object": session},
+        }
+    ).encode()
 
 
 def sign(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
@@ -44,12 +56,15 @@ async def pending_session(h: Harness) -> tuple[Any, str]:
 
 
 class TestSignature:
-    @pytest.mark.parametrize("signature", [
-        None,
-        "garbage",
-        "t=1,v1=deadbeef",
-        "t=%d,v1=" % int(time.time()) + "0" * 64,
-    ])
+    @pytest.mark.parametrize(
+        "signature",
+        [
+            None,
+            "garbage",
+            "t=1,v1=deadbeef",
+            f"t={int(time.time())},v1=" + "0" * 64,
+        ],
+    )
     async def test_bad_or_missing_signature_is_400_and_changes_nothing(
         self, h: Harness, signature: str | None
     ) -> None:
@@ -69,7 +84,7 @@ class TestSignature:
         assert [o.status for o in await h.orders(link)] == ["pending"]
 
     async def test_body_altered_after_signing_is_refused(self, h: Harness) -> None:
-        link, session_id = await pending_session(h)
+        _link, session_id = await pending_session(h)
         h.emulator.pay(session_id)
         body = completed_event(h, session_id)
         signature = sign(body)
@@ -77,15 +92,22 @@ class TestSignature:
         assert response.status == 400
 
     async def test_old_signature_outside_tolerance_is_refused(self, h: Harness) -> None:
-        link, session_id = await pending_session(h)
+        _link, session_id = await pending_session(h)
         h.emulator.pay(session_id)
         body = completed_event(h, session_id)
         old = sign(body, timestamp=int(time.time()) - 600)
         assert (await send(h, body, old)).status == 400
 
-    @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"id": "evt_1"}',
-                                      b'{"id": "evt_1", "type": "checkout.session.completed", "data": {}}',
-                                      b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {"id": 5}}}'])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"not json",
+            b"[]",
+            b'{"id": "evt_1"}',
+            b'{"id": "evt_1", "type": "checkout.session.completed", "data": {}}',
+            b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {"id": 5}}}',
+        ],
+    )
     async def test_malformed_but_signed_events_are_400(self, h: Harness, body: bytes) -> None:
         response = await send(h, body)
         assert response.status == 400
@@ -93,13 +115,24 @@ class TestSignature:
 
 
 class TestApplying:
-    async def test_unknown_event_types_and_foreign_sessions_are_acknowledged(self, h: Harness) -> None:
-        other = json.dumps({"id": "evt_x", "type": "customer.created", "data": {"object": {}}}).encode()
+    async def test_unknown_event_types_and_foreign_sessions_are_acknowledged(
+        self, h: Harness
+    ) -> None:
+        other = json.dumps(
+            {"id": "evt_x", "type": "customer.created", "data": {"object": {}}}
+        ).encode()
         assert (await send(h, other)).status == 200
         link, session_id = await pending_session(h)
-        foreign = completed_event(h, session_id, event_id="evt_foreign", id="cs_test_notours",
-                                  metadata={}, client_reference_id=None, payment_status="paid",
-                                  status="complete")
+        foreign = completed_event(
+            h,
+            session_id,
+            event_id="evt_foreign",
+            id="cs_test_notours",
+            metadata={},
+            client_reference_id=None,
+            payment_status="paid",
+            status="complete",
+        )
         response = await send(h, foreign)
         assert response.status == 200
         assert (await response.json())["outcome"] == "ignored"
@@ -119,8 +152,9 @@ class TestApplying:
         link, session_id = await pending_session(h)
         h.emulator.pay(session_id, outcome="async")
         h.emulator.settle_async(session_id, succeed=True)
-        succeeded = completed_event(h, session_id, "checkout.session.async_payment_succeeded",
-                                    event_id="evt_2")
+        succeeded = completed_event(
+            h, session_id, "checkout.session.async_payment_succeeded", event_id="evt_2"
+        )
         completed_unpaid = completed_event(h, session_id, event_id="evt_1", payment_status="unpaid")
         assert (await send(h, succeeded)).status == 200
         assert (await send(h, completed_unpaid)).status == 200  # late: must not go back
@@ -130,8 +164,14 @@ class TestApplying:
         link, session_id = await pending_session(h)
         h.emulator.pay(session_id)
         assert (await send(h, completed_event(h, session_id))).status == 200
-        expired = completed_event(h, session_id, "checkout.session.expired", event_id="evt_9",
-                                  status="expired", payment_status="unpaid")
+        expired = completed_event(
+            h,
+            session_id,
+            "checkout.session.expired",
+            event_id="evt_9",
+            status="expired",
+            payment_status="unpaid",
+        )
         assert (await send(h, expired)).status == 200
         assert [o.status for o in await h.orders(link)] == ["paid"]
 

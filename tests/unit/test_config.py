@@ -10,15 +10,22 @@ from gateway.config import ConfigError, load_settings, parse_duration
 class TestDurations:
     @pytest.mark.parametrize(
         ("text", "seconds"),
-        [(90, 90), ("90", 90), ("30s", 30), ("15m", 900), ("2h", 7200), ("30d", 2_592_000),
-         ("1.5h", 5400)],
+        [
+            (90, 90),
+            ("90", 90),
+            ("30s", 30),
+            ("15m", 900),
+            ("2h", 7200),
+            ("30d", 2_592_000),
+            ("1.5h", 5400),
+        ],
     )
     def test_accepts_seconds_and_units(self, text: object, seconds: float) -> None:
         assert parse_duration(text) == seconds
 
     @pytest.mark.parametrize("text", ["", "soon", "5w", "-1", "1 d 2h", True])
     def test_rejects_anything_else_naming_the_key(self, text: object) -> None:
-        with pytest.raises(ConfigError, match="checkout.stale_after"):
+        with pytest.raises(ConfigError, match=r"checkout\.stale_after"):
             parse_duration(text, "checkout.stale_after")
 
 
@@ -64,10 +71,15 @@ class TestLoading:
         [
             ({"GATEWAY_SERVER_PORT": "eighty"}, "GATEWAY_SERVER_PORT"),
             ({"GATEWAY_CHECKOUT_STALE_AFTER": "later"}, "GATEWAY_CHECKOUT_STALE_AFTER"),
-            ({"GATEWAY_CHECKOUT_REFUND_DUPLICATES": "perhaps"}, "GATEWAY_CHECKOUT_REFUND_DUPLICATES"),
+            (
+                {"GATEWAY_CHECKOUT_REFUND_DUPLICATES": "perhaps"},
+                "GATEWAY_CHECKOUT_REFUND_DUPLICATES",
+            ),
             ({"GATEWAY_SERVER_PUBLIC_URL": "pay.example.org"}, "server.public_url"),
-            ({"GATEWAY_CHECKOUT_STALE_AFTER": "10m", "GATEWAY_CHECKOUT_MIN_REMAINING": "5m"},
-             "stale_after"),
+            (
+                {"GATEWAY_CHECKOUT_STALE_AFTER": "10m", "GATEWAY_CHECKOUT_MIN_REMAINING": "5m"},
+                "stale_after",
+            ),
         ],
     )
     def test_wrong_values_name_the_key(self, env: dict[str, str], key: str) -> None:
@@ -88,8 +100,11 @@ class TestLoading:
         settings = load_settings(env={})
         with pytest.raises(ConfigError) as caught:
             settings.validate_for_serving()
-        for name in ("GATEWAY_TOKENS_SECRET_KEYS", "GATEWAY_STRIPE_API_KEY",
-                     "GATEWAY_STRIPE_WEBHOOK_SECRET"):
+        for name in (
+            "GATEWAY_TOKENS_SECRET_KEYS",
+            "GATEWAY_STRIPE_API_KEY",
+            "GATEWAY_STRIPE_WEBHOOK_SECRET",
+        ):
             assert name in str(caught.value)
 
     def test_demo_mode_needs_no_secrets(self) -> None:

@@ -9,8 +9,14 @@ from gateway.domain.money import AmountError, format_minor, to_minor
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [("150.00", "usd", 15000), ("150", "usd", 15000), ("0.5", "eur", 50), ("1,200.50", "usd", 120050),
-     ("500", "jpy", 500), ("1.234", "kwd", 1234)],
+    [
+        ("150.00", "usd", 15000),
+        ("150", "usd", 15000),
+        ("0.5", "eur", 50),
+        ("1,200.50", "usd", 120050),
+        ("500", "jpy", 500),
+        ("1.234", "kwd", 1234),
+    ],
 )
 def test_major_units_become_exact_minor_units(amount: str, currency: str, minor: int) -> None:
     assert to_minor(amount, currency) == minor
@@ -38,9 +44,16 @@ def test_item_spec_with_quantity() -> None:
 
 
 def _valid(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = dict(email="p@example.com", name="Sam", description="", currency="usd",
-                                   items=["Fee=10"], ref="r1", valid_for=86400,
-                                   max_valid_for=366 * 86400)
+    base: dict[str, object] = {
+        "email": "p@example.com",
+        "name": "Sam",
+        "description": "",
+        "currency": "usd",
+        "items": ["Fee=10"],
+        "ref": "r1",
+        "valid_for": 86400,
+        "max_valid_for": 366 * 86400,
+    }
     base.update(overrides)
     return base
 
@@ -53,6 +66,7 @@ def test_valid_link_totals_items_and_defaults_description() -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        validate_new_link(**_valid(email="nope", name=" ", items=["Fee=abc"], currency="dollars",
-                                   valid_for=10))  # type: ignore[arg-type]
+        validate_new_link(
+            **_valid(email="nope", name=" ", items=["Fee=abc"], currency="dollars", valid_for=10)
+        )  # type: ignore[arg-type]
     assert {"email", "name", "currency", "items[0]", "valid_for"} <= set(caught.value.errors)

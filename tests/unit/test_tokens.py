@@ -8,7 +8,9 @@ from gateway.clock import FakeClock
 LINK = "lk_abcdefghijkl"
 
 
-def service(keys: tuple[str, ...] = ("new-key",), max_age: float = 3600, clock: FakeClock | None = None) -> TokenService:
+def service(
+    keys: tuple[str, ...] = ("new-key",), max_age: float = 3600, clock: FakeClock | None = None
+) -> TokenService:
     return TokenService(keys, max_age, clock or FakeClock())
 
 
@@ -36,12 +38,15 @@ def test_truncated_tokens_are_told_apart(cut: int) -> None:
     assert caught.value.problem is TokenProblem.TRUNCATED
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # one character of the signature
-    lambda t: "lk_zzzzzzzzzzzz" + t[15:],  # another link id under the same signature
-    lambda t: "<script>alert(1)</script>",
-    lambda t: t + "extra",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # one character of the signature
+        lambda t: "lk_zzzzzzzzzzzz" + t[15:],  # another link id under the same signature
+        lambda t: "<script>alert(1)</script>",
+        lambda t: t + "extra",
+    ],
+)
 def test_forged_tokens(mangle: object) -> None:
     token = service().sign(LINK)
     with pytest.raises(TokenError) as caught:

@@ -33,7 +33,9 @@ async def upgrade(db: Database, revision: str = "head") -> None:
     def run(connection: sa.Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Serialise concurrent upgrades; the lock ends with the transaction.
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
