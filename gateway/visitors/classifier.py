@@ -76,10 +76,38 @@ class Visitor:
 # the regex cost of a hostile multi-kilobyte header.
 MAX_LENGTH: Final = 1024
 
-_SIGNATURE_RE: Final = re.compile(
-    "|".join(f"({pattern})" for pattern, _, _ in SIGNATURES), re.IGNORECASE
+
+class _NeedleTable:
+    """Rows of regexes, each tried only when one of its literal needles is in the string.
+
+    Python's ``re`` has no multi-pattern search: one alternation of 40 patterns costs ~40-200
+    µs on a phone's user agent, while 60 substring tests cost a few µs. Needles rarely hit on a
+    person's string, so the regexes themselves seldom run.
+    """
+
+    def __init__(
+        self, rows: Sequence[tuple[str, Sequence[str]]], flags: int, lower: bool
+    ) -> None:
+        self._regexes = tuple(re.compile(pattern, flags) for pattern, _ in rows)
+        self._needles = tuple(
+            (needle, index) for index, (_, needles) in enumerate(rows) for needle in needles
+        )
+        self._lower = lower
+
+    def find(self, ua: str, lowered: str) -> int | None:
+        """Index of the first row (in row order) whose regex matches ``ua``."""
+        text = lowered if self._lower else ua
+        hits = [index for needle, index in self._needles if needle in text]
+        for index in sorted(set(hits)):
+            if self._regexes[index].search(ua):
+                return index
+        return None
+
+
+_SIGNATURES: Final = _NeedleTable(
+    [(row.pattern, row.needles) for row in SIGNATURES], re.IGNORECASE, lower=True
 )
-_IN_APP_RE: Final = re.compile("|".join(f"({pattern})" for pattern, _ in IN_APP))
+_IN_APPS: Final = _NeedleTable([(row.pattern, row.needles) for row in IN_APP], 0, lower=False)
 
 # Strings a browser engine sends, including TVs' and feature phones' browsers.
 _BROWSER_SHAPE: Final = re.compile(
@@ -103,10 +131,18 @@ _MOZILLA_ONLY: Final = re.compile(
 _HUMAN_WORDS: Final = re.compile(
     r"Cronet/[\d.]+|BOTECH|Speedy \d|Banca Caboto|QQDownload \d+", re.IGNORECASE
 )
-# Marks real in-app browsers never carry, but bots that copy a phone's string do.
-_BOT_MARKS: Final = re.compile(
-    r"https?://|\bcompatible; [^;)]*(?:bot|crawl|spider|preview)", re.IGNORECASE
+# Marks real in-app browsers never carry, but bots that copy a phone's string do: a URL, or
+# "compatible; ...bot" (checked only when the cheap "compatible;" test hits).
+_BOT_COMPATIBLE: Final = re.compile(
+    r"\bcompatible; [^;)]*(?:bot|crawl|spider|preview)", re.IGNORECASE
 )
+
+
+def _has_bot_marks(ua: str, lowered: str) -> bool:
+    if "http://" in lowered or "https://" in lowered:
+        return True
+    return "compatible;" in lowered and _BOT_COMPATIBLE.search(ua) is not None
+
 # iOS WKWebView with no app token: "... (KHTML, like Gecko) Mobile/15E148" and no Safari.
 _IOS_WEBVIEW: Final = re.compile(r"\((?:iPhone|iPad|iPod)[^)]*\) AppleWebKit/[\d.]+ \(KHTML, like Gecko\) Mobile/\w+$")
 
@@ -204,15 +240,17 @@ class Classifier:
             facts = template_facts(match.lastgroup or "", ua)
             return _human(facts.browser or "browser", None, facts, flags)
 
-        if match := _SIGNATURE_RE.search(ua):
-            _, name, kind = SIGNATURES[(match.lastindex or 1) - 1]
-            return Visitor(True, kind, name, listed=True, confidence=0.99)
+        lowered = ua.lower()
+        if (index := _SIGNATURES.find(ua, lowered)) is not None:
+            signature = SIGNATURES[index]
+            return Visitor(True, signature.kind, signature.name, listed=True, confidence=0.99)
 
         browser_shaped = _BROWSER_SHAPE.search(ua) is not None
-        if browser_shaped and not _BOT_MARKS.search(ua):
+        bot_marks = _has_bot_marks(ua, lowered)
+        if browser_shaped and not bot_marks:
             app: str | None = None
-            if match := _IN_APP_RE.search(ua):
-                app = IN_APP[(match.lastindex or 1) - 1][1]
+            if (index := _IN_APPS.find(ua, lowered)) is not None:
+                app = IN_APP[index].app
             elif _IOS_WEBVIEW.search(ua):
                 app = "iOS WebView"
             if app is not None:
@@ -224,7 +262,7 @@ class Classifier:
                 return Visitor(True, "tool", _TOOLS[(tool.lastindex or 1) - 1][1], confidence=0.9)
             return Visitor(True, "crawler", crawler, confidence=0.9)
 
-        if _BOT_MARKS.search(ua) or _MOZILLA_ONLY.search(ua):
+        if bot_marks or _MOZILLA_ONLY.search(ua):
             # A URL or "compatible; ...bot" in a browser-like string: a bot the lists miss.
             return Visitor(True, "crawler", _bot_name(ua), confidence=0.8)
 
