@@ -123,7 +123,7 @@ class Order(Base):
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     link_id: Mapped[str] = mapped_column(sa.ForeignKey("links.id"), index=True)
-    status: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
     amount_total: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     created_at: Mapped[datetime]
@@ -138,6 +138,8 @@ class Order(Base):
     # another tab): recorded, never dropped, and shown to the admin.
     duplicate_of: Mapped[str | None] = mapped_column(sa.String(32))
     refunded_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The refund the gateway itself made (duplicate payments), so it is made once only.
+    refund_id: Mapped[str | None] = mapped_column(sa.String(255))
     disputed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
     link: Mapped[Link] = relationship(back_populates="orders", lazy="raise")
