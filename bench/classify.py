@@ -32,9 +32,15 @@ HEADERS = {"Accept-Language": "en-GB,en;q=0.9", "Sec-Fetch-Mode": "navigate"}
 def build_mix(size: int, seed: int) -> list[str]:
     with CORPUS.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    phones = [r["user_agent"] for r in rows if r["label"] == "human" and RECENT_PHONE.search(r["user_agent"])]
+    phones = [
+        r["user_agent"]
+        for r in rows
+        if r["label"] == "human" and RECENT_PHONE.search(r["user_agent"])
+    ]
     in_app = [r["user_agent"] for r in rows if r["label"] == "in_app"]
-    bots = [r["user_agent"] for r in rows if r["label"] in ("preview", "scanner", "crawler", "tool")]
+    bots = [
+        r["user_agent"] for r in rows if r["label"] in ("preview", "scanner", "crawler", "tool")
+    ]
     rng = random.Random(seed)
     # 60 % phone browsers, 30 % in-app browsers, 10 % bots.
     mix = rng.sample(phones, min(len(phones), size * 6 // 10))

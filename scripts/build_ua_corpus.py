@@ -140,7 +140,11 @@ def device_detector_rows(sdist: Path) -> Iterator[Row]:
     source_base = f"device-detector {version.group(1) if version else '?'}"
     with tarfile.open(sdist) as tar:
         members = sorted(
-            (m for m in tar.getmembers() if re.search(r"tests/fixtures/upstream/[^/]+\.yml$", m.name)),
+            (
+                m
+                for m in tar.getmembers()
+                if re.search(r"tests/fixtures/upstream/[^/]+\.yml$", m.name)
+            ),
             key=lambda m: m.name,
         )
         for member in members:

@@ -85,9 +85,7 @@ class _NeedleTable:
     person's string, so the regexes themselves seldom run.
     """
 
-    def __init__(
-        self, rows: Sequence[tuple[str, Sequence[str]]], flags: int, lower: bool
-    ) -> None:
+    def __init__(self, rows: Sequence[tuple[str, Sequence[str]]], flags: int, lower: bool) -> None:
         self._regexes = tuple(re.compile(pattern, flags) for pattern, _ in rows)
         self._needles = tuple(
             (needle, index) for index, (_, needles) in enumerate(rows) for needle in needles
@@ -143,8 +141,11 @@ def _has_bot_marks(ua: str, lowered: str) -> bool:
         return True
     return "compatible;" in lowered and _BOT_COMPATIBLE.search(ua) is not None
 
+
 # iOS WKWebView with no app token: "... (KHTML, like Gecko) Mobile/15E148" and no Safari.
-_IOS_WEBVIEW: Final = re.compile(r"\((?:iPhone|iPad|iPod)[^)]*\) AppleWebKit/[\d.]+ \(KHTML, like Gecko\) Mobile/\w+$")
+_IOS_WEBVIEW: Final = re.compile(
+    r"\((?:iPhone|iPad|iPod)[^)]*\) AppleWebKit/[\d.]+ \(KHTML, like Gecko\) Mobile/\w+$"
+)
 
 _TOOLS: Final[tuple[tuple[str, str], ...]] = (
     (r"^curl/", "curl"),
@@ -349,7 +350,7 @@ _default: Classifier | None = None
 
 
 def default_classifier() -> Classifier:
-    global _default  # noqa: PLW0603 - one lazily built instance for the module-level helper
+    global _default  # one lazily built instance for the module-level helper
     if _default is None:
         _default = Classifier()
     return _default

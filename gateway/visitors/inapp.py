@@ -24,9 +24,7 @@ class InApp(NamedTuple):
 
 
 IN_APP: Final[tuple[InApp, ...]] = (
-    InApp(
-        r"FBAN/Messenger|FB_IAB/MESSENGER", "Messenger", ("FBAN/Messenger", "FB_IAB/MESSENGER")
-    ),
+    InApp(r"FBAN/Messenger|FB_IAB/MESSENGER", "Messenger", ("FBAN/Messenger", "FB_IAB/MESSENGER")),
     InApp(
         r"FBAN/|FBAV/|FB_IAB/|\bFB4A\b|FBIOS|MetaIAB Facebook",
         "Facebook",

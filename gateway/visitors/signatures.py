@@ -92,9 +92,7 @@ SIGNATURES: Final[tuple[Signature, ...]] = (
     Signature(r"^Viber(?:/|$)", "Viber", "preview", ("viber",)),
     # Mastodon servers fetch previews with their HTTP library, naming Mastodon in parentheses.
     Signature(r"\(Mastodon/", "Mastodon", "preview", ("(mastodon/",)),
-    Signature(
-        r"\bBluesky(?:PreviewBot)?/|\bcardyb\b", "Bluesky", "preview", ("bluesky", "cardyb")
-    ),
+    Signature(r"\bBluesky(?:PreviewBot)?/|\bcardyb\b", "Bluesky", "preview", ("bluesky", "cardyb")),
     Signature(
         r"Pinterestbot|pinterest\.com/bot",
         "Pinterest",

@@ -145,21 +145,29 @@ def test_in_app_browsers_are_people_with_the_app_named(ua: str, app: str) -> Non
 
 
 PREVIEWS = [
-    pytest.param("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-                 "Facebook", id="facebookexternalhit"),
+    pytest.param(
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Facebook",
+        id="facebookexternalhit",
+    ),
     pytest.param(
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) "
         "Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
         "iMessage",
         id="imessage",
     ),
-    pytest.param("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "Slackbot",
-                 id="slack"),
+    pytest.param(
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "Slackbot", id="slack"
+    ),
     pytest.param("WhatsApp/2.23.20.0 A", "WhatsApp", id="whatsapp"),
-    pytest.param("Mozilla/4.0 (compatible; ms-office; MSOffice 16)", "Microsoft Office",
-                 id="ms-office"),
-    pytest.param("Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.4266; Pro)",
-                 "Microsoft Office", id="outlook"),
+    pytest.param(
+        "Mozilla/4.0 (compatible; ms-office; MSOffice 16)", "Microsoft Office", id="ms-office"
+    ),
+    pytest.param(
+        "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.4266; Pro)",
+        "Microsoft Office",
+        id="outlook",
+    ),
     pytest.param(
         "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "SkypeUriPreview Preview/0.5 skype-url-preview@microsoft.com",
@@ -167,10 +175,14 @@ PREVIEWS = [
         id="teams",
     ),
     pytest.param("TelegramBot (like TwitterBot)", "Telegram", id="telegram"),
-    pytest.param("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "Discord",
-                 id="discord"),
-    pytest.param("LinkedInBot/1.0 (compatible; Mozilla/5.0; +http://www.linkedin.com)",
-                 "LinkedInBot", id="linkedin-bot"),
+    pytest.param(
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "Discord", id="discord"
+    ),
+    pytest.param(
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; +http://www.linkedin.com)",
+        "LinkedInBot",
+        id="linkedin-bot",
+    ),
 ]
 
 
@@ -193,8 +205,10 @@ def test_link_previews_are_listed_bots(ua: str, name: str) -> None:
             "GoogleImageProxy)",
             "Gmail image proxy",
         ),
-        ("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
-         "Yahoo Mail proxy"),
+        (
+            "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+            "Yahoo Mail proxy",
+        ),
     ],
 )
 def test_mail_scanners_are_listed_bots(ua: str, name: str) -> None:
