@@ -25,12 +25,12 @@ them too.
 
 Crawler library, chosen by measurement on this repo's corpus (tests/data/user_agents), scoring
 each library on strings from a source that is not its own (device-detector's bot fixtures,
-943 strings), plus people (11,326) and in-app browsers (1,187):
+943 strings), plus people (11,126) and in-app browsers (1,187):
 
 =====================  ==============  =================  ===========  ==================
 library                device-detector  other's fixtures   people FP    in-app browsers FP
 =====================  ==============  =================  ===========  ==================
-crawlerdetect 0.4.2    0.736            0.857 (cua, 2069)  0.23 %       0.17 %
+crawlerdetect 0.4.2    0.736            0.857 (cua, 2069)  0.22 %       0.17 %
 crawler-user-agents    0.403            0.899 (CD, 69)     0.26 %       1.35 %
 =====================  ==============  =================  ===========  ==================
 
