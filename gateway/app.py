@@ -24,6 +24,7 @@ from gateway.runtime import token_service
 from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
+from gateway.services.payments import PaymentRecorder
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
@@ -131,9 +132,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[PAYMENTS] = StripeCheckout(stripe_client)
     db, clock = app[DATABASE], app[CLOCK]
-    app[CHECKOUT] = CheckoutService(db, app[PAYMENTS], clock, settings.checkout)
+    recorder = PaymentRecorder(
+        db, app[PAYMENTS], clock, refund_duplicates=settings.checkout.refund_duplicates
+    )
+    app[CHECKOUT] = CheckoutService(db, app[PAYMENTS], clock, settings.checkout, recorder)
     app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url)
-    app[WEBHOOKS] = WebhookService(db, clock)
+    app[WEBHOOKS] = WebhookService(db, clock, recorder)
     app[OPENS] = OpenRecorder(db, clock)
     yield
     # Counts gathered since the last flush are written before the database closes.

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import signal
 
 from aiohttp import web
@@ -59,6 +60,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
         public_url=f"http://{args.host}:{args.emulator_port}",
         webhook_url=f"{settings.server.public_url}/stripe/webhook",
         webhook_secret=DEMO_WEBHOOK_SECRET,
+        # A restarted demo keeps its database: never reissue ids an earlier run stored.
+        seed=secrets.randbits(32),
     )
     gateway_app = create_app(settings, clock=clock)
     runners = [web.AppRunner(create_emulator_app(emulator)), web.AppRunner(gateway_app)]

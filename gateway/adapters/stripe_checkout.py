@@ -7,7 +7,7 @@ same code path. Stripe's exceptions stop here: callers see only the gateway's ow
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ import aiohttp
 import stripe
 
 from gateway.domain.errors import PaymentProviderRejected, PaymentProviderUnavailable
-from gateway.domain.payments import SessionInfo, SessionRequest
+from gateway.domain.payments import PaymentIntentInfo, RefundInfo, SessionInfo, SessionRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,3 +147,71 @@ class StripeCheckout:
             # it is now: a completed one means the payer paid, and that must be recorded.
             return await self.retrieve_session(session_id)
         return session_info(session)
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
+        intent = await _call(
+            "retrieve payment intent",
+            lambda: self._client.v1.payment_intents.retrieve_async(payment_intent_id),
+        )
+        data = intent.to_dict()
+        return PaymentIntentInfo(
+            id=str(data["id"]),
+            status=str(data.get("status")),
+            amount=int(data.get("amount") or 0),
+            metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+        )
+
+    async def refund(
+        self, payment_intent_id: str, *, idempotency_key: str, metadata: Mapping[str, str]
+    ) -> RefundInfo:
+        refund = await _call(
+            "create refund",
+            lambda: self._client.v1.refunds.create_async(
+                {"payment_intent": payment_intent_id, "metadata": dict(metadata)},
+                options={"idempotency_key": idempotency_key},
+            ),
+        )
+        data = refund.to_dict()
+        return RefundInfo(str(data["id"]), int(data.get("amount") or 0), str(data.get("status")))
+
+    async def list_sessions(self, *, created_from: int, created_to: int) -> list[SessionInfo]:
+        params: dict[str, Any] = {"created": {"gte": created_from, "lte": created_to},
+                                  "limit": 100}
+        found: list[SessionInfo] = []
+        while True:
+            page = await _call(
+                "list checkout sessions",
+                lambda: self._sessions.list_async(params),  # type: ignore[arg-type]  # noqa: B023
+            )
+            data = page.to_dict()
+            items = data.get("data") or []
+            found.extend(session_info(item) for item in items)
+            if not data.get("has_more") or not items:
+                return found
+            params = {**params, "starting_after": items[-1]["id"]}
+
+    async def list_events(self, *, created_from: int, types: list[str]) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"created": {"gte": created_from}, "limit": 100,
+                                  "types": types}
+        events: list[dict[str, Any]] = []
+        while True:
+            page = await _call(
+                "list events",
+                lambda: self._client.v1.events.list_async(params),  # type: ignore[arg-type]  # noqa: B023
+            )
+            data = page.to_dict()
+            items = data.get("data") or []
+            events.extend(items)
+            if not data.get("has_more") or not items:
+                break
+            params = {**params, "starting_after": items[-1]["id"]}
+        # Stripe lists newest first; apply them in the order they happened.
+        events.sort(key=lambda e: (int(e.get("created") or 0), str(e.get("id"))))
+        return events
+
+    async def retrieve_event(self, event_id: str) -> dict[str, Any]:
+        event = await _call(
+            "retrieve event", lambda: self._client.v1.events.retrieve_async(event_id)
+        )
+        result: dict[str, Any] = event.to_dict()
+        return result

@@ -76,6 +76,30 @@ class SessionInfo:
         return SessionOutcome.OPEN
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentIntentInfo:
+    id: str
+    status: str  # succeeded | processing | requires_payment_method | canceled | ...
+    amount: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def outcome(self) -> SessionOutcome | None:
+        if self.status == "succeeded":
+            return SessionOutcome.PAID
+        if self.status == "processing":
+            return SessionOutcome.PROCESSING
+        if self.status in ("requires_payment_method", "canceled"):
+            return SessionOutcome.FAILED
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundInfo:
+    id: str
+    amount: int
+    status: str
+
+
 class PaymentProvider(Protocol):
     async def create_session(self, request: SessionRequest) -> SessionInfo: ...
 
@@ -85,3 +109,16 @@ class PaymentProvider(Protocol):
         """Expire an open session. Returns the session as Stripe has it afterwards: ``expired``,
         or ``complete`` when the payer got there first (which the caller must record)."""
         ...
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo: ...
+
+    async def refund(self, payment_intent_id: str, *, idempotency_key: str,
+                     metadata: Mapping[str, str]) -> RefundInfo: ...
+
+    async def list_sessions(self, *, created_from: int, created_to: int) -> list[SessionInfo]: ...
+
+    async def list_events(self, *, created_from: int, types: list[str]) -> list[dict[str, object]]:
+        """Events created at or after ``created_from``, oldest first."""
+        ...
+
+    async def retrieve_event(self, event_id: str) -> dict[str, object]: ...

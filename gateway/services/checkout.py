@@ -46,7 +46,7 @@ from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import LineItemRequest, PaymentProvider, SessionInfo, SessionRequest
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
-from gateway.services.payments import Recorded, lock_link, record_session
+from gateway.services.payments import PaymentRecorder, Recorded, lock_link
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,11 @@ class CheckoutService:
         provider: PaymentProvider,
         clock: Clock,
         settings: CheckoutSettings,
+        recorder: PaymentRecorder | None = None,
     ) -> None:
+        self._recorder = recorder or PaymentRecorder(
+            db, provider, clock, refund_duplicates=settings.refund_duplicates
+        )
         self._db = db
         self._provider = provider
         self._clock = clock
@@ -372,8 +376,7 @@ class CheckoutService:
     async def record(
         self, info: SessionInfo, *, actor: str, outcome: SessionOutcome | None = None
     ) -> Recorded:
-        async with self._db.write() as session:
-            return await record_session(session, info, outcome=outcome, actor=actor, now=self.now())
+        return await self._recorder.record(info, actor=actor, outcome=outcome)
 
     # --- Return -----------------------------------------------------------------------------
 

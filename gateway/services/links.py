@@ -148,6 +148,7 @@ class LinkService:
                 return
             if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
                 async with self._db.write() as session:
+                    # Paid before the revocation reached Stripe: a payment is always recorded.
                     await record_session(session, info, actor=actor, now=self.now())
                 return
         async with self._db.write() as session:

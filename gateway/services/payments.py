@@ -1,32 +1,52 @@
-"""Recording what Stripe says about a session: the one transition every path shares.
+"""Recording what Stripe says about a payment: the transitions every path shares.
 
 The webhook, the return page, the stale-session check and the reconciler all end here, so a
 payment is recorded the same way whichever path saw it first, and seeing it twice changes
 nothing. A payment is never dropped: one on a canceled or expired order is still recorded, and a
-second payment for a link that is already paid is kept and flagged as a duplicate.
+second payment for a link that is already paid is kept and flagged as a duplicate (and refunded
+automatically when ``checkout.refund_duplicates`` is on).
+
+Recording happens inside a transaction; what needs Stripe afterwards (expiring a superseded
+session, refunding a duplicate) is returned as follow-up work and done after the commit, because
+Stripe is never called while a database lock is held.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, Order
-from gateway.domain.orders import OrderStatus, SessionOutcome, next_status
-from gateway.domain.payments import SessionInfo
+from gateway.clock import Clock
+from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
+from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
+from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
+
+log = logging.getLogger(__name__)
+
+
+class NotYetApplicable(GatewayError):
+    """The event is about an order we know, in a state it cannot apply to yet (e.g. a refund
+    of a payment whose own event has not arrived). Stripe is asked to retry."""
 
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    order_id: str | None  # None: the session is not one of ours
+    order_id: str | None  # None: not one of ours
     link_id: str | None = None
     from_status: str | None = None
     to_status: str | None = None  # None: nothing changed (duplicate or late event)
     duplicate_of: str | None = None
+    # Other pending attempts of a link that just got paid: their sessions must be expired.
+    superseded: tuple[tuple[str, str | None], ...] = field(default=())
 
     @property
     def known(self) -> bool:
@@ -94,14 +114,17 @@ async def record_session(
     order.updated_at = now
     detail = f"session {info.id}"
     duplicate_of: str | None = None
-    if target is OrderStatus.PAID:
-        order.paid_at = now
+    superseded: tuple[tuple[str, str | None], ...] = ()
+    if target in (OrderStatus.PAID, OrderStatus.PROCESSING):
+        if target is OrderStatus.PAID:
+            order.paid_at = now
         duplicate_of = await _earlier_payment(session, order)
         if duplicate_of:
             order.duplicate_of = duplicate_of
             detail += f"; duplicate payment: link already paid by {duplicate_of}"
         elif current in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
             detail += f"; paid after the order was {current.value}"
+        superseded = await _other_pending(session, order)
     audit(
         session,
         at=now,
@@ -114,7 +137,7 @@ async def record_session(
         detail=detail,
     )
     await session.flush()
-    return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of)
+    return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of, superseded)
 
 
 async def _earlier_payment(session: AsyncSession, order: Order) -> str | None:
@@ -124,10 +147,209 @@ async def _earlier_payment(session: AsyncSession, order: Order) -> str | None:
         .where(
             Order.link_id == order.link_id,
             Order.id != order.id,
-            Order.status.in_([OrderStatus.PAID.value, OrderStatus.REFUNDED.value]),
+            Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value]),
             Order.duplicate_of.is_(None),
         )
-        .order_by(Order.paid_at)
+        .order_by(Order.paid_at, Order.created_at)
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _other_pending(session: AsyncSession, order: Order) -> tuple[tuple[str, str | None], ...]:
+    rows = await session.execute(
+        sa.select(Order.id, Order.stripe_session_id).where(
+            Order.link_id == order.link_id,
+            Order.id != order.id,
+            Order.status == OrderStatus.PENDING.value,
+        )
+    )
+    return tuple((row[0], row[1]) for row in rows)
+
+
+def _order_for_payment_intent_stmt(payment_intent: str | None) -> Any:
+    return sa.select(Order).where(Order.payment_intent_id == payment_intent)
+
+
+async def _order_for_charge(session: AsyncSession, obj: Mapping[str, Any]) -> Order | None:
+    """Charges, refunds and disputes carry the payment intent, and its metadata names the order."""
+    payment_intent = obj.get("payment_intent")
+    if isinstance(payment_intent, dict):
+        payment_intent = payment_intent.get("id")
+    order: Order | None = None
+    if isinstance(payment_intent, str):
+        order = (
+            await session.execute(_order_for_payment_intent_stmt(payment_intent))
+        ).scalar_one_or_none()
+    metadata = obj.get("metadata") or {}
+    if order is None and isinstance(metadata, dict) and metadata.get("order_id"):
+        order = await session.get(Order, str(metadata["order_id"]))
+        if order is not None and order.payment_intent_id not in (None, payment_intent):
+            return None
+    return order
+
+
+async def record_refund(
+    session: AsyncSession, charge: Mapping[str, Any], *, actor: str, now: datetime
+) -> Recorded:
+    """``charge.refunded``: a refund made anywhere (dashboard, API, the gateway itself)."""
+    order = await _order_for_charge(session, charge)
+    if order is None:
+        return Recorded(None)
+    await lock_link(session, order.link_id)
+    await session.refresh(order)
+    current = OrderStatus(order.status)
+    if current not in (OrderStatus.PAID, OrderStatus.REFUNDED):
+        raise NotYetApplicable(f"refund for order {order.id} which is {current.value}")
+    refunded = int(charge.get("amount_refunded") or 0)
+    full = bool(charge.get("refunded")) or refunded >= order.amount_total
+    if refunded <= order.refunded_amount and (not full or current is OrderStatus.REFUNDED):
+        return Recorded(order.id, order.link_id)
+    order.refunded_amount = max(order.refunded_amount, refunded)
+    order.updated_at = now
+    target = OrderStatus.REFUNDED if full else current
+    order.status = target.value
+    audit(
+        session,
+        at=now,
+        link_id=order.link_id,
+        order_id=order.id,
+        action="order.refunded" if full else "order.partially_refunded",
+        from_status=current.value,
+        to_status=target.value if target is not current else None,
+        actor=actor,
+        detail=f"refunded {order.refunded_amount} of {order.amount_total} {order.currency}",
+    )
+    await session.flush()
+    return Recorded(order.id, order.link_id, current.value, target.value)
+
+
+async def record_dispute(
+    session: AsyncSession, dispute: Mapping[str, Any], *, actor: str, now: datetime
+) -> Recorded:
+    """``charge.dispute.created``: flag the order for the admin."""
+    order = await _order_for_charge(session, dispute)
+    if order is None:
+        return Recorded(None)
+    await lock_link(session, order.link_id)
+    await session.refresh(order)
+    if order.status not in (OrderStatus.PAID.value, OrderStatus.REFUNDED.value):
+        raise NotYetApplicable(f"dispute for order {order.id} which is {order.status}")
+    if order.disputed:
+        return Recorded(order.id, order.link_id)
+    order.disputed = True
+    order.updated_at = now
+    audit(
+        session,
+        at=now,
+        link_id=order.link_id,
+        order_id=order.id,
+        action="order.disputed",
+        actor=actor,
+        detail=f"dispute {dispute.get('id')}: {dispute.get('reason') or 'no reason given'}, "
+        f"{dispute.get('amount')} {dispute.get('currency') or order.currency}",
+    )
+    await session.flush()
+    return Recorded(order.id, order.link_id, order.status, order.status)
+
+
+class PaymentRecorder:
+    """Records payments and carries out what must follow them at Stripe."""
+
+    def __init__(
+        self, db: Database, provider: PaymentProvider, clock: Clock, *, refund_duplicates: bool
+    ) -> None:
+        self._db = db
+        self._provider = provider
+        self._clock = clock
+        self.refund_duplicates = refund_duplicates
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    async def record(
+        self, info: SessionInfo, *, actor: str, outcome: SessionOutcome | None = None
+    ) -> Recorded:
+        async with self._db.write() as session:
+            recorded = await record_session(session, info, outcome=outcome, actor=actor,
+                                            now=self.now())
+        await self.follow_up(recorded, actor=actor)
+        return recorded
+
+    async def follow_up(self, recorded: Recorded, *, actor: str) -> None:
+        """After a payment was recorded: retire the link's other open attempts, and refund a
+        duplicate if configured. Failures are logged; the reconciler finishes the job."""
+        for order_id, session_id in recorded.superseded:
+            try:
+                await self.supersede(order_id, session_id, actor=actor)
+            except (PaymentProviderUnavailable, PaymentProviderRejected) as exc:
+                log.warning("could not expire a superseded session; reconcile will",
+                            extra={"order_id": order_id, "error": str(exc)})
+        if recorded.duplicate_of and recorded.to_status == OrderStatus.PAID.value:
+            try:
+                await self.refund_duplicate(recorded.order_id or "", actor=actor)
+            except (PaymentProviderUnavailable, PaymentProviderRejected) as exc:
+                log.warning("could not refund a duplicate payment; reconcile will",
+                            extra={"order_id": recorded.order_id, "error": str(exc)})
+
+    async def supersede(self, order_id: str, session_id: str | None, *, actor: str) -> None:
+        """The link was paid through another attempt: expire this one's session and cancel it,
+        so nobody can pay twice. If its session turns out paid too, that is a duplicate."""
+        if session_id:
+            info = await self._provider.expire_session(session_id)
+            if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+                await self.record(info, actor=actor)
+                return
+        async with self._db.write() as session:
+            order = await session.get(Order, order_id)
+            if order is None:
+                return
+            await lock_link(session, order.link_id)
+            now = self.now()
+            result = await session.execute(
+                sa.update(Order)
+                .where(Order.id == order_id, Order.status == OrderStatus.PENDING.value)
+                .values(status=OrderStatus.CANCELED.value,
+                        cancel_reason=CancelReason.SUPERSEDED.value, updated_at=now)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                audit(session, at=now, link_id=order.link_id, order_id=order_id,
+                      action="order.canceled", from_status="pending", to_status="canceled",
+                      actor=actor, detail="superseded: the link was paid by another attempt")
+
+    async def refund_duplicate(self, order_id: str, *, actor: str) -> bool:
+        """Refund a flagged duplicate payment once (idempotency key from the order)."""
+        if not self.refund_duplicates:
+            return False
+        async with self._db.read() as session:
+            order = await session.get(Order, order_id)
+        if (
+            order is None
+            or not order.duplicate_of
+            or order.refund_id
+            or order.status != OrderStatus.PAID.value
+            or not order.payment_intent_id
+        ):
+            return False
+        refund = await self._provider.refund(
+            order.payment_intent_id,
+            idempotency_key=f"gateway-refund-{order.id}",
+            metadata={"order_id": order.id, "reason": "duplicate_payment"},
+        )
+        async with self._db.write() as session:
+            await lock_link(session, order.link_id)
+            row = await session.get(Order, order_id)
+            if row is None or row.refund_id:
+                return False
+            now = self.now()
+            row.refund_id = refund.id
+            from_status = row.status
+            row.refunded_amount = max(row.refunded_amount, refund.amount)
+            if row.refunded_amount >= row.amount_total:
+                row.status = OrderStatus.REFUNDED.value
+            row.updated_at = now
+            audit(session, at=now, link_id=row.link_id, order_id=row.id, action="order.refunded",
+                  from_status=from_status, to_status=row.status, actor=actor,
+                  detail=f"duplicate payment refunded automatically ({refund.id}, "
+                  f"{refund.amount} {row.currency})")
+        return True

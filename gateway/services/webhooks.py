@@ -1,8 +1,10 @@
 """Stripe events, applied once each (DESIGN §3, Webhooks).
 
-The inbox row and the state change commit in one transaction, so an event is either fully applied
-and remembered, or neither (and Stripe's retry applies it later). Transitions are monotonic, so a
-duplicate, late or reordered event changes nothing.
+Every delivery is first written to the inbox (committed), then applied in a transaction of its
+own that also marks the inbox row done. So an event is either fully applied and remembered, or
+left in the inbox as ``received`` / ``deferred`` / ``failed`` with its error, for Stripe's retry or
+the reconciler to apply later. Transitions are monotonic, so a duplicate, late or reordered event
+changes nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import WebhookEvent
 from gateway.adapters.stripe_checkout import session_info
 from gateway.clock import Clock
 from gateway.domain.orders import SessionOutcome
-from gateway.services.payments import record_session
+from gateway.services.payments import (
+    NotYetApplicable,
+    PaymentRecorder,
+    Recorded,
+    record_dispute,
+    record_refund,
+    record_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +41,9 @@ SESSION_EVENTS: Mapping[str, SessionOutcome | None] = {
     "checkout.session.async_payment_failed": SessionOutcome.FAILED,
     "checkout.session.expired": SessionOutcome.EXPIRED,
 }
+CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
+HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
+DONE = ("applied", "unchanged", "ignored")
 
 
 class MalformedEvent(ValueError):
@@ -38,7 +53,7 @@ class MalformedEvent(ValueError):
 @dataclass(frozen=True, slots=True)
 class EventResult:
     event_id: str
-    outcome: str  # applied | unchanged | ignored | duplicate
+    outcome: str  # applied | unchanged | ignored | duplicate | deferred
     order_id: str | None = None
 
 
@@ -54,48 +69,106 @@ def parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
         raise MalformedEvent("event type missing")
     if not isinstance(obj, dict):
         raise MalformedEvent("event data.object missing")
+    if event_type in SESSION_EVENTS:
+        try:
+            session_info(obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedEvent(f"not a checkout session: {exc}") from None
     return event_id, event_type, obj
 
 
 class WebhookService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, recorder: PaymentRecorder) -> None:
         self._db = db
         self._clock = clock
+        self._recorder = recorder
 
-    async def handle(self, event: Any, *, source: str = "webhook") -> EventResult:
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    async def handle(self, event: Any, *, source: str = "webhook", force: bool = False) -> EventResult:
+        """Store, then apply. Raises :class:`NotYetApplicable` when Stripe should retry.
+
+        ``force`` re-applies an event already done (``gateway webhooks replay``); transitions
+        are idempotent, so that can only fill in what is missing.
+        """
         event_id, event_type, obj = parse_event(event)
-        now = datetime.fromtimestamp(self._clock.now(), UTC)
-        async with self._db.write() as session:
-            seen = await session.get(WebhookEvent, event_id)
-            if seen is not None and seen.outcome in ("applied", "unchanged", "ignored"):
-                seen.attempts += 1
-                return EventResult(event_id, "duplicate", seen.order_id)
-            outcome, order_id = "ignored", None
-            if event_type in SESSION_EVENTS:
-                try:
-                    info = session_info(obj)
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise MalformedEvent(f"not a checkout session: {exc}") from None
-                recorded = await record_session(
-                    session, info, outcome=SESSION_EVENTS[event_type], actor=source, now=now
-                )
+        if not await self._receive(event_id, event_type, source) and not force:
+            return EventResult(event_id, "duplicate")
+        try:
+            async with self._db.write() as session:
+                row = await session.get(WebhookEvent, event_id)
+                assert row is not None
+                if row.outcome in DONE and not force:
+                    return EventResult(event_id, "duplicate", row.order_id)
+                recorded = await self._apply(session, event_type, obj, source)
+                outcome = "ignored"
                 if recorded.known:
                     outcome = "applied" if recorded.changed else "unchanged"
-                    order_id = recorded.order_id
-            if seen is None:
-                session.add(
-                    WebhookEvent(
-                        event_id=event_id,
-                        type=event_type,
-                        received_at=now,
-                        processed_at=now,
-                        source=source,
-                        outcome=outcome,
-                        order_id=order_id,
-                        attempts=1,
-                    )
+                row.outcome, row.order_id = outcome, recorded.order_id
+                row.processed_at, row.error = self.now(), None
+        except NotYetApplicable as exc:
+            await self._mark(event_id, "deferred", str(exc))
+            raise
+        except Exception as exc:
+            await self._mark(event_id, "failed", f"{type(exc).__name__}: {exc}"[:1000])
+            raise
+        await self._recorder.follow_up(recorded, actor=source)
+        return EventResult(event_id, outcome, recorded.order_id)
+
+    async def _receive(self, event_id: str, event_type: str, source: str) -> bool:
+        """Write the delivery to the inbox. False when the event was already applied."""
+        now = self.now()
+        try:
+            async with self._db.write() as session:
+                row = await session.get(WebhookEvent, event_id)
+                if row is None:
+                    session.add(WebhookEvent(event_id=event_id, type=event_type, received_at=now,
+                                             source=source, outcome="received", attempts=1))
+                    return True
+                row.attempts += 1
+                return row.outcome not in DONE
+        except IntegrityError:
+            return False  # the same event is being received right now by another delivery
+
+    async def _mark(self, event_id: str, outcome: str, error: str) -> None:
+        try:
+            async with self._db.write() as session:
+                await session.execute(
+                    sa.update(WebhookEvent)
+                    .where(WebhookEvent.event_id == event_id)
+                    .values(outcome=outcome, error=error, processed_at=self.now())
                 )
-            else:
-                seen.outcome, seen.order_id, seen.processed_at = outcome, order_id, now
-                seen.attempts += 1
-        return EventResult(event_id, outcome, order_id)
+        except Exception:
+            log.exception("could not record a webhook failure", extra={"event_id": event_id})
+
+    async def _apply(self, session: Any, event_type: str, obj: Mapping[str, Any],
+                     actor: str) -> Recorded:
+        now = self.now()
+        if event_type in SESSION_EVENTS:
+            return await record_session(session, session_info(obj),
+                                        outcome=SESSION_EVENTS[event_type], actor=actor, now=now)
+        if event_type == "charge.refunded":
+            return await record_refund(session, obj, actor=actor, now=now)
+        if event_type == "charge.dispute.created":
+            return await record_dispute(session, obj, actor=actor, now=now)
+        return Recorded(None)
+
+    async def recent(self, *, limit: int = 50, outcome: str | None = None) -> list[WebhookEvent]:
+        async with self._db.read() as session:
+            stmt = sa.select(WebhookEvent).order_by(WebhookEvent.received_at.desc()).limit(limit)
+            if outcome:
+                stmt = stmt.where(WebhookEvent.outcome == outcome)
+            return list((await session.execute(stmt)).scalars())
+
+    async def known_event_ids(self, event_ids: list[str]) -> set[str]:
+        """Which of these events are already applied (for the reconciler's replay)."""
+        if not event_ids:
+            return set()
+        async with self._db.read() as session:
+            rows = await session.execute(
+                sa.select(WebhookEvent.event_id).where(
+                    WebhookEvent.event_id.in_(event_ids), WebhookEvent.outcome.in_(DONE)
+                )
+            )
+            return {row[0] for row in rows}

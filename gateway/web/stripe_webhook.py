@@ -8,6 +8,7 @@ import logging
 import stripe
 from aiohttp import web
 
+from gateway.services.payments import NotYetApplicable
 from gateway.services.webhooks import MalformedEvent
 from gateway.web.keys import SETTINGS, WEBHOOKS
 
@@ -44,4 +45,8 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         result = await request.app[WEBHOOKS].handle(event)
     except (json.JSONDecodeError, MalformedEvent) as exc:
         return _error(400, "malformed_event", str(exc)[:200])
+    except NotYetApplicable as exc:
+        # Stripe retries non-2xx answers; by then the event it depends on will have arrived.
+        log.info("webhook deferred", extra={"reason": str(exc)})
+        return _error(503, "not_yet_applicable", "event cannot be applied yet; retry later")
     return web.json_response({"received": True, "outcome": result.outcome})
