@@ -138,6 +138,35 @@ def link_view(
     )
 
 
+def _row(orders: Sequence[Order], order_id: str) -> Order:
+    return next(order for order in orders if order.id == order_id)
+
+
+def session_request(
+    link: Link, items: Sequence[LinkItem], order: Order, fallback: ReturnUrls | None = None
+) -> SessionRequest:
+    """The session for ``order``, as a pure function of what is stored.
+
+    Stripe's idempotency replay only accepts a retry that sends the very same parameters, so
+    nothing here may depend on the current request or the clock.
+    """
+    success_url = order.success_url or (fallback.success_url if fallback else None)
+    cancel_url = order.cancel_url or (fallback.cancel_url if fallback else None)
+    if not success_url or not cancel_url or order.session_expires_at is None:
+        raise ValueError(f"order {order.id} lacks its stored session parameters")
+    return SessionRequest(
+        order_id=order.id,
+        link_id=link.id,
+        ref=link.ref,
+        currency=link.currency,
+        items=tuple(LineItemRequest(i.description, i.amount, i.quantity) for i in items),
+        customer_email=link.email,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        expires_at=order.session_expires_at,
+    )
+
+
 class CheckoutService:
     def __init__(
         self,
@@ -222,26 +251,20 @@ class CheckoutService:
                         assert facts.session_url is not None
                         return Redirect(facts.session_url, facts.id, "reused")
                     case Create():
-                        order = self._new_order(session, link, now)
+                        order = self._new_order(session, link, now, urls)
                         try:
                             await session.flush()
                         except IntegrityError:
                             # Another process inserted the pending order first; decide again.
                             await session.rollback()
                             continue
-                        request = self._session_request(
-                            link, items, order.id, order.created_at, urls
-                        )
+                        request = session_request(link, items, order, urls)
                         kind = "created"
                     case Resume(order=facts):
-                        request = self._session_request(
-                            link, items, facts.id, facts.created_at, urls
-                        )
+                        request = session_request(link, items, _row(orders, facts.id), urls)
                         kind = "resumed"
                     case Replace(order=facts):
-                        request = self._session_request(
-                            link, items, facts.id, facts.created_at, urls
-                        )
+                        request = session_request(link, items, _row(orders, facts.id), urls)
                         kind = "replace"
             # The transaction is committed: the pending order exists before Stripe is called.
             if kind == "replace":
@@ -253,7 +276,10 @@ class CheckoutService:
             return Redirect(info.url, request.order_id, kind)
         raise ConflictRetryExhausted()
 
-    def _new_order(self, session: AsyncSession, link: Link, now: datetime) -> Order:
+    def _new_order(
+        self, session: AsyncSession, link: Link, now: datetime, urls: ReturnUrls
+    ) -> Order:
+        lifetime = self._settings.stale_after + self._settings.min_remaining
         order = Order(
             id=new_order_id(),
             link_id=link.id,
@@ -262,6 +288,11 @@ class CheckoutService:
             currency=link.currency,
             created_at=now,
             updated_at=now,
+            # Everything the session is created with is fixed now and stored, so that a retry,
+            # a racing replica or the reconciler sends Stripe exactly the same request.
+            success_url=urls.success_url,
+            cancel_url=urls.cancel_url,
+            session_expires_at=now + timedelta(seconds=lifetime),
         )
         session.add(order)
         audit(
@@ -274,29 +305,6 @@ class CheckoutService:
             actor="visitor",
         )
         return order
-
-    def _session_request(
-        self,
-        link: Link,
-        items: Sequence[LinkItem],
-        order_id: str,
-        created_at: datetime,
-        urls: ReturnUrls,
-    ) -> SessionRequest:
-        # expires_at derives from the order's creation time, not "now", so a retry sends the
-        # very same parameters and Stripe's idempotency replay accepts it.
-        lifetime = self._settings.stale_after + self._settings.min_remaining
-        return SessionRequest(
-            order_id=order_id,
-            link_id=link.id,
-            ref=link.ref,
-            currency=link.currency,
-            items=tuple(LineItemRequest(i.description, i.amount, i.quantity) for i in items),
-            customer_email=link.email,
-            success_url=urls.success_url,
-            cancel_url=urls.cancel_url,
-            expires_at=created_at + timedelta(seconds=lifetime),
-        )
 
     async def _save_session(self, order_id: str, info: SessionInfo) -> None:
         async with self._db.write() as session:

@@ -52,8 +52,8 @@ class LinkService:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
-    def url_for(self, link_id: str) -> tuple[str, str]:
-        token = self._tokens.sign(link_id)
+    def url_for(self, link_id: str, created_at: datetime) -> tuple[str, str]:
+        token = self._tokens.sign(link_id, created_at.timestamp())
         return token, f"{self._public_url}/pay/{token}"
 
     async def issue(self, new: NewLink, *, actor: str, replaces: str | None = None) -> IssuedLink:
@@ -95,7 +95,7 @@ class LinkService:
                 detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
                 + (f", replaces {replaces}" if replaces else ""),
             )
-        token, url = self.url_for(link.id)
+        token, url = self.url_for(link.id, link.created_at)
         return IssuedLink(link.id, token, url)
 
     async def revoke(
@@ -228,7 +228,7 @@ class LinkService:
                 .all()
             )
             view = link_view(link, link.items, link.orders, self.now())
-            _, url = self.url_for(link.id)
+            _, url = self.url_for(link.id, link.created_at)
             return LinkDetail(
                 link, link.items, link.orders, entries, previews, view.state.value, url
             )

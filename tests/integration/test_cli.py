@@ -130,7 +130,8 @@ def test_bad_config_names_the_key(
 
 def test_db_upgrade(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "db", "upgrade")
-    assert code == 0 and "revision 0001" in out
+    assert code == 0
+    assert "database at revision" in out
 
 
 def test_serve_refuses_to_start_without_secrets(

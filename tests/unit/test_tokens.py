@@ -65,3 +65,13 @@ def test_expiry_uses_the_injected_clock_and_names_the_link() -> None:
         tokens.verify(token)
     assert caught.value.problem is TokenProblem.EXPIRED
     assert caught.value.link_id == LINK
+
+
+def test_a_link_always_gets_the_same_token_from_its_creation_time() -> None:
+    clock = FakeClock()
+    tokens = service(clock=clock)
+    first = tokens.sign(LINK, issued_at=clock.now())
+    clock.advance(500)
+    assert tokens.sign(LINK, issued_at=clock.now() - 500) == first
+    assert tokens.verify(first).link_id == LINK
+    assert tokens.sign(LINK, issued_at=clock.now()) != first

@@ -130,6 +130,9 @@ class Order(Base):
     updated_at: Mapped[datetime]
     stripe_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     session_url: Mapped[str | None] = mapped_column(sa.Text)
+    # What the session was (or will be) created with; a retry must send the very same.
+    success_url: Mapped[str | None] = mapped_column(sa.Text)
+    cancel_url: Mapped[str | None] = mapped_column(sa.Text)
     session_expires_at: Mapped[datetime | None]
     payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
