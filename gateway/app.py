@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +25,7 @@ from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.payments import PaymentRecorder
+from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
@@ -37,6 +38,7 @@ from gateway.web.keys import (
     LINKS,
     OPENS,
     PAYMENTS,
+    RECONCILER,
     SETTINGS,
     TOKENS,
     WEBHOOKS,
@@ -88,6 +90,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
+        app.cleanup_ctx.append(_reconcile_periodically)
     return app
 
 
@@ -139,23 +142,45 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url)
     app[WEBHOOKS] = WebhookService(db, clock, recorder)
     app[OPENS] = OpenRecorder(db, clock)
+    app[RECONCILER] = Reconciler(
+        db, app[PAYMENTS], clock, app[WEBHOOKS], recorder, settings.checkout, settings.reconcile
+    )
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):
         await app[OPENS].flush()
 
 
-async def _flush_opens(app: web.Application) -> AsyncIterator[None]:
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(OPENS_FLUSH_SECONDS)
-            try:
-                await app[OPENS].flush()
-            except Exception:
-                log.exception("could not write open counts; will retry")
+def _periodic(
+    name: str,
+    interval: Callable[[web.Application], float],
+    job: Callable[[web.Application], Awaitable[object]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A background task running ``job`` every ``interval`` seconds until the app stops.
+    A failing run is logged and retried at the next interval, never fatal."""
 
-    task = asyncio.create_task(loop(), name="flush-opens")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval(app))
+                try:
+                    await job(app)
+                except Exception:
+                    log.exception("%s failed; will retry", name)
+
+        task = asyncio.create_task(loop(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+# Open counts are flushed every few seconds; with several replicas, one reconciles at a time.
+_flush_opens = _periodic(
+    "flush-opens", lambda _: OPENS_FLUSH_SECONDS, lambda app: app[OPENS].flush()
+)
+_reconcile_periodically = _periodic(
+    "reconcile", lambda app: app[SETTINGS].reconcile.interval, lambda app: app[RECONCILER].run()
+)

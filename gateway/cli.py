@@ -238,6 +238,81 @@ async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+async def reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        report = await rt.reconciler.run()
+    data = report.as_dict()
+    if args.json:
+        _dump(data)
+    elif not report.ran:
+        print("another process is reconciling right now; skipped")
+    else:
+        print(f"checked {data['events_checked']} Stripe event(s); {report.fixes} fix(es)")
+        for key in (
+            "events_applied",
+            "orders_settled",
+            "sessions_recovered",
+            "attempts_retired",
+            "duplicates",
+            "refunds",
+            "events_deferred",
+            "errors",
+        ):
+            for entry in data[key]:
+                print(f"  {key.replace('_', ' ')}: {entry}")
+    if report.errors:
+        raise CliError("reconcile finished with errors (see above); run it again later")
+
+
+async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        rows: list[dict[str, Any]] = [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "received_at": _iso(e.received_at),
+                "processed_at": _iso(e.processed_at),
+                "source": e.source,
+                "outcome": e.outcome,
+                "order_id": e.order_id,
+                "attempts": e.attempts,
+                "error": e.error,
+            }
+            for e in await rt.webhooks.recent(limit=args.limit, outcome=args.outcome)
+        ]
+    if args.json:
+        _dump(rows)
+        return
+    _print_table(
+        [
+            [
+                r["received_at"],
+                r["event_id"],
+                r["type"],
+                r["outcome"],
+                r["order_id"] or "",
+                r["attempts"],
+                (r["error"] or "")[:60],
+            ]
+            for r in rows
+        ],
+        ["received", "event", "type", "outcome", "order", "tries", "error"],
+    )
+
+
+async def webhooks_replay(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        event = await rt.payments.retrieve_event(args.event_id)
+        result = await rt.webhooks.handle(event, source="replay", force=True)
+    if args.json:
+        _dump({"event_id": result.event_id, "outcome": result.outcome, "order_id": result.order_id})
+    else:
+        print(
+            f"{result.event_id}: {result.outcome}"
+            + (f" (order {result.order_id})" if result.order_id else "")
+        )
+
+
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
     from gateway.adapters.db.engine import create_database
     from gateway.adapters.db.migrate import current_revision, upgrade
@@ -349,6 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=links_revoke)
+
+    p = sub.add_parser("reconcile", help="make the database agree with Stripe")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=reconcile)
+
+    hooks = sub.add_parser("webhooks", help="the webhook inbox").add_subparsers(
+        dest="webhooks_command", required=True
+    )
+    p = hooks.add_parser("list", help="received events, newest first")
+    p.add_argument("--outcome", help="applied, unchanged, ignored, deferred, failed, received")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=webhooks_list)
+    p = hooks.add_parser("replay", help="fetch an event from Stripe and apply it again")
+    p.add_argument("event_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=webhooks_replay)
 
     orders = sub.add_parser("orders", help="checkout attempts").add_subparsers(
         dest="orders_command", required=True

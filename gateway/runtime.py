@@ -16,6 +16,9 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import DEMO_SECRET, Settings
 from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
+from gateway.services.payments import PaymentRecorder
+from gateway.services.reconcile import Reconciler
+from gateway.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class Runtime:
     links: LinkService
     payments: StripeCheckout
     checkout: CheckoutService
+    webhooks: WebhookService
+    reconciler: Reconciler
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -54,6 +59,10 @@ async def open_runtime(
                 )
             )
             tokens = token_service(settings, clock)
+            recorder = PaymentRecorder(
+                db, payments, clock, refund_duplicates=settings.checkout.refund_duplicates
+            )
+            webhooks = WebhookService(db, clock, recorder)
             yield Runtime(
                 settings=settings,
                 clock=clock,
@@ -61,7 +70,11 @@ async def open_runtime(
                 tokens=tokens,
                 links=LinkService(db, tokens, clock, settings.server.public_url),
                 payments=payments,
-                checkout=CheckoutService(db, payments, clock, settings.checkout),
+                checkout=CheckoutService(db, payments, clock, settings.checkout, recorder),
+                webhooks=webhooks,
+                reconciler=Reconciler(
+                    db, payments, clock, webhooks, recorder, settings.checkout, settings.reconcile
+                ),
             )
     finally:
         await db.dispose()

@@ -175,8 +175,7 @@ class StripeCheckout:
         return RefundInfo(str(data["id"]), int(data.get("amount") or 0), str(data.get("status")))
 
     async def list_sessions(self, *, created_from: int, created_to: int) -> list[SessionInfo]:
-        params: dict[str, Any] = {"created": {"gte": created_from, "lte": created_to},
-                                  "limit": 100}
+        params: dict[str, Any] = {"created": {"gte": created_from, "lte": created_to}, "limit": 100}
         found: list[SessionInfo] = []
         while True:
             page = await _call(
@@ -191,8 +190,7 @@ class StripeCheckout:
             params = {**params, "starting_after": items[-1]["id"]}
 
     async def list_events(self, *, created_from: int, types: list[str]) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"created": {"gte": created_from}, "limit": 100,
-                                  "types": types}
+        params: dict[str, Any] = {"created": {"gte": created_from}, "limit": 100, "types": types}
         events: list[dict[str, Any]] = []
         while True:
             page = await _call(

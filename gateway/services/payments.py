@@ -271,8 +271,9 @@ class PaymentRecorder:
         self, info: SessionInfo, *, actor: str, outcome: SessionOutcome | None = None
     ) -> Recorded:
         async with self._db.write() as session:
-            recorded = await record_session(session, info, outcome=outcome, actor=actor,
-                                            now=self.now())
+            recorded = await record_session(
+                session, info, outcome=outcome, actor=actor, now=self.now()
+            )
         await self.follow_up(recorded, actor=actor)
         return recorded
 
@@ -283,14 +284,18 @@ class PaymentRecorder:
             try:
                 await self.supersede(order_id, session_id, actor=actor)
             except (PaymentProviderUnavailable, PaymentProviderRejected) as exc:
-                log.warning("could not expire a superseded session; reconcile will",
-                            extra={"order_id": order_id, "error": str(exc)})
+                log.warning(
+                    "could not expire a superseded session; reconcile will",
+                    extra={"order_id": order_id, "error": str(exc)},
+                )
         if recorded.duplicate_of and recorded.to_status == OrderStatus.PAID.value:
             try:
                 await self.refund_duplicate(recorded.order_id or "", actor=actor)
             except (PaymentProviderUnavailable, PaymentProviderRejected) as exc:
-                log.warning("could not refund a duplicate payment; reconcile will",
-                            extra={"order_id": recorded.order_id, "error": str(exc)})
+                log.warning(
+                    "could not refund a duplicate payment; reconcile will",
+                    extra={"order_id": recorded.order_id, "error": str(exc)},
+                )
 
     async def supersede(self, order_id: str, session_id: str | None, *, actor: str) -> None:
         """The link was paid through another attempt: expire this one's session and cancel it,
@@ -309,13 +314,24 @@ class PaymentRecorder:
             result = await session.execute(
                 sa.update(Order)
                 .where(Order.id == order_id, Order.status == OrderStatus.PENDING.value)
-                .values(status=OrderStatus.CANCELED.value,
-                        cancel_reason=CancelReason.SUPERSEDED.value, updated_at=now)
+                .values(
+                    status=OrderStatus.CANCELED.value,
+                    cancel_reason=CancelReason.SUPERSEDED.value,
+                    updated_at=now,
+                )
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                audit(session, at=now, link_id=order.link_id, order_id=order_id,
-                      action="order.canceled", from_status="pending", to_status="canceled",
-                      actor=actor, detail="superseded: the link was paid by another attempt")
+                audit(
+                    session,
+                    at=now,
+                    link_id=order.link_id,
+                    order_id=order_id,
+                    action="order.canceled",
+                    from_status="pending",
+                    to_status="canceled",
+                    actor=actor,
+                    detail="superseded: the link was paid by another attempt",
+                )
 
     async def refund_duplicate(self, order_id: str, *, actor: str) -> bool:
         """Refund a flagged duplicate payment once (idempotency key from the order)."""
@@ -348,8 +364,16 @@ class PaymentRecorder:
             if row.refunded_amount >= row.amount_total:
                 row.status = OrderStatus.REFUNDED.value
             row.updated_at = now
-            audit(session, at=now, link_id=row.link_id, order_id=row.id, action="order.refunded",
-                  from_status=from_status, to_status=row.status, actor=actor,
-                  detail=f"duplicate payment refunded automatically ({refund.id}, "
-                  f"{refund.amount} {row.currency})")
+            audit(
+                session,
+                at=now,
+                link_id=row.link_id,
+                order_id=row.id,
+                action="order.refunded",
+                from_status=from_status,
+                to_status=row.status,
+                actor=actor,
+                detail=f"duplicate payment refunded automatically ({refund.id}, "
+                f"{refund.amount} {row.currency})",
+            )
         return True

@@ -86,7 +86,9 @@ class WebhookService:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
-    async def handle(self, event: Any, *, source: str = "webhook", force: bool = False) -> EventResult:
+    async def handle(
+        self, event: Any, *, source: str = "webhook", force: bool = False
+    ) -> EventResult:
         """Store, then apply. Raises :class:`NotYetApplicable` when Stripe should retry.
 
         ``force`` re-applies an event already done (``gateway webhooks replay``); transitions
@@ -123,8 +125,16 @@ class WebhookService:
             async with self._db.write() as session:
                 row = await session.get(WebhookEvent, event_id)
                 if row is None:
-                    session.add(WebhookEvent(event_id=event_id, type=event_type, received_at=now,
-                                             source=source, outcome="received", attempts=1))
+                    session.add(
+                        WebhookEvent(
+                            event_id=event_id,
+                            type=event_type,
+                            received_at=now,
+                            source=source,
+                            outcome="received",
+                            attempts=1,
+                        )
+                    )
                     return True
                 row.attempts += 1
                 return row.outcome not in DONE
@@ -142,12 +152,14 @@ class WebhookService:
         except Exception:
             log.exception("could not record a webhook failure", extra={"event_id": event_id})
 
-    async def _apply(self, session: Any, event_type: str, obj: Mapping[str, Any],
-                     actor: str) -> Recorded:
+    async def _apply(
+        self, session: Any, event_type: str, obj: Mapping[str, Any], actor: str
+    ) -> Recorded:
         now = self.now()
         if event_type in SESSION_EVENTS:
-            return await record_session(session, session_info(obj),
-                                        outcome=SESSION_EVENTS[event_type], actor=actor, now=now)
+            return await record_session(
+                session, session_info(obj), outcome=SESSION_EVENTS[event_type], actor=actor, now=now
+            )
         if event_type == "charge.refunded":
             return await record_refund(session, obj, actor=actor, now=now)
         if event_type == "charge.dispute.created":

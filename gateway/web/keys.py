@@ -13,6 +13,7 @@ from gateway.domain.payments import PaymentProvider
 from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
+from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 
@@ -27,3 +28,4 @@ CHECKOUT = web.AppKey("checkout", CheckoutService)
 LINKS = web.AppKey("links", LinkService)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 OPENS = web.AppKey("opens", OpenRecorder)
+RECONCILER = web.AppKey("reconciler", Reconciler)

@@ -1,0 +1,349 @@
+"""The reconciler (DESIGN §3, Reconcile): make the database agree with Stripe.
+
+Safe at any time, repeatedly, and from several processes at once (a lease lets one run while
+the others skip). Each step is a transition the webhook path would also make, so running it
+twice, or racing a webhook, changes nothing the second time:
+
+1. replay events the gateway has not applied (Stripe's events list, from a stored checkpoint, at
+   most ``reconcile.lookback`` back);
+2. settle pending and processing orders from their sessions and payment intents;
+3. recover orders whose session was created but never saved (a request that died in between);
+4. retire other attempts of links that are paid, and refund flagged duplicates when configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.db.models import KeyValue, Link, LinkItem, Order
+from gateway.clock import Clock
+from gateway.config import CheckoutSettings, ReconcileSettings
+from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
+from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
+from gateway.domain.payments import PaymentProvider, SessionInfo
+from gateway.services.audit import audit
+from gateway.services.checkout import session_request
+from gateway.services.lease import Lease
+from gateway.services.payments import NotYetApplicable, PaymentRecorder, lock_link
+from gateway.services.webhooks import HANDLED_TYPES, WebhookService
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "reconcile:events_checkpoint"
+# Events can become visible in the list a little after their creation time; look back this much
+# before the checkpoint so none falls between two runs.
+CHECKPOINT_OVERLAP = 300
+# Stripe keeps idempotency keys for 24 hours; stay clear of the edge.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+# A pending order younger than this may still be in the hands of the request that created it.
+IN_FLIGHT_GRACE = timedelta(minutes=2)
+
+
+@dataclass
+class ReconcileReport:
+    ran: bool = True
+    events_checked: int = 0
+    events_applied: list[str] = field(default_factory=list)
+    events_deferred: list[str] = field(default_factory=list)
+    orders_settled: list[str] = field(default_factory=list)  # "ord_… pending→paid"
+    sessions_recovered: list[str] = field(default_factory=list)
+    attempts_retired: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    refunds: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def fixes(self) -> int:
+        return (
+            len(self.events_applied)
+            + len(self.orders_settled)
+            + len(self.sessions_recovered)
+            + len(self.attempts_retired)
+            + len(self.refunds)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fixes": self.fixes}
+
+
+class Reconciler:
+    def __init__(
+        self,
+        db: Database,
+        provider: PaymentProvider,
+        clock: Clock,
+        webhooks: WebhookService,
+        recorder: PaymentRecorder,
+        checkout: CheckoutSettings,
+        settings: ReconcileSettings,
+    ) -> None:
+        self._db = db
+        self._provider = provider
+        self._clock = clock
+        self._webhooks = webhooks
+        self._recorder = recorder
+        self._checkout = checkout
+        self._settings = settings
+        # Long enough for any run; a crashed holder frees it after this.
+        self._lease = Lease(db, clock, "reconcile", ttl=max(600.0, settings.interval))
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    async def run(self) -> ReconcileReport:
+        if not await self._lease.acquire():
+            return ReconcileReport(ran=False)
+        report = ReconcileReport()
+        try:
+            for step in (
+                self._replay_events,
+                self._settle_orders,
+                self._recover_sessions,
+                self._retire_and_refund,
+            ):
+                try:
+                    await step(report)
+                except GatewayError as exc:
+                    # Stripe trouble in one step: report it, go on with the others.
+                    report.errors.append(f"{step.__name__.strip('_')}: {exc}")
+        finally:
+            await self._lease.release()
+        if report.fixes or report.errors:
+            log.info("reconciled", extra={"report": report.as_dict()})
+        return report
+
+    # 1 ----------------------------------------------------------------------------------------
+
+    async def _replay_events(self, report: ReconcileReport) -> None:
+        now = int(self._clock.now())
+        oldest = now - int(self._settings.lookback)
+        async with self._db.read() as session:
+            row = await session.get(KeyValue, CHECKPOINT_KEY)
+        start = max(oldest, int(row.value) - CHECKPOINT_OVERLAP) if row else oldest
+        events = await self._provider.list_events(created_from=start, types=list(HANDLED_TYPES))
+        report.events_checked = len(events)
+        done = await self._webhooks.known_event_ids([str(e.get("id")) for e in events])
+        checkpoint = now
+        for event in events:
+            if event.get("id") in done:
+                continue
+            try:
+                result = await self._webhooks.handle(event, source="reconcile")
+            except NotYetApplicable:
+                report.events_deferred.append(str(event["id"]))
+                checkpoint = min(checkpoint, int(event.get("created") or now))  # type: ignore[call-overload]
+                continue
+            if result.outcome == "applied":
+                report.events_applied.append(f"{event['id']} {event.get('type')}")
+        await self._save_checkpoint(checkpoint)
+
+    async def _save_checkpoint(self, value: int) -> None:
+        async with self._db.write() as session:
+            row = await session.get(KeyValue, CHECKPOINT_KEY)
+            if row is None:
+                session.add(KeyValue(key=CHECKPOINT_KEY, value=str(value), updated_at=self.now()))
+            else:
+                row.value, row.updated_at = str(value), self.now()
+
+    # 2 ----------------------------------------------------------------------------------------
+
+    async def _settle_orders(self, report: ReconcileReport) -> None:
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    sa.select(
+                        Order.id, Order.status, Order.stripe_session_id, Order.payment_intent_id
+                    )
+                    .where(
+                        Order.status.in_([OrderStatus.PENDING.value, OrderStatus.PROCESSING.value]),
+                        Order.stripe_session_id.is_not(None),
+                    )
+                    .order_by(Order.created_at)
+                )
+            ).all()
+        for order_id, status, session_id, intent_id in rows:
+            assert session_id is not None
+            info = await self._provider.retrieve_session(session_id)
+            outcome: SessionOutcome | None = None
+            if status == OrderStatus.PROCESSING.value and (intent_id or info.payment_intent_id):
+                intent = await self._provider.retrieve_payment_intent(
+                    intent_id or info.payment_intent_id or ""
+                )
+                outcome = intent.outcome()
+            elif info.outcome() is not SessionOutcome.OPEN:
+                outcome = info.outcome()
+            if outcome is None:
+                continue
+            recorded = await self._recorder.record(info, actor="reconciler", outcome=outcome)
+            if recorded.changed:
+                report.orders_settled.append(f"{order_id} {status}→{recorded.to_status}")
+            if recorded.duplicate_of:
+                report.duplicates.append(order_id)
+
+    # 3 ----------------------------------------------------------------------------------------
+
+    async def _recover_sessions(self, report: ReconcileReport) -> None:
+        """Orders inserted whose session Stripe may have made while the request died."""
+        now = self.now()
+        async with self._db.read() as session:
+            orders = (
+                (
+                    await session.execute(
+                        sa.select(Order).where(
+                            Order.status == OrderStatus.PENDING.value,
+                            Order.stripe_session_id.is_(None),
+                            Order.created_at < now - IN_FLIGHT_GRACE,
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for order in orders:
+            info = await self._find_session(order, now)
+            if info is not None:
+                await self._save_recovered(order, info)
+                report.sessions_recovered.append(f"{order.id} {info.id}")
+                if info.outcome() is not SessionOutcome.OPEN:
+                    recorded = await self._recorder.record(info, actor="reconciler")
+                    if recorded.changed:
+                        report.orders_settled.append(
+                            f"{order.id} {recorded.from_status}→{recorded.to_status}"
+                        )
+            elif order.session_expires_at is None or order.session_expires_at <= now:
+                # No session exists, and none made now could be paid: the attempt is over.
+                await self._cancel_abandoned(order)
+                report.orders_settled.append(f"{order.id} pending→canceled (no session)")
+
+    async def _find_session(self, order: Order, now: datetime) -> SessionInfo | None:
+        if (
+            now - order.created_at < IDEMPOTENCY_WINDOW
+            and order.session_expires_at is not None
+            and order.session_expires_at - now > timedelta(minutes=31)
+        ):
+            # Within Stripe's idempotency window the same key returns the session that the dead
+            # request created (or creates it now: the attempt then simply goes on).
+            async with self._db.read() as session:
+                link = await session.get(Link, order.link_id)
+                items = (
+                    (
+                        await session.execute(
+                            sa.select(LinkItem)
+                            .where(LinkItem.link_id == order.link_id)
+                            .order_by(LinkItem.position)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            assert link is not None
+            try:
+                return await self._provider.create_session(session_request(link, items, order))
+            except (PaymentProviderRejected, ValueError):
+                pass  # parameters no longer acceptable: fall back to searching
+        # Past the window: match sessions created around the order on client_reference_id.
+        start = int(order.created_at.timestamp()) - 60
+        end = int(order.created_at.timestamp()) + 3600
+        for info in await self._provider.list_sessions(created_from=start, created_to=end):
+            if info.client_reference_id == order.id or info.order_id == order.id:
+                return info
+        return None
+
+    async def _save_recovered(self, order: Order, info: SessionInfo) -> None:
+        async with self._db.write() as session:
+            await lock_link(session, order.link_id)
+            result = await session.execute(
+                sa.update(Order)
+                .where(Order.id == order.id, Order.stripe_session_id.is_(None))
+                .values(
+                    stripe_session_id=info.id,
+                    session_url=info.url,
+                    session_expires_at=info.expires_at,
+                    updated_at=self.now(),
+                )
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                audit(
+                    session,
+                    at=self.now(),
+                    link_id=order.link_id,
+                    order_id=order.id,
+                    action="order.session_recovered",
+                    actor="reconciler",
+                    detail=f"session {info.id} was created but never saved",
+                )
+
+    async def _cancel_abandoned(self, order: Order) -> None:
+        async with self._db.write() as session:
+            await lock_link(session, order.link_id)
+            now = self.now()
+            result = await session.execute(
+                sa.update(Order)
+                .where(
+                    Order.id == order.id,
+                    Order.status == OrderStatus.PENDING.value,
+                    Order.stripe_session_id.is_(None),
+                )
+                .values(
+                    status=OrderStatus.CANCELED.value,
+                    cancel_reason=CancelReason.STALE.value,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                audit(
+                    session,
+                    at=now,
+                    link_id=order.link_id,
+                    order_id=order.id,
+                    action="order.canceled",
+                    from_status="pending",
+                    to_status="canceled",
+                    actor="reconciler",
+                    detail="stale: no session was ever created",
+                )
+
+    # 4 ----------------------------------------------------------------------------------------
+
+    async def _retire_and_refund(self, report: ReconcileReport) -> None:
+        paid = sa.select(Order.link_id).where(
+            Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value])
+        )
+        async with self._db.read() as session:
+            leftovers = (
+                await session.execute(
+                    sa.select(Order.id, Order.stripe_session_id).where(
+                        Order.status == OrderStatus.PENDING.value, Order.link_id.in_(paid)
+                    )
+                )
+            ).all()
+            duplicates = (
+                (
+                    await session.execute(
+                        sa.select(Order.id).where(
+                            Order.duplicate_of.is_not(None),
+                            Order.status == OrderStatus.PAID.value,
+                            Order.refund_id.is_(None),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for order_id, session_id in leftovers:
+            try:
+                await self._recorder.supersede(order_id, session_id, actor="reconciler")
+                report.attempts_retired.append(order_id)
+            except PaymentProviderUnavailable as exc:
+                report.errors.append(f"retire {order_id}: {exc}")
+        for order_id in duplicates:
+            if order_id not in report.duplicates:
+                report.duplicates.append(order_id)
+            if await self._recorder.refund_duplicate(order_id, actor="reconciler"):
+                report.refunds.append(order_id)
