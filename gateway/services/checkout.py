@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from gateway import failpoints
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkItem, Order
 from gateway.clock import Clock
@@ -267,10 +268,12 @@ class CheckoutService:
                         request = session_request(link, items, _row(orders, facts.id), urls)
                         kind = "replace"
             # The transaction is committed: the pending order exists before Stripe is called.
+            failpoints.hit("after_order_insert")
             if kind == "replace":
                 await self._retire_stale(facts, request)
                 continue  # decide again: now there is no pending order (or a payment)
             info = await self._provider.create_session(request)
+            failpoints.hit("after_session_created")
             await self._save_session(request.order_id, info)
             assert info.url is not None
             return Redirect(info.url, request.order_id, kind)

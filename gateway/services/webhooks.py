@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from gateway import failpoints
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import WebhookEvent
 from gateway.adapters.stripe_checkout import session_info
@@ -109,6 +110,8 @@ class WebhookService:
                     outcome = "applied" if recorded.changed else "unchanged"
                 row.outcome, row.order_id = outcome, recorded.order_id
                 row.processed_at, row.error = self.now(), None
+                await session.flush()
+                failpoints.hit("during_webhook_apply")  # applied, not yet committed
         except NotYetApplicable as exc:
             await self._mark(event_id, "deferred", str(exc))
             raise
