@@ -24,20 +24,24 @@ class Lease:
         self._clock = clock
         self._key = f"lease:{name}"
         self._ttl = timedelta(seconds=ttl)
-        self.owner = secrets.token_hex(8)
+        self.owner = ""
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
     async def acquire(self) -> bool:
+        """Take the lease for one run. A fresh owner token each time: even two runs in the same
+        process exclude each other."""
         now = self._now()
+        owner = secrets.token_hex(8)
         try:
             async with self._db.write() as session:
                 row = await session.get(KeyValue, self._key)
                 if row is None:
-                    session.add(KeyValue(key=self._key, value=self.owner, updated_at=now))
+                    session.add(KeyValue(key=self._key, value=owner, updated_at=now))
+                    self.owner = owner
                     return True
-                if row.value != self.owner and row.updated_at > now - self._ttl:
+                if row.value and row.updated_at > now - self._ttl:
                     return False
                 # Conditional on what we read: a racing process that changed it makes this a no-op.
                 result = await session.execute(
@@ -47,10 +51,13 @@ class Lease:
                         KeyValue.value == row.value,
                         KeyValue.updated_at == row.updated_at,
                     )
-                    .values(value=self.owner, updated_at=now)
+                    .values(value=owner, updated_at=now)
                     .execution_options(synchronize_session=False)
                 )
-                return bool(result.rowcount)  # type: ignore[attr-defined]
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    return False
+                self.owner = owner
+                return True
         except IntegrityError:
             return False  # another process inserted the row first
 

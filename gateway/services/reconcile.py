@@ -129,18 +129,25 @@ class Reconciler:
         events = await self._provider.list_events(created_from=start, types=list(HANDLED_TYPES))
         report.events_checked = len(events)
         done = await self._webhooks.known_event_ids([str(e.get("id")) for e in events])
-        checkpoint = now
-        for event in events:
-            if event.get("id") in done:
-                continue
-            try:
-                result = await self._webhooks.handle(event, source="reconcile")
-            except NotYetApplicable:
-                report.events_deferred.append(str(event["id"]))
-                checkpoint = min(checkpoint, int(event.get("created") or now))  # type: ignore[call-overload]
-                continue
-            if result.outcome == "applied":
-                report.events_applied.append(f"{event['id']} {event.get('type')}")
+        pending = [event for event in events if event.get("id") not in done]
+        # Events of one second have no reliable order (a refund may list before the payment
+        # it refunds); what could not apply yet is tried again after the rest, while that helps.
+        while pending:
+            deferred = []
+            for event in pending:
+                try:
+                    result = await self._webhooks.handle(event, source="reconcile")
+                except NotYetApplicable:
+                    deferred.append(event)
+                    continue
+                if result.outcome == "applied":
+                    report.events_applied.append(f"{event['id']} {event.get('type')}")
+            if len(deferred) == len(pending):
+                break
+            pending = deferred
+        report.events_deferred = [str(event["id"]) for event in pending]
+        # Next time, start again from the oldest event that is still waiting.
+        checkpoint = min([int(str(event.get("created") or now)) for event in pending] + [now])
         await self._save_checkpoint(checkpoint)
 
     async def _save_checkpoint(self, value: int) -> None:

@@ -1,0 +1,278 @@
+"""Never lose a payment (issue 4): lost, late and duplicated webhooks, sessions created by a
+request that died, payments on old sessions, refunds and disputes made in Stripe's dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from gateway.adapters.db.models import WebhookEvent
+from gateway.services.reconcile import ReconcileReport
+from gateway.web.keys import DATABASE, RECONCILER
+from tests.harness import Harness, session_id_from, start_harness
+from tests.processes import ROOT, gateway_env
+
+
+@pytest.fixture
+async def h(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> Harness:
+    return await start_harness(aiohttp_server, aiohttp_client, database_url)
+
+
+async def reconcile(h: Harness) -> ReconcileReport:
+    report = await h.app[RECONCILER].run()
+    assert report.ran and not report.errors, report
+    return report
+
+
+async def statuses(h: Harness, link: Any) -> list[str]:
+    return [o.status for o in await h.orders(link)]
+
+
+class TestLostWebhooks:
+    async def test_lost_completed_event_is_replayed_from_stripes_event_list(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        await h.pay_flow(link)
+        assert await statuses(h, link) == ["pending"]
+        report = await reconcile(h)
+        assert await statuses(h, link) == ["paid"]
+        assert any("checkout.session.completed" in e for e in report.events_applied)
+        again = await reconcile(h)  # running it again changes nothing
+        assert again.fixes == 0
+        assert await statuses(h, link) == ["paid"]
+
+    async def test_lost_async_success_is_settled_from_the_payment_intent(self, h: Harness) -> None:
+        link = await h.issue()
+        session_id = session_id_from((await h.post(link)).headers["Location"])
+        h.emulator.pay(session_id, outcome="async")
+        await h.emulator.deliver_webhooks()
+        assert await statuses(h, link) == ["processing"]
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        h.emulator.settle_async(session_id, succeed=True)
+        await h.emulator.deliver_webhooks()
+        await reconcile(h)
+        assert await statuses(h, link) == ["paid"]
+
+    async def test_expired_session_with_lost_event_is_settled(self, h: Harness) -> None:
+        link = await h.issue()
+        await h.post(link)
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        h.clock.advance(2 * 3600)
+        h.emulator.expire_due_sessions()
+        await reconcile(h)
+        assert await statuses(h, link) == ["expired"]
+        assert (await h.post(link)).status == 303  # and the link is payable again
+
+
+class TestRecovery:
+    async def test_session_created_but_never_saved_is_recovered_by_its_idempotency_key(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"drop_after_apply_next": 1})
+        assert (await h.post(link)).status == 503  # Stripe made the session; we never heard
+        (order,) = await h.orders(link)
+        assert order.stripe_session_id is None
+        (made,) = h.emulator.sessions.values()
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        h.emulator.pay(made["id"])  # the parent cannot have paid it, but suppose Stripe says so
+        await h.emulator.deliver_webhooks()
+        h.clock.advance(5 * 60)
+        report = await reconcile(h)
+        (order,) = await h.orders(link)
+        assert order.stripe_session_id == made["id"]
+        assert order.status == "paid"
+        assert h.emulator.sessions_created() == 1
+        # Found either way round: the replayed event names the order, or the key finds the session.
+        assert report.sessions_recovered or report.events_applied
+
+    async def test_after_24_hours_the_session_is_found_by_listing(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"drop_after_apply_next": 1, "lose_next_webhooks": 100})
+        assert (await h.post(link)).status == 503
+        (made,) = h.emulator.sessions.values()
+        h.clock.advance(25 * 3600)
+        h.emulator.expire_due_sessions()
+        created_before = h.emulator.sessions_created()
+        await reconcile(h)
+        (order,) = await h.orders(link)
+        assert (order.stripe_session_id, order.status) == (made["id"], "expired")
+        assert h.emulator.sessions_created() == created_before  # found, not made anew
+
+    async def test_order_whose_session_was_never_made_is_closed_after_its_life(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"fail_next": 1})
+        assert (await h.post(link)).status == 503
+        h.clock.advance(25 * 3600)
+        await reconcile(h)
+        (order,) = await h.orders(link)
+        assert (order.status, order.cancel_reason) == ("canceled", "stale")
+        assert h.emulator.sessions_created() == 0
+
+
+class TestDuplicates:
+    async def pay_old_session_after_new(self, h: Harness, link: Any) -> tuple[str, str]:
+        old = session_id_from((await h.post(link)).headers["Location"])
+        h.clock.advance(31 * 60)
+        new = session_id_from((await h.post(link)).headers["Location"])
+        assert old != new
+        return old, new
+
+    async def test_payment_on_a_canceled_order_is_recorded_and_the_new_attempt_retired(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()
+        # The old session expired at Stripe when replaced; a parent in another tab paid it just
+        # before that (the emulator lets us pay it regardless, as a race would).
+        old, new = await self.pay_old_session_after_new(h, link)
+        h.emulator.sessions[old]["status"] = "open"
+        h.emulator.pay(old)
+        await h.emulator.deliver_webhooks()
+        first, second = await h.orders(link)
+        assert (first.stripe_session_id, first.status) == (old, "paid")
+        assert (second.status, second.cancel_reason) == ("canceled", "superseded")
+        assert h.emulator.sessions[new]["status"] == "expired"  # nobody can pay twice now
+        assert (await h.get(link)).status == 409
+
+    async def test_second_payment_is_flagged_and_refunded_exactly_once(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h = await start_harness(
+            aiohttp_server, aiohttp_client, database_url, refund_duplicates=True
+        )
+        link = await h.issue()
+        old, new = await self.pay_old_session_after_new(h, link)
+        h.emulator.pay(new)
+        await h.emulator.deliver_webhooks()
+        h.emulator.sessions[old]["status"] = "open"  # the other tab pays the old one too
+        h.emulator.faults.update({"duplicate_webhooks": True})
+        h.emulator.pay(old)
+        for _ in range(3):  # the same event delivered three times (and twice each)
+            await h.emulator.deliver_webhooks()
+            event = next(
+                e for e in reversed(h.emulator.events) if e["type"] == "checkout.session.completed"
+            )
+            h.emulator.webhooks.enqueue(event)
+        await h.emulator.deliver_webhooks()
+        await reconcile(h)
+        await reconcile(h)
+        orders = {o.stripe_session_id: o for o in await h.orders(link)}
+        assert orders[new].status == "paid" and orders[new].duplicate_of is None
+        duplicate = orders[old]
+        assert duplicate.duplicate_of == orders[new].id
+        assert duplicate.status == "refunded" and duplicate.refund_id
+        assert len(h.emulator.refunds) == 1
+        (refund,) = h.emulator.refunds.values()
+        assert refund["payment_intent"] == h.emulator.sessions[old]["payment_intent"]
+        assert (await h.get(link)).status == 409  # still paid by the first payment
+
+    async def test_without_auto_refund_the_duplicate_is_flagged_only(self, h: Harness) -> None:
+        link = await h.issue()
+        old, new = await self.pay_old_session_after_new(h, link)
+        h.emulator.pay(new)
+        h.emulator.sessions[old]["status"] = "open"
+        h.emulator.pay(old)
+        await h.emulator.deliver_webhooks()
+        report = await reconcile(h)
+        orders = {o.stripe_session_id: o for o in await h.orders(link)}
+        assert orders[old].duplicate_of == orders[new].id and orders[old].status == "paid"
+        assert orders[old].id in report.duplicates
+        assert h.emulator.refunds == {}
+
+
+class TestRefundsAndDisputes:
+    async def test_dashboard_refunds_partial_then_full(self, h: Harness) -> None:
+        link = await h.issue()
+        session_id = await h.pay_flow(link)
+        intent = h.emulator.sessions[session_id]["payment_intent"]
+        h.emulator.refund_from_dashboard(intent, amount=5000)
+        await h.emulator.deliver_webhooks()
+        (order,) = await h.orders(link)
+        assert (order.status, order.refunded_amount) == ("paid", 5000)
+        h.emulator.refund_from_dashboard(intent)
+        await h.emulator.deliver_webhooks()
+        (order,) = await h.orders(link)
+        assert (order.status, order.refunded_amount) == ("refunded", 15000)
+        trail = [a.action for a in await h.audit(link)]
+        assert trail[-2:] == ["order.partially_refunded", "order.refunded"]
+
+    async def test_dispute_flags_the_order(self, h: Harness) -> None:
+        link = await h.issue()
+        session_id = await h.pay_flow(link)
+        h.emulator.dispute(h.emulator.sessions[session_id]["payment_intent"])
+        await h.emulator.deliver_webhooks()
+        (order,) = await h.orders(link)
+        assert order.disputed and order.status == "paid"
+
+    async def test_refund_before_the_payment_event_is_deferred_then_applied(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()
+        session_id = session_id_from((await h.post(link)).headers["Location"])
+        h.emulator.faults.update({"lose_next_webhooks": 10})
+        h.emulator.pay(session_id)  # completed event lost
+        await h.emulator.deliver_webhooks()
+        h.emulator.faults.update({"lose_next_webhooks": 0})
+        h.emulator.refund_from_dashboard(h.emulator.sessions[session_id]["payment_intent"])
+        await h.emulator.deliver_webhooks()  # charge.refunded answered 503: Stripe will retry
+        async with h.app[DATABASE].read() as session:
+            refunded_events = [
+                e
+                for e in (await session.execute(WebhookEvent.__table__.select())).all()
+                if e.type == "charge.refunded"
+            ]
+        assert [e.outcome for e in refunded_events] == ["deferred"]
+        assert await statuses(h, link) == ["pending"]
+        await reconcile(h)  # replays completed, then the refund
+        assert await statuses(h, link) == ["refunded"]
+
+
+class TestConcurrentReconcilers:
+    async def test_two_at_once_one_runs_the_other_skips(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        await h.pay_flow(link)
+        first, second = await asyncio.gather(h.app[RECONCILER].run(), h.app[RECONCILER].run())
+        assert sorted([first.ran, second.ran]) == [False, True]
+        assert await statuses(h, link) == ["paid"]
+
+    @pytest.mark.slow
+    async def test_two_processes_at_once_give_the_same_result_as_one(
+        self, h: Harness, database_url: str
+    ) -> None:
+        links = [await h.issue(ref=f"r{i}") for i in range(4)]
+        h.emulator.faults.update({"lose_next_webhooks": 1000})
+        for link in links:
+            await h.pay_flow(link)
+        env = gateway_env(database_url, str(h.emulator_server.make_url("")).rstrip("/"), 1)
+
+        async def run() -> dict[str, Any]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "reconcile",
+                "--json",
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await process.communicate()
+            assert process.returncode == 0, err.decode()
+            return dict(json.loads(out))
+
+        reports = await asyncio.gather(run(), run())
+        applied = sum(len(r["events_applied"]) + len(r["orders_settled"]) for r in reports)
+        assert applied == len(links)  # each payment recorded once, whoever ran
+        assert [o.status for o in await h.all_orders()] == ["paid"] * len(links)
+        report = await reconcile(h)
+        assert report.fixes == 0
