@@ -276,3 +276,49 @@ class TestConcurrentReconcilers:
         assert [o.status for o in await h.all_orders()] == ["paid"] * len(links)
         report = await reconcile(h)
         assert report.fixes == 0
+
+
+class TestWebhookCommands:
+    async def cli(self, h: Harness, database_url: str, *args: str) -> str:
+        env = gateway_env(database_url, str(h.emulator_server.make_url("")).rstrip("/"), 1)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    async def test_list_and_replay_a_lost_event(self, h: Harness) -> None:
+        link = await h.issue()
+        await h.get(link)
+        session_id = session_id_from((await h.post(link)).headers["Location"])
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        h.emulator.pay(session_id)
+        await h.emulator.deliver_webhooks()
+        event = next(e for e in h.emulator.events if e["type"] == "checkout.session.completed")
+        database_url = str(h.app[DATABASE].engine.url.render_as_string(hide_password=False))
+
+        listed = json.loads(await self.cli(h, database_url, "webhooks", "list", "--json"))
+        assert event["id"] not in {row["event_id"] for row in listed}
+
+        replayed = json.loads(
+            await self.cli(h, database_url, "webhooks", "replay", event["id"], "--json")
+        )
+        assert replayed["outcome"] == "applied"
+        assert await statuses(h, link) == ["paid"]
+        again = json.loads(
+            await self.cli(h, database_url, "webhooks", "replay", event["id"], "--json")
+        )
+        assert again["outcome"] == "unchanged"
+        listed = json.loads(await self.cli(h, database_url, "webhooks", "list", "--json"))
+        (row,) = [r for r in listed if r["event_id"] == event["id"]]
+        assert (row["source"], row["attempts"]) == ("replay", 2)
+        table = await self.cli(h, database_url, "webhooks", "list")
+        assert event["id"] in table and "checkout.session.completed" in table
