@@ -29,6 +29,7 @@ from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
+from gateway.web.admin import setup_admin
 from gateway.web.keys import (
     CHECKOUT,
     CLASSIFIER,
@@ -43,6 +44,7 @@ from gateway.web.keys import (
     TOKENS,
     WEBHOOKS,
 )
+from gateway.web.metrics import setup_metrics
 from gateway.web.middleware import error_pages, request_context
 from gateway.web.pages import resource_dir, security_headers, setup_templates
 
@@ -84,10 +86,12 @@ def create_app(
     app.router.add_routes(stripe_webhook.routes)
     app.router.add_routes(health.routes)
     app.router.add_static("/static", resource_dir("static"), name="static")
+    setup_metrics(app)
 
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_database(auto_migrate))
     app.cleanup_ctx.append(_services)
+    setup_admin(app)  # after _services: the admin API builds on them
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)

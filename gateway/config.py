@@ -109,6 +109,9 @@ class EmailSettings:
     password: str = ""
     from_address: str = ""
     timeout: Duration = Duration(10.0)
+    # "Email me a new link" on an expired page: at most this many per link in this window.
+    renew_limit: int = 3
+    renew_window: Duration = Duration(86400.0)
 
     @property
     def enabled(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db.engine import Database
@@ -57,7 +58,28 @@ class LinkService:
         return token, f"{self._public_url}/pay/{token}"
 
     async def issue(self, new: NewLink, *, actor: str, replaces: str | None = None) -> IssuedLink:
+        async with self._db.write() as session:
+            link = self.add_link(session, new, actor=actor, now=self.now(), replaces=replaces)
+        token, url = self.url_for(link.id, link.created_at)
+        return IssuedLink(link.id, token, url)
+
+    async def issue_many(self, news: Sequence[NewLink], *, actor: str) -> list[IssuedLink]:
+        """Issue several links in ONE transaction: a bulk run creates all of them or none."""
         now = self.now()
+        async with self._db.write() as session:
+            links = [self.add_link(session, new, actor=actor, now=now) for new in news]
+        return [IssuedLink(link.id, *self.url_for(link.id, link.created_at)) for link in links]
+
+    def add_link(
+        self,
+        session: AsyncSession,
+        new: NewLink,
+        *,
+        actor: str,
+        now: datetime,
+        replaces: str | None = None,
+    ) -> Link:
+        """Add a link, its items and its audit entry to the caller's transaction."""
         link = Link(
             id=new_link_id(),
             email=new.email,
@@ -73,30 +95,28 @@ class LinkService:
             open_count=0,
             sent_count=0,
         )
-        async with self._db.write() as session:
-            session.add(link)
-            await session.flush()
-            for position, item in enumerate(new.items):
-                session.add(
-                    LinkItem(
-                        link_id=link.id,
-                        position=position,
-                        description=item.description,
-                        amount=item.amount,
-                        quantity=item.quantity,
-                    )
+        session.add(link)
+        # Items refer to the link: the unit of work inserts the link row first.
+        for position, item in enumerate(new.items):
+            session.add(
+                LinkItem(
+                    link_id=link.id,
+                    position=position,
+                    description=item.description,
+                    amount=item.amount,
+                    quantity=item.quantity,
                 )
-            audit(
-                session,
-                at=now,
-                link_id=link.id,
-                action="link.issued",
-                actor=actor,
-                detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
-                + (f", replaces {replaces}" if replaces else ""),
             )
-        token, url = self.url_for(link.id, link.created_at)
-        return IssuedLink(link.id, token, url)
+        audit(
+            session,
+            at=now,
+            link_id=link.id,
+            action="link.issued",
+            actor=actor,
+            detail=f"{len(new.items)} item(s), {new.amount_total} {new.currency}"
+            + (f", replaces {replaces}" if replaces else ""),
+        )
+        return link
 
     async def revoke(
         self, link_id: str, *, actor: str, reason: str = "", provider: PaymentProvider | None = None

@@ -10,12 +10,16 @@ from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.payments import PaymentProvider
+from gateway.metrics import Metrics
+from gateway.services.admin_links import AdminLinks
 from gateway.services.checkout import CheckoutService
+from gateway.services.email import LinkMailer
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
+from gateway.web.admin_auth import AdminKeys
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -29,3 +33,7 @@ LINKS = web.AppKey("links", LinkService)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 OPENS = web.AppKey("opens", OpenRecorder)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+METRICS = web.AppKey("metrics", Metrics)
+MAILER = web.AppKey("mailer", LinkMailer)
+ADMIN = web.AppKey("admin", AdminLinks)
+ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)

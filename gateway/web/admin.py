@@ -1,0 +1,321 @@
+"""The admin JSON API under ``/admin/api/`` (a sub-application with its own middleware).
+
+Every endpoint but the OpenAPI document needs ``Authorization: Bearer <key>``; the key's name is
+the actor in the audit trail. Errors are ``{"error": {"code", "message", ...}}`` with a stable
+``code`` (see ``openapi.py``); bad input is a 4xx that changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.adapters.mail import SmtpMailer
+from gateway.adapters.tokens import LINK_ID
+from gateway.domain.errors import NotFound, ValidationFailed
+from gateway.domain.orders import OrderStatus
+from gateway.services.admin_links import (
+    AdminLinks,
+    BulkFormatError,
+    BulkInvalid,
+    LinkFilter,
+    LinkNotSendable,
+    parse_csv,
+    parse_json,
+    validate_row,
+)
+from gateway.services.email import EmailNotConfigured, LinkMailer
+from gateway.web.admin_auth import AdminKeys, parse_keys
+from gateway.web.admin_json import detail_json, order_json, page_json
+from gateway.web.keys import (
+    ADMIN,
+    ADMIN_KEYS,
+    CLOCK,
+    DATABASE,
+    LINKS,
+    MAILER,
+    METRICS,
+    PAYMENTS,
+    RECONCILER,
+    SETTINGS,
+)
+from gateway.web.openapi import openapi_document
+from gateway.web.pages import resource_dir
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+ACTOR = web.RequestKey("admin_actor", str)
+MAX_LIMIT = 500
+_PUBLIC = frozenset({"admin_openapi"})
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message, **extra}
+    headers = {"WWW-Authenticate": 'Bearer realm="gateway-admin"'} if status == 401 else None
+    return web.json_response({"error": body}, status=status, headers=headers)
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.config_dict[METRICS]
+    if request.match_info.route.name not in _PUBLIC:
+        actor = request.config_dict[ADMIN_KEYS].actor_for(request.headers.get("Authorization"))
+        if actor is None:
+            metrics.admin_requests.labels("unauthorized").inc()
+            return error(401, "unauthorized", "a valid admin key is required (Bearer)")
+        request[ACTOR] = actor
+    try:
+        response = await handler(request)
+    except ValidationFailed as exc:
+        response = error(422, "validation_failed", "invalid input", fields=exc.errors)
+    except BulkInvalid as exc:
+        response = error(
+            422,
+            "bulk_invalid",
+            str(exc),
+            rows=[r.as_dict() for r in exc.report.invalid],
+            report=exc.report.as_dict(),
+        )
+    except BulkFormatError as exc:
+        response = error(400, "bad_file", str(exc))
+    except BadRequest as exc:
+        response = error(400, "bad_request", str(exc))
+    except NotFound:
+        response = error(404, "not_found", "no such link")
+    except EmailNotConfigured as exc:
+        response = error(409, "email_not_configured", str(exc))
+    except LinkNotSendable as exc:
+        response = error(409, "link_not_sendable", str(exc), link_status=exc.state)
+    outcome = "ok" if response.status < 400 else "client_error"
+    metrics.admin_requests.labels(outcome).inc()
+    return response
+
+
+def _actor(request: web.Request) -> str:
+    return request[ACTOR]
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.text() or "null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+
+
+class BadRequest(Exception):
+    """A body that cannot even be read (not JSON, wrong shape)."""
+
+
+def _link_id(request: web.Request) -> str:
+    link_id = request.match_info["id"]
+    if not LINK_ID.fullmatch(link_id):
+        raise NotFound(link_id)
+    return link_id
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "").lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValidationFailed({name: "expected true or false"})
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed({name: "expected an integer"}) from None
+    if not low <= value <= high:
+        raise ValidationFailed({name: f"must be between {low} and {high}"})
+    return value
+
+
+def _when(request: web.Request, name: str, *, end: bool) -> datetime | None:
+    """An ISO date or date-time; a bare date as ``to`` includes that whole day."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed({name: "expected an ISO date (2026-04-01) or date-time"}) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+@routes.get("/openapi.json", name="admin_openapi")
+async def openapi(request: web.Request) -> web.Response:
+    base = request.config_dict[SETTINGS].server.public_url
+    return web.json_response(openapi_document(base))
+
+
+@routes.post("/links", name="admin_create_link")
+async def create_link(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    send = bool(body.pop("send", False))
+    settings = request.config_dict[SETTINGS]
+    new, errors = validate_row(body, settings, require_ref=False)
+    if new is None:
+        raise ValidationFailed(errors)
+    mailer = request.config_dict[MAILER]
+    if send and not mailer.enabled:
+        raise EmailNotConfigured
+    issued = await request.config_dict[LINKS].issue(new, actor=_actor(request))
+    request.config_dict[METRICS].links_issued.labels("api").inc()
+    data: dict[str, Any] = {
+        "id": issued.id,
+        "url": issued.url,
+        "token": issued.token,
+        "ref": new.ref,
+        "amount_total": new.amount_total,
+        "currency": new.currency,
+    }
+    if send:
+        result = await mailer.send_link(issued.id, actor=_actor(request))
+        request.config_dict[METRICS].record_email("link", result.ok)
+        data["email"] = {"sent": result.ok, "error": result.error}
+    return web.json_response(data, status=201)
+
+
+@routes.post("/links/bulk", name="admin_bulk_links")
+async def bulk_links(request: web.Request) -> web.Response:
+    text = await request.text()
+    if request.content_type in ("text/csv", "text/plain", "application/csv"):
+        rows = parse_csv(text)
+    else:
+        try:
+            rows = parse_json(json.loads(text))
+        except ValueError:
+            raise BadRequest("send a JSON list of rows, or a CSV as text/csv") from None
+    report = await request.config_dict[ADMIN].bulk(
+        rows,
+        actor=_actor(request),
+        dry_run=_flag(request, "dry_run"),
+        skip_invalid=_flag(request, "skip_invalid"),
+        send=_flag(request, "send"),
+        resend=_flag(request, "resend"),
+    )
+    metrics = request.config_dict[METRICS]
+    if report.count("created"):
+        metrics.links_issued.labels("bulk").inc(report.count("created"))
+    for row in report.rows:
+        if row.email is not None:
+            metrics.record_email("link", row.email.ok)
+    status = 200 if report.dry_run or not report.count("created") else 201
+    return web.json_response(report.as_dict(), status=status)
+
+
+@routes.get("/links", name="admin_list_links")
+async def list_links(request: web.Request) -> web.Response:
+    page = await request.config_dict[ADMIN].list(
+        LinkFilter(
+            status=request.query.get("status") or None,
+            ref_prefix=request.query.get("ref_prefix") or None,
+            created_from=_when(request, "created_from", end=False),
+            created_to=_when(request, "created_to", end=True),
+            limit=_int(request, "limit", 100, 1, MAX_LIMIT),
+            offset=_int(request, "offset", 0, 0, 10**9),
+        )
+    )
+    return web.json_response(page_json(page))
+
+
+@routes.get("/links/{id}", name="admin_show_link")
+async def show_link(request: web.Request) -> web.Response:
+    detail = await request.config_dict[LINKS].show(_link_id(request))
+    return web.json_response(detail_json(detail))
+
+
+@routes.post("/links/{id}/revoke", name="admin_revoke_link")
+async def revoke_link(request: web.Request) -> web.Response:
+    link_id = _link_id(request)
+    body = await _json_body(request)
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    if not isinstance(reason, str) or len(reason) > 200:
+        raise ValidationFailed({"reason": "a string of at most 200 characters"})
+    changed = await request.config_dict[LINKS].revoke(
+        link_id, actor=_actor(request), reason=reason, provider=request.config_dict[PAYMENTS]
+    )
+    return web.json_response({"id": link_id, "revoked": True, "changed": changed})
+
+
+@routes.post("/links/{id}/resend", name="admin_resend_link")
+async def resend_link(request: web.Request) -> web.Response:
+    result = await request.config_dict[ADMIN].resend(_link_id(request), actor=_actor(request))
+    request.config_dict[METRICS].record_email("link", result.ok)
+    if not result.ok:
+        # The failure is recorded on the link; the admin can simply try again.
+        return error(502, "email_failed", result.error or "sending failed", link_id=result.link_id)
+    return web.json_response(result.as_dict())
+
+
+@routes.get("/orders", name="admin_list_orders")
+async def list_orders(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    if status is not None and status not in {s.value for s in OrderStatus}:
+        raise ValidationFailed({"status": f"one of {', '.join(s.value for s in OrderStatus)}"})
+    orders = await request.config_dict[LINKS].orders(
+        limit=_int(request, "limit", 100, 1, MAX_LIMIT),
+        offset=_int(request, "offset", 0, 0, 10**9),
+        status=status,
+    )
+    return web.json_response({"orders": [order_json(o) for o in orders]})
+
+
+@routes.post("/reconcile", name="admin_reconcile")
+async def reconcile(request: web.Request) -> web.Response:
+    reconciler = request.config_dict.get(RECONCILER)
+    if reconciler is None:
+        return error(501, "not_implemented", "the reconciler is not available")
+    report = await reconciler.run()
+    request.config_dict[METRICS].record_reconcile(report)
+    log.info("reconcile triggered", extra={"actor": _actor(request)})
+    return web.json_response(report.as_dict())
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def setup_admin(app: web.Application) -> None:
+    """Mount the API, and build the mailer and admin service once the database is open.
+
+    Call after the app's own service context is registered (this one depends on it).
+    """
+    settings = app[SETTINGS]
+    app[ADMIN_KEYS] = AdminKeys(parse_keys(settings.admin.api_keys))
+    api = web.Application(middlewares=[admin_middleware])
+    api.router.add_routes(routes)
+    app.add_subapp("/admin/api", api)
+    app.cleanup_ctx.append(_admin_services)
+
+
+async def _admin_services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    mailer = SmtpMailer(settings.email) if settings.email.enabled else None
+    app[MAILER] = LinkMailer(
+        app[DATABASE], app[LINKS], mailer, settings, app[CLOCK], str(resource_dir("templates"))
+    )
+    app[ADMIN] = AdminLinks(
+        app[DATABASE], app[LINKS], app[MAILER], app[PAYMENTS], settings, app[CLOCK]
+    )
+    yield

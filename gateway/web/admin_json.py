@@ -1,0 +1,118 @@
+"""The JSON shapes of links and orders, shared by the admin API and ``gateway … --json``.
+
+One place, so the API, the CLI and the OpenAPI document cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from gateway.adapters.db.models import AuditEntry, Link, Order
+from gateway.domain.checkout import LinkState
+from gateway.domain.money import format_minor
+from gateway.services.admin_links import LinkPage, LinkSummary, admin_status
+from gateway.services.links import LinkDetail
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def link_json(
+    link: Link, status: str, previews: Mapping[str, int], duplicate: bool
+) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "ref": link.ref,
+        "name": link.name,
+        "email": link.email,
+        "description": link.description,
+        "amount_total": link.amount_total,
+        "currency": link.currency,
+        "amount_display": format_minor(link.amount_total, link.currency),
+        "status": status,
+        "duplicate_payment": duplicate,
+        "created_at": iso(link.created_at),
+        "created_by": link.created_by,
+        "valid_until": iso(link.valid_until),
+        "revoked_at": iso(link.revoked_at),
+        "revoked_by": link.revoked_by,
+        "revoke_reason": link.revoke_reason,
+        "replaces_id": link.replaces_id,
+        "opens": {
+            "count": link.open_count,
+            "first_at": iso(link.first_opened_at),
+            "last_at": iso(link.last_opened_at),
+        },
+        "previews": dict(previews),
+        "email_delivery": {
+            "sent_count": link.sent_count,
+            "last_sent_at": iso(link.last_sent_at),
+            "last_error": link.last_send_error,
+        },
+    }
+
+
+def summary_json(summary: LinkSummary) -> dict[str, Any]:
+    return link_json(summary.link, summary.status, summary.previews, summary.duplicate)
+
+
+def page_json(page: LinkPage) -> dict[str, Any]:
+    return {
+        "links": [summary_json(s) for s in page.links],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "next_offset": page.next_offset,
+    }
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "link_id": order.link_id,
+        "status": order.status,
+        "amount_total": order.amount_total,
+        "currency": order.currency,
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
+        "paid_at": iso(order.paid_at),
+        "stripe_session_id": order.stripe_session_id,
+        "payment_intent_id": order.payment_intent_id,
+        "cancel_reason": order.cancel_reason,
+        "duplicate_of": order.duplicate_of,
+        "refunded_amount": order.refunded_amount,
+        "disputed": order.disputed,
+    }
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": iso(entry.at),
+        "action": entry.action,
+        "from": entry.from_status,
+        "to": entry.to_status,
+        "actor": entry.actor,
+        "order_id": entry.order_id,
+        "detail": entry.detail,
+    }
+
+
+def detail_json(detail: LinkDetail) -> dict[str, Any]:
+    status = admin_status(LinkState(detail.state), detail.orders, detail.link.open_count)
+    data = link_json(
+        detail.link,
+        status,
+        {p.bot_name: p.count for p in detail.previews},
+        any(o.duplicate_of for o in detail.orders),
+    )
+    data["url"] = detail.url
+    data["items"] = [
+        {"description": i.description, "amount": i.amount, "quantity": i.quantity}
+        for i in detail.items
+    ]
+    data["orders"] = [order_json(o) for o in detail.orders]
+    data["audit"] = [audit_json(a) for a in detail.audit]
+    return data

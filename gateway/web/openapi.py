@@ -1,0 +1,508 @@
+"""The OpenAPI 3.1 document of the admin API, served at ``/admin/api/openapi.json``.
+
+Written by hand next to the handlers; ``tests/admin/test_openapi.py`` keeps it true: every route
+is documented and every documented path exists, and real responses are checked against the
+schemas below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_ERROR_CODES = [
+    "unauthorized",
+    "validation_failed",
+    "bulk_invalid",
+    "bad_file",
+    "bad_request",
+    "not_found",
+    "email_not_configured",
+    "link_not_sendable",
+    "email_failed",
+    "not_implemented",
+    "payment_provider_unavailable",
+    "internal_error",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": "#/components/responses/Error"} for s in (401, *statuses)}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+_LINK_ID = _param("id", "path", {"type": "string", "pattern": "^lk_[A-Za-z0-9_-]{12}$"}, "link id")
+_PAGING = [
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
+    _param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip"),
+]
+_FLAG = {"type": "boolean"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": _ERROR_CODES},
+                    "message": {"type": "string"},
+                    "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "rows": {"type": "array", "items": _ref("BulkRow")},
+                },
+            }
+        },
+    },
+    "NewLink": {
+        "type": "object",
+        "required": ["email", "name", "items"],
+        "properties": {
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "currency": {"type": "string", "description": "ISO code, default from config"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        {"type": "string", "description": '"Spring fee=150.00" or "Kit=25x2"'},
+                        {
+                            "type": "object",
+                            "required": ["description", "amount"],
+                            "properties": {
+                                "description": {"type": "string"},
+                                "amount": {
+                                    "type": ["string", "number"],
+                                    "description": "major units, e.g. 150.00",
+                                },
+                                "quantity": {"type": "integer"},
+                            },
+                        },
+                    ]
+                },
+            },
+            "amount": {"type": ["string", "number"], "description": "one item, instead of items"},
+            "ref": {"type": "string"},
+            "valid_for": {"type": ["string", "number"], "description": "e.g. 30d, or seconds"},
+            "send": {"type": "boolean", "description": "email it to the payer now"},
+        },
+    },
+    "IssuedLink": {
+        "type": "object",
+        "required": ["id", "url", "token", "ref", "amount_total", "currency"],
+        "properties": {
+            "id": {"type": "string"},
+            "url": {"type": "string"},
+            "token": {"type": "string"},
+            "ref": {"type": "string"},
+            "amount_total": {"type": "integer", "description": "minor units"},
+            "currency": {"type": "string"},
+            "email": _ref("EmailOutcome"),
+        },
+    },
+    "EmailOutcome": {
+        "type": "object",
+        "required": ["sent", "error"],
+        "properties": {"sent": {"type": "boolean"}, "error": _NULLABLE_STR},
+    },
+    "Link": {
+        "type": "object",
+        "required": [
+            "id",
+            "ref",
+            "name",
+            "email",
+            "amount_total",
+            "currency",
+            "status",
+            "duplicate_payment",
+            "created_at",
+            "valid_until",
+            "opens",
+            "previews",
+            "email_delivery",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "ref": {"type": "string"},
+            "name": {"type": "string"},
+            "email": {"type": "string"},
+            "description": {"type": "string"},
+            "amount_total": {"type": "integer"},
+            "currency": {"type": "string"},
+            "amount_display": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["issued", "opened", "pending", "paid", "processing", "expired", "revoked"],
+            },
+            "duplicate_payment": {"type": "boolean"},
+            "created_at": {"type": "string"},
+            "created_by": {"type": "string"},
+            "valid_until": {"type": "string"},
+            "revoked_at": _NULLABLE_STR,
+            "revoked_by": _NULLABLE_STR,
+            "revoke_reason": _NULLABLE_STR,
+            "replaces_id": _NULLABLE_STR,
+            "opens": {
+                "type": "object",
+                "required": ["count", "first_at", "last_at"],
+                "properties": {
+                    "count": {"type": "integer"},
+                    "first_at": _NULLABLE_STR,
+                    "last_at": _NULLABLE_STR,
+                },
+            },
+            "previews": {
+                "type": "object",
+                "description": "bot previews by bot name",
+                "additionalProperties": {"type": "integer"},
+            },
+            "email_delivery": {
+                "type": "object",
+                "required": ["sent_count", "last_sent_at", "last_error"],
+                "properties": {
+                    "sent_count": {"type": "integer"},
+                    "last_sent_at": _NULLABLE_STR,
+                    "last_error": _NULLABLE_STR,
+                },
+            },
+        },
+    },
+    "LinkDetail": {
+        "allOf": [
+            _ref("Link"),
+            {
+                "type": "object",
+                "required": ["url", "items", "orders", "audit"],
+                "properties": {
+                    "url": {"type": "string"},
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["description", "amount", "quantity"],
+                            "properties": {
+                                "description": {"type": "string"},
+                                "amount": {"type": "integer"},
+                                "quantity": {"type": "integer"},
+                            },
+                        },
+                    },
+                    "orders": {"type": "array", "items": _ref("Order")},
+                    "audit": {"type": "array", "items": _ref("AuditEntry")},
+                },
+            },
+        ]
+    },
+    "LinkPage": {
+        "type": "object",
+        "required": ["links", "total", "limit", "offset", "next_offset"],
+        "properties": {
+            "links": {"type": "array", "items": _ref("Link")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "next_offset": {"type": ["integer", "null"]},
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": ["id", "link_id", "status", "amount_total", "currency", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": [
+                    "pending",
+                    "processing",
+                    "paid",
+                    "failed",
+                    "refunded",
+                    "canceled",
+                    "expired",
+                ],
+            },
+            "amount_total": {"type": "integer"},
+            "currency": {"type": "string"},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "paid_at": _NULLABLE_STR,
+            "stripe_session_id": _NULLABLE_STR,
+            "payment_intent_id": _NULLABLE_STR,
+            "cancel_reason": _NULLABLE_STR,
+            "duplicate_of": _NULLABLE_STR,
+            "refunded_amount": {"type": "integer"},
+            "disputed": {"type": "boolean"},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["at", "action", "actor"],
+        "properties": {
+            "at": {"type": "string"},
+            "action": {"type": "string"},
+            "from": _NULLABLE_STR,
+            "to": _NULLABLE_STR,
+            "actor": {"type": "string", "description": "visitor, webhook, reconciler, admin:NAME"},
+            "order_id": _NULLABLE_STR,
+            "detail": _NULLABLE_STR,
+        },
+    },
+    "BulkRow": {
+        "type": "object",
+        "required": ["row", "ref", "status"],
+        "properties": {
+            "row": {"type": "integer", "description": "1-based data row"},
+            "ref": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["would_create", "created", "existing", "invalid", "skipped"],
+            },
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+            "id": {"type": "string"},
+            "url": {"type": "string"},
+            "differs": {"type": "array", "items": {"type": "string"}},
+            "email": _ref("EmailOutcome"),
+        },
+    },
+    "BulkReport": {
+        "type": "object",
+        "required": [
+            "dry_run",
+            "ok",
+            "created",
+            "would_create",
+            "existing",
+            "invalid",
+            "skipped",
+            "emails_sent",
+            "emails_failed",
+            "rows",
+        ],
+        "properties": {
+            "dry_run": {"type": "boolean"},
+            "ok": {"type": "boolean"},
+            "created": {"type": "integer"},
+            "would_create": {"type": "integer"},
+            "existing": {"type": "integer"},
+            "invalid": {"type": "integer"},
+            "skipped": {"type": "integer"},
+            "emails_sent": {"type": "integer"},
+            "emails_failed": {"type": "integer"},
+            "rows": {"type": "array", "items": _ref("BulkRow")},
+        },
+    },
+    "Revoked": {
+        "type": "object",
+        "required": ["id", "revoked", "changed"],
+        "properties": {
+            "id": {"type": "string"},
+            "revoked": {"type": "boolean"},
+            "changed": {"type": "boolean", "description": "false when it was already revoked"},
+        },
+    },
+    "SendResult": {
+        "type": "object",
+        "required": ["link_id", "sent", "error"],
+        "properties": {
+            "link_id": {"type": "string"},
+            "sent": {"type": "boolean"},
+            "error": _NULLABLE_STR,
+        },
+    },
+    "OrderList": {
+        "type": "object",
+        "required": ["orders"],
+        "properties": {"orders": {"type": "array", "items": _ref("Order")}},
+    },
+    "ReconcileReport": {
+        "type": "object",
+        "required": ["ran", "fixes", "errors"],
+        "properties": {
+            "ran": {"type": "boolean"},
+            "fixes": {"type": "integer"},
+            "errors": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/admin/api/openapi.json": {
+        "get": {
+            "operationId": "admin_openapi",
+            "summary": "This document (no key needed)",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI document"}},
+        }
+    },
+    "/admin/api/links": {
+        "post": {
+            "operationId": "admin_create_link",
+            "summary": "Issue one link (optionally email it)",
+            "requestBody": {"content": {"application/json": {"schema": _ref("NewLink")}}},
+            "responses": {"201": _json(_ref("IssuedLink"), "issued"), **_errors(400, 409, 422)},
+        },
+        "get": {
+            "operationId": "admin_list_links",
+            "summary": "List links, newest first, with opens, previews and delivery",
+            "parameters": [
+                _param(
+                    "status",
+                    "query",
+                    {
+                        "type": "string",
+                        "enum": [
+                            "issued",
+                            "opened",
+                            "pending",
+                            "paid",
+                            "processing",
+                            "expired",
+                            "revoked",
+                            "duplicate",
+                        ],
+                    },
+                    "duplicate: a second payment arrived for the link",
+                ),
+                _param("ref_prefix", "query", {"type": "string"}, "e.g. 2026-04/"),
+                _param("created_from", "query", {"type": "string"}, "ISO date or date-time"),
+                _param(
+                    "created_to", "query", {"type": "string"}, "exclusive; a date includes the day"
+                ),
+                *_PAGING,
+            ],
+            "responses": {"200": _json(_ref("LinkPage"), "a page of links"), **_errors(422)},
+        },
+    },
+    "/admin/api/links/bulk": {
+        "post": {
+            "operationId": "admin_bulk_links",
+            "summary": "Issue links from a CSV (text/csv) or JSON rows, in one transaction",
+            "description": (
+                "Rows are keyed by ref: a ref that already has a link (not revoked) is reported"
+                " as existing and not created again. With send, links never sent successfully"
+                " are emailed; resend emails existing ones again too. Any invalid row makes the"
+                " whole run fail with nothing created, unless skip_invalid."
+            ),
+            "parameters": [
+                _param("dry_run", "query", _FLAG, "validate and report only"),
+                _param("skip_invalid", "query", _FLAG, "create the valid rows anyway"),
+                _param("send", "query", _FLAG, "email links not yet sent"),
+                _param("resend", "query", _FLAG, "with send: email existing links again"),
+            ],
+            "requestBody": {
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/json": {
+                        "schema": {"type": "array", "items": _ref("NewLink")},
+                    },
+                }
+            },
+            "responses": {
+                "200": _json(_ref("BulkReport"), "dry run, or nothing new"),
+                "201": _json(_ref("BulkReport"), "links created"),
+                **_errors(400, 409, 422),
+            },
+        }
+    },
+    "/admin/api/links/{id}": {
+        "get": {
+            "operationId": "admin_show_link",
+            "summary": "One link with items, orders, audit trail, opens and previews",
+            "parameters": [_LINK_ID],
+            "responses": {"200": _json(_ref("LinkDetail"), "the link"), **_errors(404)},
+        }
+    },
+    "/admin/api/links/{id}/revoke": {
+        "post": {
+            "operationId": "admin_revoke_link",
+            "summary": "Withdraw a link (its pending attempt is canceled)",
+            "parameters": [_LINK_ID],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object", "properties": {"reason": {"type": "string"}}}
+                    }
+                },
+            },
+            "responses": {"200": _json(_ref("Revoked"), "revoked"), **_errors(404, 422)},
+        }
+    },
+    "/admin/api/links/{id}/resend": {
+        "post": {
+            "operationId": "admin_resend_link",
+            "summary": "Email the link to the payer's address on file again",
+            "parameters": [_LINK_ID],
+            "responses": {
+                "200": _json(_ref("SendResult"), "sent"),
+                **_errors(404, 409, 502),
+            },
+        }
+    },
+    "/admin/api/orders": {
+        "get": {
+            "operationId": "admin_list_orders",
+            "summary": "List checkout attempts, newest first",
+            "parameters": [
+                _param(
+                    "status",
+                    "query",
+                    SCHEMAS["Order"]["properties"]["status"],
+                    "order status",
+                ),
+                *_PAGING,
+            ],
+            "responses": {"200": _json(_ref("OrderList"), "orders"), **_errors(422)},
+        }
+    },
+    "/admin/api/reconcile": {
+        "post": {
+            "operationId": "admin_reconcile",
+            "summary": "Run the reconciler now and return its report",
+            "responses": {
+                "200": _json(_ref("ReconcileReport"), "report (ran=false: another run holds it)"),
+                **_errors(501, 503),
+            },
+        }
+    },
+}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Checkout-link gateway admin API",
+            "version": "1",
+            "description": "Every endpoint but this document needs Authorization: Bearer <key>.",
+        },
+        "servers": [{"url": server_url.rstrip("/")}],
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": _json(_ref("Error"), "an error with a stable code")},
+            "schemas": SCHEMAS,
+        },
+    }
