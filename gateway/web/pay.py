@@ -14,9 +14,10 @@ from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkState
+from gateway.services.admin_links import RenewOutcome
 from gateway.services.checkout import LinkView, Redirect, ReturnUrls
-from gateway.web.keys import CHECKOUT, CLASSIFIER, OPENS, SETTINGS, TOKENS
-from gateway.web.pages import render
+from gateway.web.keys import ADMIN, CHECKOUT, CLASSIFIER, MAILER, METRICS, OPENS, SETTINGS, TOKENS
+from gateway.web.metrics import render_page as render
 
 routes = web.RouteTableDef()
 
@@ -38,14 +39,16 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
         return request.app[TOKENS].verify(token)
     except TokenError as exc:
         if exc.problem is TokenProblem.EXPIRED:
-            return render(request, "expired.html", {"token": token}, status=410, headers=ROBOTS)
+            context = {"token": token, "can_renew": request.app[MAILER].enabled}
+            return render(request, "expired.html", context, status=410, headers=ROBOTS)
         truncated = exc.problem is TokenProblem.TRUNCATED
         return render(request, "invalid.html", {"truncated": truncated}, status=404, headers=ROBOTS)
 
 
 def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
-    return render(request, template, {"view": view, "token": token}, status=status, headers=ROBOTS)
+    context = {"view": view, "token": token, "can_renew": request.app[MAILER].enabled}
+    return render(request, template, context, status=status, headers=ROBOTS)
 
 
 @routes.get("/pay/{token}", name="pay")
@@ -62,6 +65,7 @@ async def open_link(request: web.Request) -> web.Response:
     if visitor.is_bot and not wants_confirm:
         # A preview bot gets nothing worth caching or showing: no amount, no name.
         app[OPENS].bot_preview(verified.link_id, visitor.name)
+        app[METRICS].record_bot_preview(visitor.name)
         return render(request, "preview.html", {"token": token}, headers=ROBOTS)
     view = await app[CHECKOUT].view(verified.link_id)
     if view is None:
@@ -72,6 +76,7 @@ async def open_link(request: web.Request) -> web.Response:
         app[OPENS].human_open(verified.link_id)
     elif visitor.is_bot:
         app[OPENS].bot_preview(verified.link_id, visitor.name)
+        app[METRICS].record_bot_preview(visitor.name)
     context: dict[str, Any] = {"view": view, "token": token, "in_app": visitor.in_app}
     return render(request, "confirm.html", context, headers=ROBOTS)
 
@@ -100,8 +105,10 @@ async def confirm(request: web.Request) -> web.Response:
     visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
     if visitor.listed:
         # A known link-preview or mail-scanner fetcher: it may press buttons, but creates nothing.
+        app[METRICS].confirms.labels("forbidden").inc()
         return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
     if not _same_origin(request, settings.server.public_url):
+        app[METRICS].confirms.labels("forbidden").inc()
         return render(
             request, "bad_request.html", {"status": 403, "reason": "Forbidden"}, status=403
         )
@@ -114,8 +121,17 @@ async def confirm(request: web.Request) -> web.Response:
         cancel_url=public + checkout.cancel_path.format(token=token),
     )
     result = await app[CHECKOUT].confirm(verified.link_id, urls)
+    metrics = app[METRICS]
     if isinstance(result, Redirect):
+        metrics.confirms.labels("redirect").inc()
+        metrics.record_session(result.kind)
         raise web.HTTPSeeOther(result.url)
+    if result.view.state in (LinkState.PAID, LinkState.PROCESSING):
+        # The 409s nobody counted in the incident this project exists for.
+        metrics.confirms.labels("paid_block").inc()
+        metrics.paid_blocks.labels(result.view.state.value).inc()
+    else:
+        metrics.confirms.labels("refused").inc()
     return _refusal(request, result.view, token)
 
 
@@ -132,3 +148,48 @@ async def returned(request: web.Request) -> web.Response:
     if view is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
     return render(request, "return.html", {"view": view, "token": token}, headers=ROBOTS)
+
+
+# The answer to "email me a new link": (template variant, status). No address is ever shown.
+_RENEW_PAGES: dict[RenewOutcome, tuple[str, int]] = {
+    RenewOutcome.SENT: ("sent", 200),
+    RenewOutcome.RESENT: ("sent", 200),
+    RenewOutcome.RATE_LIMITED: ("limited", 429),
+    RenewOutcome.EMAIL_FAILED: ("failed", 503),
+}
+
+
+@routes.post("/pay/{token}/renew", name="pay_renew")
+async def renew(request: web.Request) -> web.Response:
+    """From the expired page: revoke the old link, issue a fresh one for the same payment, and
+    email it to the address on file. The token (even an expired one) names the link; nothing
+    the visitor sends chooses where the email goes."""
+    token = request.match_info["token"]
+    app = request.app
+    token_expired = False
+    try:
+        link_id = app[TOKENS].verify(token).link_id
+    except TokenError as exc:
+        if exc.problem is not TokenProblem.EXPIRED or exc.link_id is None:
+            truncated = exc.problem is TokenProblem.TRUNCATED
+            context = {"truncated": truncated}
+            return render(request, "invalid.html", context, status=404, headers=ROBOTS)
+        link_id, token_expired = exc.link_id, True
+    visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
+    if visitor.listed or not _same_origin(request, app[SETTINGS].server.public_url):
+        # Scanners press buttons too; a fresh link is only for the person on the page.
+        app[METRICS].renewals.labels("forbidden").inc()
+        return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
+    result = await app[ADMIN].renew(link_id, token_expired=token_expired)
+    app[METRICS].renewals.labels(result.outcome.value).inc()
+    if result.outcome in (RenewOutcome.SENT, RenewOutcome.RESENT, RenewOutcome.EMAIL_FAILED):
+        app[METRICS].record_email("renewal", result.outcome is not RenewOutcome.EMAIL_FAILED)
+    page = _RENEW_PAGES.get(result.outcome)
+    if page is None:
+        # Not renewable (paid, withdrawn, still payable) or email off: the link's page says why.
+        raise web.HTTPSeeOther(app.router["pay"].url_for(token=token).path)
+    variant, status = page
+    headers = dict(ROBOTS)
+    if status in (429, 503):
+        headers["Retry-After"] = "3600" if status == 429 else "300"
+    return render(request, "renewed.html", {"variant": variant}, status=status, headers=headers)
