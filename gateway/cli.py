@@ -451,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=orders_list)
+
+    from gateway import cli_admin
+
+    cli_admin.register(links)  # bulk, resend, and filters on list/show (same as the admin API)
     return parser
 
 

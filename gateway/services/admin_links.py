@@ -67,7 +67,8 @@ class LinkFilter:
 @dataclass(frozen=True, slots=True)
 class LinkSummary:
     link: Link
-    status: str
+    state: str  # what the payer's page shows: payable, paid, processing, revoked, expired
+    status: str  # the admin's finer view (issued, opened, pending instead of payable)
     duplicate: bool
     previews: dict[str, int]
 
@@ -403,6 +404,7 @@ class AdminLinks:
         state = link_view(link, [], link.orders, now).state
         return LinkSummary(
             link,
+            state.value,
             admin_status(state, link.orders, link.open_count),
             any(o.duplicate_of for o in link.orders),
             previews,

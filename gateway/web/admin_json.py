@@ -21,7 +21,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 def link_json(
-    link: Link, status: str, previews: Mapping[str, int], duplicate: bool
+    link: Link, state: str, status: str, previews: Mapping[str, int], duplicate: bool
 ) -> dict[str, Any]:
     return {
         "id": link.id,
@@ -32,6 +32,7 @@ def link_json(
         "amount_total": link.amount_total,
         "currency": link.currency,
         "amount_display": format_minor(link.amount_total, link.currency),
+        "state": state,
         "status": status,
         "duplicate_payment": duplicate,
         "created_at": iso(link.created_at),
@@ -56,7 +57,9 @@ def link_json(
 
 
 def summary_json(summary: LinkSummary) -> dict[str, Any]:
-    return link_json(summary.link, summary.status, summary.previews, summary.duplicate)
+    return link_json(
+        summary.link, summary.state, summary.status, summary.previews, summary.duplicate
+    )
 
 
 def page_json(page: LinkPage) -> dict[str, Any]:
@@ -104,6 +107,7 @@ def detail_json(detail: LinkDetail) -> dict[str, Any]:
     status = admin_status(LinkState(detail.state), detail.orders, detail.link.open_count)
     data = link_json(
         detail.link,
+        detail.state,
         status,
         {p.bot_name: p.count for p in detail.previews},
         any(o.duplicate_of for o in detail.orders),

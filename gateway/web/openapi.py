@@ -133,6 +133,7 @@ SCHEMAS: dict[str, Any] = {
             "email",
             "amount_total",
             "currency",
+            "state",
             "status",
             "duplicate_payment",
             "created_at",
@@ -150,9 +151,15 @@ SCHEMAS: dict[str, Any] = {
             "amount_total": {"type": "integer"},
             "currency": {"type": "string"},
             "amount_display": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["payable", "paid", "processing", "revoked", "expired"],
+                "description": "what the payer's page shows",
+            },
             "status": {
                 "type": "string",
                 "enum": ["issued", "opened", "pending", "paid", "processing", "expired", "revoked"],
+                "description": "the admin's view: a payable link is issued, opened or pending",
             },
             "duplicate_payment": {"type": "boolean"},
             "created_at": {"type": "string"},
