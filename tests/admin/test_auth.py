@@ -130,7 +130,7 @@ class TestKeyParsing:
 
     @pytest.mark.parametrize("entry", ["nokey", ":secret", "bad name:secret", "a:"])
     def test_malformed_entries_stop_the_start(self, entry: str) -> None:
-        with pytest.raises(ConfigError, match="admin.api_keys"):
+        with pytest.raises(ConfigError, match=r"admin\.api_keys"):
             parse_keys([entry])
 
     def test_two_keys_with_one_name_are_refused(self) -> None:

@@ -1,0 +1,190 @@
+"""Bulk issuance through the API: all-or-nothing in one transaction, every bad row reported,
+dry runs, skipping bad rows when asked, and re-runs keyed by ref that create nothing twice."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.adapters.db.models import AuditEntry, Link
+from gateway.web.keys import DATABASE
+from tests.admin.support import AdminHarness, start_admin_harness
+
+CSV_HEADERS = {"Content-Type": "text/csv"}
+GOOD_CSV = """email,name,ref,items,description
+maya.parent@example.com,Ana Lopez,2026-04/p1,Spring fee=150.00,Spring season
+leo.parent@example.com,Ben Okafor,2026-04/p2,Spring fee=150.00 | Kit=25.00x2,Spring season
+kim.parent@example.com,Kim Ito,2026-04/p3,Spring fee=120.00,
+"""
+BAD_ROW_CSV = GOOD_CSV + "not-an-email,,2026-04/p4,Spring fee=abc,\n"
+
+
+@pytest.fixture
+async def h(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> AdminHarness:
+    return await start_admin_harness(aiohttp_server, aiohttp_client, database_url)
+
+
+async def counts(h: AdminHarness) -> tuple[int, int]:
+    async with h.app[DATABASE].read() as session:
+        links = (await session.execute(sa.select(sa.func.count()).select_from(Link))).scalar_one()
+        audit = (
+            await session.execute(sa.select(sa.func.count()).select_from(AuditEntry))
+        ).scalar_one()
+    return int(links), int(audit)
+
+
+async def bulk(h: AdminHarness, body: str, **params: str) -> Any:
+    headers = (
+        CSV_HEADERS
+        if not body.lstrip().startswith(("[", "{"))
+        else {"Content-Type": "application/json"}
+    )
+    return await h.api("POST", "/links/bulk", data=body.encode(), headers=headers, params=params)
+
+
+class TestAllOrNothing:
+    async def test_one_bad_row_creates_nothing_and_reports_that_row(self, h: AdminHarness) -> None:
+        response = await bulk(h, BAD_ROW_CSV)
+        assert response.status == 422
+        error = (await response.json())["error"]
+        assert error["code"] == "bulk_invalid"
+        (row,) = error["rows"]
+        assert row["row"] == 4 and row["ref"] == "2026-04/p4"
+        # Every problem of the row at once.
+        assert {"email", "name", "items[0]"} <= set(row["errors"])
+        assert await counts(h) == (0, 0)
+
+    async def test_a_good_file_creates_every_link(self, h: AdminHarness) -> None:
+        response = await bulk(h, GOOD_CSV)
+        assert response.status == 201, await response.text()
+        report = await response.json()
+        assert (report["created"], report["invalid"], report["ok"]) == (3, 0, True)
+        rows = report["rows"]
+        assert [r["status"] for r in rows] == ["created"] * 3
+        assert (await counts(h))[0] == 3
+        second = await h.get(rows[1]["url"].rsplit("/", 1)[1])
+        text = await second.text()
+        assert "Ben Okafor" in text and "200.00" in text
+
+    async def test_skip_invalid_creates_the_good_rows(self, h: AdminHarness) -> None:
+        response = await bulk(h, BAD_ROW_CSV, skip_invalid="true")
+        assert response.status == 201
+        report = await response.json()
+        assert [r["status"] for r in report["rows"]] == ["created"] * 3 + ["skipped"]
+        assert report["ok"] is False
+        assert (await counts(h))[0] == 3
+
+    async def test_dry_run_reports_and_writes_nothing(self, h: AdminHarness) -> None:
+        response = await bulk(h, BAD_ROW_CSV, dry_run="1")
+        assert response.status == 200
+        report = await response.json()
+        assert report["dry_run"] is True
+        assert [r["status"] for r in report["rows"]] == ["would_create"] * 3 + ["invalid"]
+        assert await counts(h) == (0, 0)
+
+    async def test_a_database_failure_mid_run_leaves_nothing(
+        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from gateway.services import links as links_module
+
+        calls = {"n": 0}
+        real = links_module.LinkService.add_link
+
+        def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("disk full")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(links_module.LinkService, "add_link", failing)
+        response = await bulk(h, GOOD_CSV)
+        assert response.status == 500
+        assert await counts(h) == (0, 0)
+
+
+class TestRerun:
+    async def test_the_same_file_twice_creates_nothing_new(self, h: AdminHarness) -> None:
+        first = await (await bulk(h, GOOD_CSV)).json()
+        response = await bulk(h, GOOD_CSV)
+        assert response.status == 200
+        second = await response.json()
+        assert [r["status"] for r in second["rows"]] == ["existing"] * 3
+        assert [r["id"] for r in second["rows"]] == [r["id"] for r in first["rows"]]
+        assert [r["url"] for r in second["rows"]] == [r["url"] for r in first["rows"]]
+        assert (await counts(h))[0] == 3
+
+    async def test_existing_rows_that_differ_are_flagged(self, h: AdminHarness) -> None:
+        await bulk(h, GOOD_CSV)
+        changed = GOOD_CSV.replace(
+            "Kim Ito,2026-04/p3,Spring fee=120.00", "Kim Ito,2026-04/p3,Spring fee=130.00"
+        )
+        report = await (await bulk(h, changed)).json()
+        assert report["rows"][2]["differs"] == ["amount"]
+        assert "differs" not in report["rows"][0]
+
+    async def test_a_revoked_links_ref_is_issued_again(self, h: AdminHarness) -> None:
+        first = await (await bulk(h, GOOD_CSV)).json()
+        old = first["rows"][0]["id"]
+        await h.api("POST", f"/links/{old}/revoke", json={"reason": "wrong amount"})
+        report = await (await bulk(h, GOOD_CSV)).json()
+        assert [r["status"] for r in report["rows"]] == ["created", "existing", "existing"]
+        assert report["rows"][0]["id"] != old
+
+
+class TestFormats:
+    async def test_json_rows_with_item_objects(self, h: AdminHarness) -> None:
+        rows = [
+            {
+                "email": "a@example.com",
+                "name": "A Parent",
+                "ref": "j/1",
+                "items": [{"description": "Fee", "amount": "10.00", "quantity": 2}],
+            },
+            {
+                "email": "b@example.com",
+                "name": "B Parent",
+                "ref": "j/2",
+                "amount": 12,
+                "description": "Fee",
+            },
+        ]
+        response = await bulk(h, json.dumps({"rows": rows}))
+        assert response.status == 201, await response.text()
+        created = await (
+            await h.api("GET", f"/links/{(await response.json())['rows'][0]['id']}")
+        ).json()
+        assert created["amount_total"] == 2000
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            ("email,name\na@example.com,A\n", "missing column"),
+            ("email,name,ref\na@example.com,A,r\n", "'items' or an 'amount'"),
+            ("email,name,ref,amount,colour\n", "unknown column"),
+            ("", "empty"),
+            ("email,name,ref,amount\n", "no rows"),
+            ('{"rows": 5}', "expected a list"),
+        ],
+    )
+    async def test_unreadable_files_are_400(self, h: AdminHarness, body: str, message: str) -> None:
+        response = await bulk(h, body)
+        assert response.status == 400, await response.text()
+        error = (await response.json())["error"]
+        assert error["code"] == "bad_file" and message in error["message"]
+
+    async def test_rows_need_distinct_refs(self, h: AdminHarness) -> None:
+        body = "email,name,ref,amount\na@example.com,A,r/1,10\nb@example.com,B,r/1,10\nc@example.com,C,,10\n"
+        response = await bulk(h, body)
+        assert response.status == 422
+        rows = (await response.json())["error"]["rows"]
+        assert [(r["row"], sorted(r["errors"])) for r in rows] == [(2, ["ref"]), (3, ["ref"])]
+        assert "row 1" in rows[0]["errors"]["ref"]
+        assert await counts(h) == (0, 0)
+
+    async def test_a_row_with_extra_cells_is_invalid(self, h: AdminHarness) -> None:
+        body = "email,name,ref,amount\na@example.com,A,r/1,10,surprise\n"
+        response = await bulk(h, body)
+        assert response.status == 422
