@@ -35,6 +35,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -385,6 +386,22 @@ def gateway_log_summary(child: Child) -> dict[str, Any]:
     return dict(counts.most_common(10))
 
 
+def code_under_test() -> dict[str, Any]:
+    """The commit measured, and any uncommitted gateway files (the numbers describe those too)."""
+
+    def git(*argv: str) -> str:
+        result = subprocess.run(
+            ["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        return result.stdout
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "gateway").splitlines()]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted_gateway_files": dirty,
+    }
+
+
 def summarise(
     args: argparse.Namespace,
     targets: list[Target],
@@ -443,6 +460,7 @@ def summarise(
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "code": code_under_test(),
         "settings": {
             "duration_s": args.duration,
             "rounds": args.rounds,
@@ -491,6 +509,12 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['date']}  {report['machine']['cpus']} cpus  python {report['machine']['python']}"
         f"  wrk -t{s['threads']} -c{s['connections']} -d{s['duration_s']:g}s x {s['rounds']} "
         f"rounds, {s['links']} links"
+    )
+    code = report["code"]
+    dirty = code["uncommitted_gateway_files"]
+    print(
+        f"gateway at {code['commit']}"
+        + (f" plus uncommitted changes to {', '.join(dirty)}" if dirty else " (clean)")
     )
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
