@@ -283,6 +283,7 @@ def write_scripts(tmp: Path, tokens: list[str]) -> dict[str, tuple[Path, Path]]:
 
 def run_bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> dict[str, Any]:
     require_wrk()
+    code = code_under_test()  # before the run: others may commit while it runs
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     hello_port, emulator_port, gateway_port = free_port(), free_port(), free_port()
     webhook_secret = "whsec_bench_" + secrets.token_hex(8)
@@ -359,7 +360,9 @@ def run_bench(args: argparse.Namespace, tmp: Path, procs: Processes) -> dict[str
             log(f"bench: status check {target.key}: {target.check.statuses}")
 
     sessions_after = asyncio.run(sessions_now(emulator))
-    return summarise(args, targets, facts, sessions_after, gateway)
+    report = summarise(args, targets, facts, sessions_after, gateway)
+    report["code"] = code
+    return report
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -460,7 +463,6 @@ def summarise(
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "code": code_under_test(),
         "settings": {
             "duration_s": args.duration,
             "rounds": args.rounds,
