@@ -19,11 +19,23 @@ _SECRETS = re.compile(
     r"|\bwhsec_[A-Za-z0-9]+"  # webhook secrets
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"  # Authorization headers
 )
+# Payers' addresses are personal data: an error message that quotes one is still logged, masked.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Libraries that log SQL parameters (payer names and addresses) or message bodies at DEBUG.
+_QUIET = (
+    "stripe",
+    "aiohttp.access",
+    "aiosqlite",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosmtplib",
+    "mail.log",
+)
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
-    return _SECRETS.sub("[redacted]", text)
+    return _EMAIL.sub("[email]", _SECRETS.sub("[redacted]", text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,6 +72,7 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # The stripe SDK logs request URLs and bodies at INFO/DEBUG; keep it quiet.
-    logging.getLogger("stripe").setLevel(logging.WARNING)
+    # The stripe SDK logs request URLs and bodies at INFO/DEBUG, the database drivers SQL with its
+    # parameters, the SMTP libraries whole conversations: DEBUG is for the gateway's own lines.
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

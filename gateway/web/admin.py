@@ -69,6 +69,11 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         actor = request.config_dict[ADMIN_KEYS].actor_for(request.headers.get("Authorization"))
         if actor is None:
             metrics.admin_requests.labels("unauthorized").inc()
+            # Never the presented key; the route is enough to spot a misconfigured client.
+            log.warning(
+                "admin request refused",
+                extra={"route": request.match_info.route.name, "method": request.method},
+            )
             return error(401, "unauthorized", "a valid admin key is required (Bearer)")
         request[ACTOR] = actor
     try:
