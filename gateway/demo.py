@@ -19,10 +19,11 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.clock import SystemClock
 from gateway.config import Settings
+from gateway.demo_mail import MailSink, mail_page_routes
 from gateway.domain.links import validate_new_link
 from gateway.emulator import StripeEmulator, create_emulator_app
 from gateway.logs import configure_logging
-from gateway.web.keys import LINKS
+from gateway.web.keys import LINKS, MAILER
 
 DEMO_WEBHOOK_SECRET = "whsec_demo"  # noqa: S105 - the demo's own emulator, never real Stripe
 
@@ -63,7 +64,27 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
         # A restarted demo keeps its database: never reissue ids an earlier run stored.
         seed=secrets.randbits(32),
     )
+    # Mail goes to a local sink, shown at /_demo/mail: the sample addresses are not real.
+    sink = MailSink()
+    await sink.start(args.host)
+    admin_key = secrets.token_urlsafe(18)
+    settings = settings.replace(
+        email=dataclasses.replace(
+            settings.email,
+            host=args.host,
+            port=sink.port,
+            tls=False,
+            starttls=False,
+            user="",
+            password="",
+            from_address="treasurer@riverside.example",
+        ),
+        admin=dataclasses.replace(
+            settings.admin, api_keys=settings.admin.api_keys or (f"demo:{admin_key}",)
+        ),
+    )
     gateway_app = create_app(settings, clock=clock)
+    gateway_app.router.add_routes(mail_page_routes(sink))
     runners = [web.AppRunner(create_emulator_app(emulator)), web.AppRunner(gateway_app)]
     for runner, port in zip(runners, (args.emulator_port, args.port), strict=True):
         await runner.setup()
@@ -96,6 +117,14 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
             ),
             actor="demo",
         )
+        for link in (one, two):
+            await gateway_app[MAILER].send_link(link.id, actor="demo")
+        key_hint = (
+            f"curl -H 'Authorization: Bearer {admin_key}' "
+            f"{settings.server.public_url}/admin/api/links"
+            if settings.admin.api_keys == (f"demo:{admin_key}",)
+            else "(admin keys from your config)"
+        )
         print(
             f"""
 Checkout-link gateway demo for {settings.checkout.org_name}
@@ -108,6 +137,10 @@ Open a sample payment link in your browser:
   two items       {two.url}
 
 Press Pay, then "Pay" on the emulator's checkout page; the link then shows as paid.
+Emails the demo "sent" (the links above, fresh links from expired pages):
+  {settings.server.public_url}/_demo/mail
+Admin API (OpenAPI at /admin/api/openapi.json), metrics at /metrics:
+  {key_hint}
 In another terminal, with GATEWAY_DATABASE_URL=sqlite+aiosqlite:///{args.database}:
   gateway links list   /   gateway links show {one.id}
 Ctrl-C stops the demo.
@@ -123,6 +156,7 @@ Ctrl-C stops the demo.
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        await sink.stop()
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> None:
