@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer, unused_port
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -97,7 +97,7 @@ API_FAULTS = ("fail_next", "drop_next", "drop_after_apply_next")
 # Time steps: around the 30 min stale mark, the 60 min session lifetime, hours, a day.
 CLOCK_STEPS = (60, 5 * 60, 20 * 60, 29 * 60, 31 * 60, 45 * 60, 61 * 60, 3 * 3600, 8 * 3600, 86400)
 # Link validities: some links run out during an example.
-VALIDITIES = (2 * 3600, 12 * 3600, 30 * 86400)
+VALIDITIES = (2 * 3600, 12 * 3600, 30 * 86400, 30 * 86400)
 # Where an order may go next (through any number of steps between two observations).
 FORWARD: dict[str, set[str]] = {
     "pending": {"pending", "processing", "paid", "failed", "refunded", "canceled", "expired"},
@@ -109,6 +109,8 @@ FORWARD: dict[str, set[str]] = {
     "expired": {"expired", "processing", "paid", "failed", "refunded"},
 }
 BLOCKING = {"paid", "processing"}
+MAX_LINKS = 4
+LINK = st.integers(0, MAX_LINKS - 1)
 
 
 @dataclass(frozen=True)
@@ -286,17 +288,23 @@ class CheckoutMachine(RuleBasedStateMachine):
 
     # --- set-up --------------------------------------------------------------------------------
 
-    @initialize(validities=st.lists(st.sampled_from(VALIDITIES), min_size=1, max_size=3))
+    @initialize(validities=st.lists(st.sampled_from(VALIDITIES), min_size=1, max_size=2))
     def issue_links(self, validities: list[int]) -> None:
-        for n, valid_for in enumerate(validities):
-            link = self.run(self.h.issue(ref=f"2026-04/p{n}", valid_for=valid_for))
-            self.links.append(link)
-            self.sessions_seen[link.id] = []
+        for valid_for in validities:
+            self.issue_link(valid_for)
+
+    @precondition(lambda self: len(self.links) < MAX_LINKS)
+    @rule(valid_for=st.sampled_from(VALIDITIES))
+    def issue_link(self, valid_for: int) -> None:
+        n = len(self.links)
+        link = self.run(self.h.issue(ref=f"2026-04/p{n}", valid_for=valid_for))
+        self.links.append(link)
+        self.sessions_seen[link.id] = []
 
     # --- parents and bots ----------------------------------------------------------------------
 
     @rule(
-        index=st.integers(0, 2),
+        index=LINK,
         agent=st.sampled_from(sorted(USER_AGENTS)),
         method=st.sampled_from(["GET", "HEAD"]),
     )
@@ -307,6 +315,7 @@ class CheckoutMachine(RuleBasedStateMachine):
         headers = {"User-Agent": USER_AGENTS[agent], "Accept-Language": "en-US,en;q=0.9"}
         code = self.run(self._open(link, method, headers))
         self.note_code(code, f"{method} as {agent}")
+        event(f"{method} {code}")
         after = self.run(self.read_world())
         assert after == before, f"{method} as {agent} changed something"
         state = before.state(link.id, self.now())
@@ -325,7 +334,7 @@ class CheckoutMachine(RuleBasedStateMachine):
         return response.status
 
     @rule(
-        index=st.integers(0, 2),
+        index=LINK,
         agent=st.sampled_from(sorted(USER_AGENTS)),
         fault=st.sampled_from([None, None, None, *API_FAULTS]),
     )
@@ -343,6 +352,7 @@ class CheckoutMachine(RuleBasedStateMachine):
             self.clear_api_faults()
         code = response.status
         self.note_code(code, f"POST as {agent} with fault {fault}")
+        event(f"POST {code}" + (f" ({fault})" if fault else ""))
         after = self.run(self.read_world())
         listed = self.h.app[CLASSIFIER].classify(USER_AGENTS[agent], headers, "POST").listed
         if listed:
@@ -371,21 +381,85 @@ class CheckoutMachine(RuleBasedStateMachine):
         else:
             assert code == REFUSAL_CODE[state_before], (state_before, code)
 
+    @rule(
+        index=LINK,
+        actions=st.lists(
+            st.sampled_from(["click", "click", "deliver", "reconcile"]), min_size=2, max_size=4
+        ),
+    )
+    def at_once(self, index: int, actions: list[str]) -> None:
+        """Concurrent clicks (double taps, a scanner and a parent), racing webhook deliveries
+        and a reconcile: still one session per link, never a 5xx."""
+        link = self.link(index)
+        before = self.run(self.read_world())
+        results = self.run(self._gather(link, actions))
+        after = self.run(self.read_world())
+        now = self.now()
+        state_before = before.state(link.id, now)
+        state_after = after.state(link.id, now)
+        redirects = set()
+        for action, code, location in results:
+            if action != "click":
+                continue
+            assert isinstance(code, int)
+            self.note_code(code, "a concurrent POST")
+            event(f"concurrent POST {code}")
+            if code == 303:
+                assert location is not None
+                redirects.add(session_id_from(location))
+                continue
+            allowed = {409} if state_after in BLOCKING else set()
+            if state_before != "payable":
+                allowed.add(REFUSAL_CODE[state_before])
+            assert code in allowed, (
+                f"concurrent POST answered {code}; link {state_before} -> {state_after}"
+            )
+        assert len(redirects) <= 1, f"concurrent clicks were sent to sessions {redirects}"
+        for session_id in redirects:
+            if session_id not in self.sessions_seen[link.id]:
+                self.sessions_seen[link.id].append(session_id)
+
+    async def _gather(
+        self, link: IssuedLink, actions: list[str]
+    ) -> list[tuple[str, int | None, str | None]]:
+        return await asyncio.gather(*(self._one(link, action) for action in actions))
+
+    async def _one(self, link: IssuedLink, action: str) -> tuple[str, int | None, str | None]:
+        if action == "click":
+            response = await self.h.post(link, headers={"User-Agent": IPHONE_SAFARI})
+            await response.read()
+            return action, response.status, response.headers.get("Location")
+        if action == "deliver":
+            await self.emulator.deliver_webhooks()
+        else:
+            report = await self.h.app[RECONCILER].run()
+            assert not report.errors, report
+        return action, None, None
+
     # --- Stripe's side -------------------------------------------------------------------------
 
     @precondition(lambda self: any(self.sessions_seen.values()))
-    @rule(
-        data=st.data(),
-        outcome=st.sampled_from(["paid", "paid", "async", "declined"]),
-    )
-    def pay_session(self, data: st.DataObject, outcome: str) -> None:
-        """Pay the newest session of a link, or an old one (the duplicate payment case)."""
+    @rule(data=st.data(), outcome=st.sampled_from(["paid", "async", "declined"]))
+    def pay_newest_session(self, data: st.DataObject, outcome: str) -> None:
+        """The payer pays the session the last click sent them to."""
+        sessions = [seen[-1] for seen in self.sessions_seen.values() if seen]
+        self._pay(data.draw(st.sampled_from(sessions), label="session"), outcome)
+
+    @precondition(lambda self: any(self.sessions_seen.values()))
+    @rule(data=st.data(), outcome=st.sampled_from(["paid", "async"]))
+    def pay_any_session(self, data: st.DataObject, outcome: str) -> None:
+        """An old tab: pay any session a payer was ever sent to (the duplicate payment case)."""
         sessions = [sid for seen in self.sessions_seen.values() for sid in seen]
-        session_id = data.draw(st.sampled_from(sessions), label="session")
+        self._pay(data.draw(st.sampled_from(sessions), label="session"), outcome)
+
+    def _pay(self, session_id: str, outcome: str) -> None:
+        newest = any(seen and seen[-1] == session_id for seen in self.sessions_seen.values())
         try:
             self.emulator.pay(session_id, outcome=outcome)  # type: ignore[arg-type]
-        except StripeError:
-            pass  # no longer open (expired or already paid): the payer sees Stripe's page
+        except StripeError:  # no longer open (expired or already paid): Stripe's page says so
+            event("pay: session not open")
+        else:
+            event(f"pay: {outcome} on {'newest' if newest else 'an old'} session")
 
     def _processing_sessions(self) -> list[str]:
         intents = self.emulator.payment_intents
@@ -435,7 +509,7 @@ class CheckoutMachine(RuleBasedStateMachine):
 
     # --- the admin -----------------------------------------------------------------------------
 
-    @rule(index=st.integers(0, 2), fault=st.sampled_from([None, None, *API_FAULTS]))
+    @rule(index=LINK, fault=st.sampled_from([None, None, *API_FAULTS]))
     def revoke(self, index: int, fault: str | None) -> None:
         link = self.link(index)
         if fault:
@@ -456,6 +530,8 @@ class CheckoutMachine(RuleBasedStateMachine):
         report = self.run(self.h.app[RECONCILER].run())
         assert report.ran and not report.errors, report
         self.run(self.emulator.deliver_webhooks())
+        if report.fixes:
+            event("reconcile fixed something")
         world = self.run(self.read_world())
         by_session: dict[str, list[OrderRow]] = {}
         for order in world.orders.values():
@@ -475,6 +551,16 @@ class CheckoutMachine(RuleBasedStateMachine):
                 assert order.status in ("processing", "failed"), (
                     f"unpaid complete session {session_id} is order {order}"
                 )
+        for order in world.orders.values():
+            if order.status != "pending":
+                continue
+            # Settled: a pending order's session is still open at Stripe ...
+            if order.session_id is not None:
+                stripe_status = self.emulator.sessions[order.session_id]["status"]
+                assert stripe_status == "open", f"pending {order} has a {stripe_status} session"
+            # ... and a paid link keeps no other attempt open.
+            statuses = {o.status for o in world.link_orders(order.link_id)}
+            assert not statuses & BLOCKING, f"pending {order} on a link that is {statuses}"
         for link in self.links:
             paid = [
                 o
@@ -490,6 +576,7 @@ class CheckoutMachine(RuleBasedStateMachine):
         if not self.links:
             return
         world = self.run(self.read_world())
+        event("step")
         now_ts = self.h.clock.now()
         # 2. one pending order and one open Stripe session per link, at most.
         for link in self.links:
@@ -517,6 +604,11 @@ class CheckoutMachine(RuleBasedStateMachine):
             assert any(entry[2] == order.id for entry in world.audit.values()), (
                 f"order {order.id} has no audit trail"
             )
+        statuses = {o.status for o in world.orders.values()}
+        for status in statuses:
+            event(f"an order {status}")
+        if any(o.duplicate_of for o in world.orders.values()):
+            event("a duplicate payment")
         # A flagged duplicate points at another payment of the same link.
         for order in world.orders.values():
             if order.duplicate_of is not None:
