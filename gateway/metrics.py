@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 # Page latencies are milliseconds on the hot path and seconds when Stripe is slow.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_LABEL = 64
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Report(Protocol):
@@ -135,10 +136,32 @@ class Metrics:
             registry=r,
         )
 
+        # Label lookups cost microseconds; the GET hot path keeps the children it has seen.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._page_children: dict[tuple[str, int], Any] = {}
+
     # --- for services and the web layer ---------------------------------------------------
 
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in _METHODS:
+            method = "other"  # any token is a valid method; labels stay a small set
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(_label(route), _label(method), str(status)),
+                self.http_latency.labels(_label(route)),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def record_page(self, kind: str, status: int) -> None:
-        self.pages.labels(_label(kind), str(status)).inc()
+        key = (kind, status)
+        child = self._page_children.get(key)
+        if child is None:
+            child = self._page_children[key] = self.pages.labels(_label(kind), str(status))
+        child.inc()
 
     def record_bot_preview(self, bot: str) -> None:
         self.bot_previews.labels(_label(bot)).inc()

@@ -87,10 +87,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        m = request.app[METRICS]
+        m = request.config_dict[METRICS]
         route = _route_name(request)
-        m.http_latency.labels(route).observe(time.perf_counter() - started)
-        m.http_requests.labels(route, request.method, str(status)).inc()
+        m.record_request(route, request.method, status, time.perf_counter() - started)
         if route in _PAY_ROUTES:
             m.record_page(str(request.get(PAGE_KIND) or _fallback_kind(status)), status)
         if route == "stripe_webhook" and status != 500:
@@ -126,7 +125,7 @@ async def _count_webhook(
             candidate = None
         if isinstance(candidate, str) and _EVENT_TYPE.match(candidate):
             event_type = candidate
-    request.app[METRICS].record_webhook(event_type, outcome)
+    request.config_dict[METRICS].record_webhook(event_type, outcome)
 
 
 @web.middleware
@@ -146,7 +145,7 @@ async def count_provider_errors(request: web.Request, handler: Handler) -> web.S
 
 
 def _stripe_error(request: web.Request, kind: str) -> None:
-    m = request.app[METRICS]
+    m = request.config_dict[METRICS]
     m.record_stripe_error(kind)
     if _route_name(request) == "confirm":
         m.confirms.labels("stripe_error").inc()
