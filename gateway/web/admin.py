@@ -177,7 +177,9 @@ async def create_link(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
-    send = bool(body.pop("send", False))
+    send = body.pop("send", False)
+    if not isinstance(send, bool):
+        raise ValidationFailed({"send": "expected true or false"})
     settings = request.config_dict[SETTINGS]
     new, errors = validate_row(body, settings, require_ref=False)
     if new is None:

@@ -90,6 +90,13 @@ class TestCreate:
         assert response.status == 422
         assert "amout" in (await response.json())["error"]["fields"]["row"]
 
+    async def test_send_must_be_a_boolean(self, h: AdminHarness) -> None:
+        body = {"email": "a@example.com", "name": "A", "items": ["Fee=1.00"], "send": "false"}
+        response = await h.api("POST", "/links", json=body)
+        assert response.status == 422
+        assert "send" in (await response.json())["error"]["fields"]
+        assert await count_links(h) == 0
+
     async def test_send_without_smtp_configured_is_a_409_and_creates_nothing(
         self, h: AdminHarness
     ) -> None:
