@@ -6,8 +6,10 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 from aiohttp.test_utils import unused_port
@@ -107,3 +109,84 @@ def run_cli(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProc
         timeout=120,
         check=False,
     )
+
+
+# The emulator's CLI has no switch for manual webhook delivery, so this runs the very same
+# argument parsing and ``build`` as ``gateway emulator``, then holds webhooks until a test asks
+# for them through ``POST /_emulator/webhooks/deliver``.
+_MANUAL_WEBHOOKS_EMULATOR = """
+import argparse, logging, sys
+from aiohttp import web
+from gateway.emulator import cli
+from gateway.emulator.app import create_emulator_app
+parser = argparse.ArgumentParser(prog="gateway emulator")
+cli.add_arguments(parser)
+args = parser.parse_args(sys.argv[1:])
+emulator = cli.build(args)
+emulator.webhooks.mode = "manual"
+logging.basicConfig(level=logging.WARNING)
+web.run_app(create_emulator_app(emulator), host=args.host, port=args.port, print=None,
+            access_log=None)
+"""
+
+
+class EmulatorProcess:
+    """The Stripe emulator as a process of its own (``gateway emulator``), so that it outlives
+    the gateway processes a test kills. ``webhook_mode="manual"`` holds every webhook until
+    ``POST /_emulator/webhooks/deliver``. Its output goes to a temporary file (a pipe nobody
+    reads would block it), shown by :attr:`output` after :meth:`stop`."""
+
+    def __init__(self, *args: str, port: int | None = None, webhook_mode: str = "auto") -> None:
+        if webhook_mode not in ("auto", "manual"):
+            raise ValueError(f"webhook_mode must be auto or manual, not {webhook_mode!r}")
+        self.port = port or unused_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
+        self.webhook_mode = webhook_mode
+        self.process: subprocess.Popen[bytes] | None = None
+        self.output = ""
+        self._log: IO[bytes] | None = None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        if self.webhook_mode == "auto":
+            command = [sys.executable, "-m", "gateway.cli", "emulator", *self.args]
+        else:
+            command = [sys.executable, "-c", _MANUAL_WEBHOOKS_EMULATOR, *self.args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while loop.time() < deadline:
+                if self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(
+                        f"emulator exited with {self.process.returncode}: {self.output[-2000:]}"
+                    )
+                try:
+                    async with session.get(f"{self.url}/_emulator/state") as response:
+                        if response.status == 200:
+                            state = await response.json()
+                            assert state["webhooks"]["mode"] == self.webhook_mode, state
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"emulator at {self.url} did not answer /_emulator/state")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None and not self._log.closed:
+            self._log.seek(0)
+            self.output += self._log.read().decode(errors="replace")
+            self._log.close()
