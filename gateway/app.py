@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.payments import PaymentRecorder
 from gateway.services.reconcile import Reconciler
+from gateway.services.snapshots import SnapshotCache
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
@@ -139,11 +141,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[PAYMENTS] = StripeCheckout(stripe_client)
     db, clock = app[DATABASE], app[CLOCK]
+    snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
     recorder = PaymentRecorder(
-        db, app[PAYMENTS], clock, refund_duplicates=settings.checkout.refund_duplicates
+        db,
+        app[PAYMENTS],
+        clock,
+        refund_duplicates=settings.checkout.refund_duplicates,
+        snapshots=snapshots,
     )
     app[CHECKOUT] = CheckoutService(db, app[PAYMENTS], clock, settings.checkout, recorder)
-    app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url)
+    app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url, snapshots)
     app[WEBHOOKS] = WebhookService(db, clock, recorder)
     app[OPENS] = OpenRecorder(db, clock)
     app[RECONCILER] = Reconciler(

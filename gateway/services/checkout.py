@@ -8,6 +8,7 @@ called inside a database transaction (a slow Stripe must not hold a lock).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -195,7 +196,23 @@ class CheckoutService:
     # --- Open -------------------------------------------------------------------------------
 
     async def view(self, link_id: str) -> LinkView | None:
-        """A link as a visitor sees it. Reads only."""
+        """A link as a visitor sees it, from the snapshot (reads only, no lock).
+
+        The state is worked out now, from the snapshot's facts, so expiry by time is exact even
+        for a snapshot a second old."""
+        view: LinkView | None = await self._recorder.snapshots.get(
+            link_id, lambda: self._read_view(link_id)
+        )
+        if view is None:
+            return None
+        state = link_state(view.facts, self.now())
+        return view if state is view.state else dataclasses.replace(view, state=state)
+
+    async def fresh_view(self, link_id: str) -> LinkView | None:
+        """Straight from the database, bypassing the snapshot."""
+        return await self._read_view(link_id)
+
+    async def _read_view(self, link_id: str) -> LinkView | None:
         async with self._db.read() as session:
             return await self._load_view(session, link_id)
 
@@ -268,6 +285,7 @@ class CheckoutService:
                         request = session_request(link, items, _row(orders, facts.id), urls)
                         kind = "replace"
             # The transaction is committed: the pending order exists before Stripe is called.
+            self._recorder.snapshots.invalidate(link_id)
             failpoints.hit("after_order_insert")
             if kind == "replace":
                 await self._retire_stale(facts, request)
@@ -275,6 +293,7 @@ class CheckoutService:
             info = await self._provider.create_session(request)
             failpoints.hit("after_session_created")
             await self._save_session(request.order_id, info)
+            self._recorder.snapshots.invalidate(link_id)
             assert info.url is not None
             return Redirect(info.url, request.order_id, kind)
         raise ConflictRetryExhausted()

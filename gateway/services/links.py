@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from gateway.services.audit import audit
 from gateway.services.checkout import link_view
 from gateway.services.ids import new_link_id
 from gateway.services.payments import lock_link, record_session
+from gateway.services.snapshots import SnapshotCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,15 @@ class LinkDetail:
 
 
 class LinkService:
-    def __init__(self, db: Database, tokens: TokenService, clock: Clock, public_url: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tokens: TokenService,
+        clock: Clock,
+        public_url: str,
+        snapshots: SnapshotCache[Any] | None = None,
+    ) -> None:
+        self._snapshots = snapshots
         self._db = db
         self._tokens = tokens
         self._clock = clock
@@ -153,9 +163,15 @@ class LinkService:
                 .scalars()
                 .all()
             )
+        self._invalidate(link_id)
         for order in pending:
             await self._cancel_pending(order, actor=actor, provider=provider)
+        self._invalidate(link_id)
         return True
+
+    def _invalidate(self, link_id: str) -> None:
+        if self._snapshots is not None:
+            self._snapshots.invalidate(link_id)
 
     async def _cancel_pending(
         self, order: Order, *, actor: str, provider: PaymentProvider | None

@@ -29,6 +29,7 @@ from gateway.domain.errors import GatewayError, PaymentProviderRejected, Payment
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
+from gateway.services.snapshots import SnapshotCache
 
 log = logging.getLogger(__name__)
 
@@ -257,12 +258,20 @@ class PaymentRecorder:
     """Records payments and carries out what must follow them at Stripe."""
 
     def __init__(
-        self, db: Database, provider: PaymentProvider, clock: Clock, *, refund_duplicates: bool
+        self,
+        db: Database,
+        provider: PaymentProvider,
+        clock: Clock,
+        *,
+        refund_duplicates: bool,
+        snapshots: SnapshotCache[Any] | None = None,
     ) -> None:
         self._db = db
         self._provider = provider
         self._clock = clock
         self.refund_duplicates = refund_duplicates
+        # The GET path's cache of links: every write here makes its link be read afresh.
+        self.snapshots: SnapshotCache[Any] = snapshots or SnapshotCache(ttl=1.0)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -280,6 +289,7 @@ class PaymentRecorder:
     async def follow_up(self, recorded: Recorded, *, actor: str) -> None:
         """After a payment was recorded: retire the link's other open attempts, and refund a
         duplicate if configured. Failures are logged; the reconciler finishes the job."""
+        self.snapshots.invalidate(recorded.link_id)
         for order_id, session_id in recorded.superseded:
             try:
                 await self.supersede(order_id, session_id, actor=actor)
@@ -332,6 +342,7 @@ class PaymentRecorder:
                     actor=actor,
                     detail="superseded: the link was paid by another attempt",
                 )
+        self.snapshots.invalidate(order.link_id)  # after the commit, never before
 
     async def refund_duplicate(self, order_id: str, *, actor: str) -> bool:
         """Refund a flagged duplicate payment once (idempotency key from the order)."""

@@ -315,6 +315,7 @@ class Reconciler:
                     actor="reconciler",
                     detail="stale: no session was ever created",
                 )
+        self._recorder.snapshots.invalidate(order.link_id)
 
     # 4 ----------------------------------------------------------------------------------------
 
