@@ -1,0 +1,291 @@
+"""Stripe misbehaving, with real processes: a scripted run of many payment flows through
+``gateway serve`` while the emulator (its own process) answers 5xx, answers too slowly for the
+gateway's client timeout, drops connections before and after applying a request, and loses,
+duplicates and reorders webhooks. Parents see only redirects to Stripe, "already paid" pages,
+or a 503 page with a reference (never a 500); after ONE ``gateway reconcile`` the database
+agrees with the emulator exactly (:func:`tests.crash.support.assert_agrees`).
+
+The schedule is deterministic: counters (``fail_next``, ``drop_next``, ``drop_after_apply_next``,
+``lose_next_webhooks``) wherever possible, one seeded ``error_rate`` round, and the only
+timing-dependent fault (latency beyond the client timeout) last among the API faults, with no
+rate-based fault after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import unused_port
+
+from tests.crash.support import (
+    Emulator,
+    Gateway,
+    Link,
+    Parents,
+    Seen,
+    assert_agrees,
+    create_links,
+    parents_http,
+    read_db,
+    reconcile,
+)
+from tests.harness import WEBHOOK_SECRET
+from tests.processes import EmulatorProcess
+
+PARENTS = 24
+SESSIONS_PATH = "/v1/checkout/sessions"
+MAX_CLICKS = 10
+
+# What parent i does on Stripe's page, by i % 8.
+PLANS = ("paid", "paid", "async-ok", "async-fail", "declined", "never", "paid+return", "async")
+
+
+def plan(i: int) -> str:
+    return PLANS[i % len(PLANS)]
+
+
+@dataclass
+class FaultRun:
+    gateway: Gateway
+    emulator: Emulator
+    parents: Parents
+    links: list[Link]
+    sessions: dict[str, str] = field(default_factory=dict)  # link id -> the session paid on
+    paid: set[str] = field(default_factory=set)  # links a payment was made for
+    repaid: set[str] = field(default_factory=set)  # failed delayed payment, then paid again
+
+    async def press_pay(self, link: Link) -> tuple[str, list[Seen]]:
+        """Open the link and press Pay until Stripe's page opens; a 503 page (with its
+        reference) just means "try again in a moment", as it tells the parent."""
+        answers: list[Seen] = []
+        for _ in range(MAX_CLICKS):
+            opened = await self.parents.open(link)
+            assert opened.status == 200, opened
+            pressed = await self.parents.press(link)
+            answers.append(pressed)
+            if pressed.status == 303:
+                assert pressed.session_id is not None
+                return pressed.session_id, answers
+            assert pressed.status == 503, pressed
+            assert pressed.reference, "a 503 page must show a reference"
+        raise AssertionError(f"{link.ref}: no Stripe page after {MAX_CLICKS} clicks: {answers}")
+
+    async def pay(self, i: int, link: Link) -> list[Seen]:
+        session_id, answers = await self.press_pay(link)
+        self.sessions[link.id] = session_id
+        match plan(i):
+            case "paid" | "paid+return":
+                await self.emulator.pay(session_id)
+                self.paid.add(link.id)
+            case "async" | "async-ok" | "async-fail":
+                await self.emulator.pay(session_id, "async")
+                self.paid.add(link.id)
+            case "declined":
+                session = await self.emulator.pay(session_id, "declined")
+                assert session["status"] == "open", session
+        if plan(i) == "paid+return":
+            back = await self.parents.come_back(link, session_id)
+            assert back.status == 200, back
+        return answers
+
+    async def deliver(self) -> list[dict[str, Any]]:
+        attempts = await self.emulator.deliver()
+        # A validly signed event always gets a 2xx: it is applied, a duplicate, or ignored.
+        assert all(a["status"] and 200 <= a["status"] < 300 for a in attempts), attempts
+        return attempts
+
+
+def statuses(answers: list[Seen]) -> list[int]:
+    return [a.status for a in answers]
+
+
+async def script(run: FaultRun) -> None:
+    em = run.emulator
+    links = run.links
+
+    # 5xx on the next three calls: the SDK's two retries see them all, the parent gets one
+    # 503 page, and the click again goes through (the pending order is resumed, not doubled).
+    await em.faults(fail_next=3, paths=[SESSIONS_PATH])
+    assert statuses(await run.pay(0, links[0])) == [503, 303]
+    assert (await em.state())["faults"]["fail_next"] == 0
+
+    # One dropped connection before Stripe applied the call: the SDK retry absorbs it.
+    await em.faults(drop_next=1)
+    assert statuses(await run.pay(1, links[1])) == [303]
+    # Three: every try is lost, the parent gets a 503, then Stripe's page on the next click.
+    await em.faults(drop_next=3)
+    assert statuses(await run.pay(2, links[2])) == [503, 303]
+
+    # Dropped AFTER Stripe made the session, on every try: the gateway never hears of it.
+    # The next click resumes the same order with the same idempotency key: Stripe replays
+    # that very session, so there is still one session for this link.
+    await em.faults(drop_after_apply_next=3)
+    assert statuses(await run.pay(3, links[3])) == [503, 303]
+    made = [
+        s for s in await em.sessions() if (s.get("metadata") or {}).get("link_id") == links[3].id
+    ]
+    assert [s["id"] for s in made] == [run.sessions[links[3].id]], made
+
+    # Webhooks so far arrive; the next four events Stripe emits are lost (only /v1/events
+    # still has them).
+    await run.deliver()
+    await em.faults(paths=None, lose_next_webhooks=4)
+
+    # A seeded error rate on every API call while eight parents pay (and webhooks arrive twice).
+    await em.faults(error_rate=0.4, duplicate_webhooks=True)
+    for i in range(4, 12):
+        await run.pay(i, links[i])
+    attempts = await run.deliver()
+    assert any(a["duplicate"] for a in attempts)
+    await em.faults(error_rate=0, duplicate_webhooks=False)
+    assert len((await em.webhooks())["lost"]) == 4
+
+    # Delayed payments settle; their events (completed, then succeeded or failed) arrive in
+    # reverse order: transitions are monotonic, so "paid" is never undone by "processing".
+    for i, link in enumerate(links[:12]):
+        if plan(i) in ("async-ok", "async-fail"):
+            await em.settle(run.sessions[link.id], plan(i) == "async-ok")
+    await em.faults(reorder_webhooks=True)
+    await run.deliver()
+    await em.faults(reorder_webhooks=False)
+
+    # A parent whose delayed payment failed pays again: a new attempt, while Stripe takes
+    # 1.5 s per call, beyond the gateway's 1 s timeout. The session is made by the first try;
+    # the SDK's retry (same idempotency key) waits for it and gets it replayed, or the parent
+    # gets a 503 page and the click again resumes the very same attempt.
+    failed_session = run.sessions[links[3].id]
+    await em.faults(latency=1.5, paths=[SESSIONS_PATH])
+    again, answers = await run.press_pay(links[3])
+    await em.faults(latency=0, paths=None)
+    assert set(statuses(answers)) <= {303, 503}
+    assert again != failed_session, "a failed attempt is never reused"
+    attempts_of_link = [
+        s for s in await em.sessions() if (s.get("metadata") or {}).get("link_id") == links[3].id
+    ]
+    assert len(attempts_of_link) == 2, attempts_of_link
+    await em.pay(again)
+    run.sessions[links[3].id] = again
+    run.repaid.add(links[3].id)
+
+    # The rest pay with faults as counters: 5xx and drops sprinkled over their clicks, and
+    # some of their webhooks lost, some delivered twice, the last ones never delivered at all.
+    for i in range(12, PARENTS):
+        if i % 3 == 0:
+            await em.faults(fail_next=2)
+        elif i % 3 == 1:
+            await em.faults(drop_after_apply_next=1)
+        await run.pay(i, links[i])
+        if i == 17:
+            await em.faults(lose_next_webhooks=3, duplicate_webhooks=True)
+            await run.deliver()
+            await em.faults(duplicate_webhooks=False)
+
+    # The other delayed payments settle too, and none of those events is ever delivered.
+    for i, link in enumerate(links[12:], start=12):
+        if plan(i) in ("async-ok", "async-fail"):
+            await em.settle(run.sessions[link.id], plan(i) == "async-ok")
+
+    # Paid parents press Pay again (a second tab, a forwarded email): "already paid" or, while
+    # the gateway has not heard of the payment yet, Stripe's page of the session they paid.
+    for i, link in enumerate(links):
+        if plan(i) in ("paid", "paid+return", "async-ok", "async") or link.id in run.repaid:
+            again_pressed = await run.parents.press(link)
+            assert again_pressed.status in (303, 409), again_pressed
+            if again_pressed.status == 303:
+                assert again_pressed.session_id == run.sessions[link.id]
+
+
+async def run_faults(database_url: str, tmp_path: Path) -> None:
+    emulator_port = unused_port()
+    gateway = Gateway(
+        database_url,
+        f"http://127.0.0.1:{emulator_port}",
+        tmp_path,
+        GATEWAY_STRIPE_TIMEOUT="1s",
+        GATEWAY_STRIPE_MAX_RETRIES="2",
+    )
+    emulator_process = EmulatorProcess(
+        "--webhook-url",
+        f"{gateway.url}/stripe/webhook",
+        "--webhook-secret",
+        WEBHOOK_SECRET,
+        "--seed",
+        "424242",
+        port=emulator_port,
+        webhook_mode="manual",
+    )
+    await emulator_process.start()
+    try:
+        links = create_links(gateway.env, PARENTS, tmp_path, "faults")
+        await gateway.start()
+        async with parents_http() as http, aiohttp.ClientSession() as control:
+            run = FaultRun(
+                gateway, Emulator(emulator_process.url, control), Parents(gateway.url, http), links
+            )
+            await script(run)
+            await check_outcome(run)
+        assert gateway.alive(), gateway.logs()
+    finally:
+        gateway.stop()
+        emulator_process.stop()
+    assert "Traceback" not in gateway.logs(), gateway.logs()
+
+
+async def check_outcome(run: FaultRun) -> None:
+    em = run.emulator
+    await em.clear_faults()
+    report = reconcile(run.gateway.env)
+    assert report["events_applied"], "lost webhooks must be replayed from /v1/events"
+
+    state = await read_db(run.gateway.env["GATEWAY_DATABASE_URL"])
+    sessions = await em.sessions()
+    intents = await em.payment_intent_statuses(sessions)
+    assert_agrees(state.orders, sessions, intents)
+    by_status = {s["status"] for s in sessions}
+    assert by_status == {"open", "complete"}, by_status
+    assert {intents[s["payment_intent"]] for s in sessions if s["payment_intent"]} == {
+        "succeeded",
+        "processing",
+        "requires_payment_method",
+    }
+    webhooks = await em.webhooks()
+    assert len(webhooks["lost"]) == 7, webhooks["lost"]
+
+    # What parents saw: Stripe's page, "already paid"/"processing", or a 503 page with a
+    # reference; never a 500, never anything else.
+    seen = run.parents.seen
+    assert {(s.method, s.status) for s in seen} <= {
+        ("GET", 200),
+        ("POST", 303),
+        ("POST", 409),
+        ("POST", 503),
+        ("RETURN", 200),
+    }, sorted({(s.method, s.status) for s in seen})
+    assert all(s.reference for s in seen if s.status == 503)
+    assert sum(s.status == 503 for s in seen) >= 3, "the faults never reached a parent"
+    assert all(s.link_id in run.paid for s in seen if s.status == 409)
+
+    # And now, with Stripe healthy: every link is either paid/processing (409), or payable.
+    for i, link in enumerate(run.links):
+        opened = await run.parents.open(link)
+        pressed = await run.parents.press(link)
+        if plan(i) in ("declined", "never"):
+            assert (opened.status, pressed.status) == (200, 303), (link, opened, pressed)
+            assert pressed.session_id == run.sessions[link.id], "the open session is reused"
+        elif plan(i) == "async-fail" and link.id not in run.repaid:
+            # The bank refused the delayed payment: the link is payable again, on a new attempt.
+            assert (opened.status, pressed.status) == (200, 303), (link, opened, pressed)
+            assert pressed.session_id != run.sessions[link.id], "a failed attempt is reused"
+        else:
+            assert (opened.status, pressed.status) == (409, 409), (link, opened, pressed)
+
+
+@pytest.mark.slow
+async def test_stripe_faults_end_with_the_database_agreeing_with_stripe(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    await run_faults(sqlite_url, tmp_path)
