@@ -232,6 +232,18 @@ class CheckoutService:
 
     async def confirm(self, link_id: str, urls: ReturnUrls) -> ConfirmResult:
         """Pressing Pay. Each round decides under the link's lock, then acts outside it."""
+        # Most presses change nothing: a paid link is refused, a fresh session reused. Both are
+        # safe to decide from a plain read of the database (a payment is never undone, and a
+        # session reused a moment before it is paid only shows Stripe's "already paid" page),
+        # so the write lock, which serialises every writer on SQLite, is taken only to write.
+        view = await self._read_view(link_id)
+        if view is None:
+            raise NotFound(link_id)
+        early = decide(view.facts, self.now(), self._timing)
+        if isinstance(early, Refuse):
+            return Refused(view)
+        if isinstance(early, Reuse) and early.order.session_url:
+            return Redirect(early.order.session_url, early.order.id, "reused")
         for _ in range(MAX_ROUNDS):
             async with self._db.write() as session:
                 link = await lock_link(session, link_id)

@@ -77,9 +77,10 @@ def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Dat
             raise ValueError("use a file for SQLite (several connections must share it)")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    else:
-        kwargs["pool_size"] = pool_size
-        kwargs["max_overflow"] = pool_size
+    # Keep connections open: an aiosqlite connection is a thread plus PRAGMAs to set up, and a
+    # PostgreSQL one a TCP handshake; opening one per burst of requests costs more than the query.
+    kwargs["pool_size"] = pool_size
+    kwargs["max_overflow"] = pool_size
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _setup_sqlite(engine)
