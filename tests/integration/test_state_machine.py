@@ -22,6 +22,7 @@ database (a copy of one migrated template) and a fresh emulator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 from collections.abc import Coroutine
@@ -384,7 +385,9 @@ class CheckoutMachine(RuleBasedStateMachine):
     @rule(
         index=LINK,
         actions=st.lists(
-            st.sampled_from(["click", "click", "deliver", "reconcile"]), min_size=2, max_size=4
+            st.sampled_from(["click", "click", "pay", "return", "deliver", "reconcile"]),
+            min_size=2,
+            max_size=4,
         ),
     )
     def at_once(self, index: int, actions: list[str]) -> None:
@@ -399,6 +402,8 @@ class CheckoutMachine(RuleBasedStateMachine):
         state_after = after.state(link.id, now)
         redirects = set()
         for action, code, location in results:
+            if action == "return":
+                assert code == 200, f"the return page answered {code}"
             if action != "click":
                 continue
             assert isinstance(code, int)
@@ -408,9 +413,9 @@ class CheckoutMachine(RuleBasedStateMachine):
                 assert location is not None
                 redirects.add(session_id_from(location))
                 continue
-            allowed = {409} if state_after in BLOCKING else set()
-            if state_before != "payable":
-                allowed.add(REFUSAL_CODE[state_before])
+            # Whatever the link was before or became meanwhile (a concurrent delivery may have
+            # recorded a payment, or a refund); never a 503: no fault is armed.
+            allowed = {REFUSAL_CODE[s] for s in (state_before, state_after) if s != "payable"}
             assert code in allowed, (
                 f"concurrent POST answered {code}; link {state_before} -> {state_after}"
             )
@@ -429,12 +434,42 @@ class CheckoutMachine(RuleBasedStateMachine):
             response = await self.h.post(link, headers={"User-Agent": IPHONE_SAFARI})
             await response.read()
             return action, response.status, response.headers.get("Location")
-        if action == "deliver":
+        if action == "pay":  # the parent pays the open session, while the others run
+            await asyncio.sleep(0)
+            for session_id, session in list(self.emulator.sessions.items()):
+                if session["metadata"].get("link_id") == link.id and session["status"] == "open":
+                    with contextlib.suppress(StripeError):
+                        self.emulator.pay(session_id)
+        elif action == "return":
+            seen = self.sessions_seen[link.id]
+            code = await self._return(link, seen[-1] if seen else "")
+            return action, code, None
+        elif action == "deliver":
             await self.emulator.deliver_webhooks()
         else:
             report = await self.h.app[RECONCILER].run()
             assert not report.errors, report
         return action, None, None
+
+    @precondition(lambda self: any(self.sessions_seen.values()))
+    @rule(data=st.data())
+    def return_from_stripe(self, data: st.DataObject) -> None:
+        """The success_url: the return page may record the payment itself (idempotently)."""
+        link = data.draw(st.sampled_from([li for li in self.links if self.sessions_seen[li.id]]))
+        session_id = data.draw(st.sampled_from(self.sessions_seen[link.id]), label="session")
+        code = self.run(self._return(link, session_id))
+        self.note_code(code, "the return page")
+        assert code == 200, f"the return page answered {code}"
+
+    async def _return(self, link: IssuedLink, session_id: str) -> int:
+        response = await self.h.client.get(
+            f"{self.h.path(link)}/return",
+            params={"session_id": session_id},
+            headers={"User-Agent": IPHONE_SAFARI},
+            allow_redirects=False,
+        )
+        await response.read()
+        return response.status
 
     # --- Stripe's side -------------------------------------------------------------------------
 
@@ -609,11 +644,16 @@ class CheckoutMachine(RuleBasedStateMachine):
             event(f"an order {status}")
         if any(o.duplicate_of for o in world.orders.values()):
             event("a duplicate payment")
-        # A flagged duplicate points at another payment of the same link.
+        # A flagged duplicate points at another payment of the same link, never at one that
+        # failed (that would make the link's only payment a "duplicate", to be refunded).
         for order in world.orders.values():
             if order.duplicate_of is not None:
                 original = world.orders.get(order.duplicate_of)
                 assert original is not None and original.link_id == order.link_id, order
+                if order.status in BLOCKING:
+                    assert original.status in {"paid", "processing", "refunded"}, (
+                        f"{order} is flagged a duplicate of {original}"
+                    )
         # 6. no 500 anywhere, webhook deliveries included (503: "retry me later").
         for attempt in self.emulator.webhooks.attempts:
             assert attempt.error is None, attempt
