@@ -176,3 +176,10 @@ async def start_harness(
     app = create_app(settings, clock=clock, background_tasks=False)
     client = await aiohttp_client(app, server_kwargs={"port": port, "host": "127.0.0.1"})
     return Harness(clock, emulator, emulator_server, client)
+
+
+def forge(token: str) -> str:
+    """Change one character in the middle of the signature. (Not the last one: base64's last
+    character carries unused bits, so changing it can leave the signature valid.)"""
+    i = len(token) - 10
+    return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
