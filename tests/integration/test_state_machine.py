@@ -5,7 +5,8 @@ loopback HTTP, a SQLite file per example): parents and bots opening links (GET/H
 Pay, paying the session they were sent to or an *old* session of the link, async payments
 settling, time passing (stale replacement, session and link expiry), webhooks delivered late,
 twice, reordered or lost, Stripe failing during a click, admins revoking links and refunding in
-the dashboard, and the reconciler. After every step it checks:
+the dashboard, payers coming back to the return page, the reconciler, and some of these at once
+(double taps racing a payment, a webhook delivery and a reconcile). After every step it checks:
 
 1. GET/HEAD change nothing: no order, audit entry, Stripe request or Stripe object;
 2. at most one pending order and at most one open Stripe session per link;
@@ -420,9 +421,6 @@ class CheckoutMachine(RuleBasedStateMachine):
                 f"concurrent POST answered {code}; link {state_before} -> {state_after}"
             )
         assert len(redirects) <= 1, f"concurrent clicks were sent to sessions {redirects}"
-        for session_id in redirects:
-            if session_id not in self.sessions_seen[link.id]:
-                self.sessions_seen[link.id].append(session_id)
 
     async def _gather(
         self, link: IssuedLink, actions: list[str]
@@ -433,11 +431,14 @@ class CheckoutMachine(RuleBasedStateMachine):
         if action == "click":
             response = await self.h.post(link, headers={"User-Agent": IPHONE_SAFARI})
             await response.read()
-            return action, response.status, response.headers.get("Location")
+            location = response.headers.get("Location")
+            if location and session_id_from(location) not in self.sessions_seen[link.id]:
+                self.sessions_seen[link.id].append(session_id_from(location))
+            return action, response.status, location
         if action == "pay":  # the parent pays the open session, while the others run
             await asyncio.sleep(0)
-            for session_id, session in list(self.emulator.sessions.items()):
-                if session["metadata"].get("link_id") == link.id and session["status"] == "open":
+            for session_id in list(self.sessions_seen[link.id]):
+                if self.emulator.sessions[session_id]["status"] == "open":
                     with contextlib.suppress(StripeError):
                         self.emulator.pay(session_id)
         elif action == "return":
@@ -611,7 +612,6 @@ class CheckoutMachine(RuleBasedStateMachine):
         if not self.links:
             return
         world = self.run(self.read_world())
-        event("step")
         now_ts = self.h.clock.now()
         # 2. one pending order and one open Stripe session per link, at most.
         for link in self.links:
