@@ -39,6 +39,7 @@ from gateway.web.keys import (
     DATABASE,
     HTTP_SESSION,
     LINKS,
+    METRICS,
     OPENS,
     PAYMENTS,
     RECONCILER,
@@ -193,5 +194,9 @@ _flush_opens = _periodic(
     "flush-opens", lambda _: OPENS_FLUSH_SECONDS, lambda app: app[OPENS].flush()
 )
 _reconcile_periodically = _periodic(
-    "reconcile", lambda app: app[SETTINGS].reconcile.interval, lambda app: app[RECONCILER].run()
+    "reconcile", lambda app: app[SETTINGS].reconcile.interval, lambda app: _reconcile(app)
 )
+
+
+async def _reconcile(app: web.Application) -> None:
+    app[METRICS].record_reconcile(await app[RECONCILER].run())

@@ -244,6 +244,7 @@ class CheckoutService:
             return Refused(view)
         if isinstance(early, Reuse) and early.order.session_url:
             return Redirect(early.order.session_url, early.order.id, "reused")
+        replaced = False
         for _ in range(MAX_ROUNDS):
             async with self._db.write() as session:
                 link = await lock_link(session, link_id)
@@ -301,13 +302,14 @@ class CheckoutService:
             failpoints.hit("after_order_insert")
             if kind == "replace":
                 await self._retire_stale(facts, request)
+                replaced = True
                 continue  # decide again: now there is no pending order (or a payment)
             info = await self._provider.create_session(request)
             failpoints.hit("after_session_created")
             await self._save_session(request.order_id, info)
             self._recorder.snapshots.invalidate(link_id)
             assert info.url is not None
-            return Redirect(info.url, request.order_id, kind)
+            return Redirect(info.url, request.order_id, "replaced" if replaced else kind)
         raise ConflictRetryExhausted()
 
     def _new_order(

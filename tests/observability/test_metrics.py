@@ -77,6 +77,15 @@ class TestCounters:
         )
         assert value(m, "gateway_http_request_duration_seconds_count", route="pay") == 3
 
+    async def test_a_stale_session_replaced_is_counted_as_replaced(self, h: AdminHarness) -> None:
+        link = await h.issue()
+        assert (await h.post(link)).status == 303
+        h.clock.advance(31 * 60)
+        assert (await h.post(link)).status == 303
+        m = await scrape(h)
+        assert value(m, "gateway_checkout_sessions_total", kind="created") == 1
+        assert value(m, "gateway_checkout_sessions_total", kind="replaced") == 1
+
     async def test_stripe_errors_and_503s_are_counted(self, h: AdminHarness) -> None:
         link = await h.issue()
         h.emulator.faults.update({"fail_next": 5})
