@@ -226,6 +226,18 @@ class Parents:
             assert headers.get("Retry-After"), "a 503 page must say when to come back"
         return seen
 
+    async def open_until(self, link: Link, status: int, timeout: float = 5.0) -> Seen:
+        """GET until it answers ``status``. A GET may be answered from a snapshot up to a
+        second old (DESIGN §8), so a change made by another process (the reconciler) shows
+        within that bound; POST decisions are always fresh and are checked without waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = await self.open(link)
+            if seen.status == status or loop.time() > deadline:
+                return seen
+            await asyncio.sleep(0.1)
+
     async def come_back(self, link: Link, session_id: str) -> Seen:
         status, body, headers = await self._request("GET", link, f"/return?session_id={session_id}")
         return self._note(link, "RETURN", status, body, headers)
@@ -414,16 +426,3 @@ def assert_agrees(
     """
     problems = agreement_problems(orders, emulator_sessions, intent_statuses)
     assert not problems, "database and Stripe disagree:\n  " + "\n  ".join(problems)
-
-
-async def wait_for(condition: Any, what: str, timeout: float = 15.0) -> Any:
-    """Poll an async condition until it returns something truthy, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
