@@ -306,9 +306,9 @@ async def check_outcome(run: FaultRun) -> None:
 
 @pytest.mark.slow
 async def test_stripe_faults_end_with_the_database_agreeing_with_stripe(
-    sqlite_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
-    await run_faults(sqlite_url, tmp_path)
+    await run_faults(database_url, tmp_path)
 
 
 # --- the checker itself: each way of disagreeing is caught ------------------------------------
