@@ -45,10 +45,11 @@ from gateway.domain.errors import (
     PaymentProviderUnavailable,
 )
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
-from gateway.domain.payments import LineItemRequest, PaymentProvider, SessionInfo, SessionRequest
+from gateway.domain.payments import PaymentProvider, SessionInfo, SessionRequest
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
 from gateway.services.payments import PaymentRecorder, Recorded, lock_link
+from gateway.services.sessions import ReturnUrls, session_request
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,6 @@ class Refused:
 ConfirmResult = Redirect | Refused
 
 
-@dataclass(frozen=True, slots=True)
-class ReturnUrls:
-    success_url: str
-    cancel_url: str
-
-
 def order_facts(order: Order) -> OrderFacts:
     return OrderFacts(
         id=order.id,
@@ -142,31 +137,6 @@ def link_view(
 
 def _row(orders: Sequence[Order], order_id: str) -> Order:
     return next(order for order in orders if order.id == order_id)
-
-
-def session_request(
-    link: Link, items: Sequence[LinkItem], order: Order, fallback: ReturnUrls | None = None
-) -> SessionRequest:
-    """The session for ``order``, as a pure function of what is stored.
-
-    Stripe's idempotency replay only accepts a retry that sends the very same parameters, so
-    nothing here may depend on the current request or the clock.
-    """
-    success_url = order.success_url or (fallback.success_url if fallback else None)
-    cancel_url = order.cancel_url or (fallback.cancel_url if fallback else None)
-    if not success_url or not cancel_url or order.session_expires_at is None:
-        raise ValueError(f"order {order.id} lacks its stored session parameters")
-    return SessionRequest(
-        order_id=order.id,
-        link_id=link.id,
-        ref=link.ref,
-        currency=link.currency,
-        items=tuple(LineItemRequest(i.description, i.amount, i.quantity) for i in items),
-        customer_email=link.email,
-        success_url=success_url,
-        cancel_url=cancel_url,
-        expires_at=order.session_expires_at,
-    )
 
 
 class CheckoutService:

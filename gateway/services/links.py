@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,12 @@ from gateway.clock import Clock
 from gateway.domain.checkout import link_state
 from gateway.domain.errors import NotFound, PaymentProviderUnavailable
 from gateway.domain.links import NewLink
-from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
+from gateway.domain.orders import CancelReason, OrderStatus
 from gateway.domain.payments import PaymentProvider
 from gateway.services.audit import audit
 from gateway.services.checkout import link_view
 from gateway.services.ids import new_link_id
-from gateway.services.payments import lock_link, record_session
+from gateway.services.payments import PaymentRecorder, lock_link
 from gateway.services.snapshots import SnapshotCache
 
 
@@ -176,23 +177,27 @@ class LinkService:
     async def _cancel_pending(
         self, order: Order, *, actor: str, provider: PaymentProvider | None
     ) -> None:
-        if order.stripe_session_id and provider is not None:
-            try:
-                info = await provider.expire_session(order.stripe_session_id)
-            except PaymentProviderUnavailable:
-                # The link is revoked either way; the reconciler settles the session later.
-                return
-            if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
-                async with self._db.write() as session:
-                    # Paid before the revocation reached Stripe: a payment is always recorded.
-                    await record_session(session, info, actor=actor, now=self.now())
-                return
+        if provider is not None:
+            recorder = PaymentRecorder(
+                self._db, provider, self._clock, refund_duplicates=False, snapshots=self._snapshots
+            )
+            # If Stripe cannot be asked, the link is revoked anyway; the reconciler retires the
+            # attempt later.
+            with contextlib.suppress(PaymentProviderUnavailable):
+                await recorder.retire(
+                    order.id, reason=CancelReason.REVOKED, actor=actor, detail="link revoked"
+                )
+            return
         async with self._db.write() as session:
             await lock_link(session, order.link_id)
             now = self.now()
             result = await session.execute(
                 sa.update(Order)
-                .where(Order.id == order.id, Order.status == OrderStatus.PENDING.value)
+                .where(
+                    Order.id == order.id,
+                    Order.status == OrderStatus.PENDING.value,
+                    Order.stripe_session_id.is_(None),
+                )
                 .values(
                     status=OrderStatus.CANCELED.value,
                     cancel_reason=CancelReason.REVOKED.value,

@@ -23,12 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import Link, Order
+from gateway.adapters.db.models import Link, LinkItem, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
+from gateway.services.sessions import session_request
 from gateway.services.snapshots import SnapshotCache
 
 log = logging.getLogger(__name__)
@@ -308,27 +309,72 @@ class PaymentRecorder:
                 )
 
     async def supersede(self, order_id: str, session_id: str | None, *, actor: str) -> None:
-        """The link was paid through another attempt: expire this one's session and cancel it,
-        so nobody can pay twice. If its session turns out paid too, that is a duplicate."""
-        if session_id:
-            info = await self._provider.expire_session(session_id)
-            if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
-                await self.record(info, actor=actor)
-                return
-        async with self._db.write() as session:
+        """The link was paid through another attempt: retire this one so nobody pays twice."""
+        del session_id  # read afresh by retire()
+        await self.retire(
+            order_id,
+            reason=CancelReason.SUPERSEDED,
+            actor=actor,
+            detail="superseded: the link was paid by another attempt",
+        )
+
+    async def retire(self, order_id: str, *, reason: CancelReason, actor: str, detail: str) -> None:
+        """Cancel a pending attempt (kept, with an audit entry) after making sure its session
+        can no longer be paid: expired at Stripe, or recovered first with the order's
+        idempotency key when the request that created it died before saving it. A session that
+        turns out paid is recorded instead (a payment always wins; on a paid link, a duplicate).
+
+        Raises :class:`PaymentProviderUnavailable` when Stripe cannot be asked: the order stays
+        pending, and the reconciler tries again.
+        """
+        async with self._db.read() as session:
             order = await session.get(Order, order_id)
-            if order is None:
+            if order is None or order.status != OrderStatus.PENDING.value:
                 return
+            link = await session.get(Link, order.link_id)
+            items = (
+                (
+                    await session.execute(
+                        sa.select(LinkItem)
+                        .where(LinkItem.link_id == order.link_id)
+                        .order_by(LinkItem.position)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert link is not None
+        info: SessionInfo | None = None
+        if order.stripe_session_id:
+            info = await self._provider.expire_session(order.stripe_session_id)
+        else:
+            try:
+                info = await self._provider.create_session(session_request(link, items, order))
+            except (PaymentProviderRejected, ValueError):
+                # Stripe refuses the order's expiry as too close: no session of this order can
+                # be open (a replay would have returned it), so there is nothing to expire.
+                info = None
+            if info is not None and info.outcome() is SessionOutcome.OPEN:
+                info = await self._provider.expire_session(info.id)
+        if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+            await self.record(info, actor=actor)
+            return
+        if info is not None and info.outcome() is SessionOutcome.OPEN:
+            raise PaymentProviderUnavailable("Stripe did not expire the session")
+        async with self._db.write() as session:
             await lock_link(session, order.link_id)
             now = self.now()
+            values: dict[str, Any] = {
+                "status": OrderStatus.CANCELED.value,
+                "cancel_reason": reason.value,
+                "updated_at": now,
+            }
+            if info is not None and order.stripe_session_id is None:
+                values.update(stripe_session_id=info.id, session_url=info.url)
             result = await session.execute(
                 sa.update(Order)
                 .where(Order.id == order_id, Order.status == OrderStatus.PENDING.value)
-                .values(
-                    status=OrderStatus.CANCELED.value,
-                    cancel_reason=CancelReason.SUPERSEDED.value,
-                    updated_at=now,
-                )
+                .values(**values)
             )
             if result.rowcount:  # type: ignore[attr-defined]
                 audit(
@@ -340,7 +386,7 @@ class PaymentRecorder:
                     from_status="pending",
                     to_status="canceled",
                     actor=actor,
-                    detail="superseded: the link was paid by another attempt",
+                    detail=detail + (f"; session {info.id} expired" if info else ""),
                 )
         self.snapshots.invalidate(order.link_id)  # after the commit, never before
 

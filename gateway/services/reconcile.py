@@ -28,9 +28,9 @@ from gateway.domain.errors import GatewayError, PaymentProviderRejected, Payment
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
-from gateway.services.checkout import session_request
 from gateway.services.lease import Lease
 from gateway.services.payments import NotYetApplicable, PaymentRecorder, lock_link
+from gateway.services.sessions import session_request
 from gateway.services.webhooks import HANDLED_TYPES, WebhookService
 
 log = logging.getLogger(__name__)
@@ -323,11 +323,14 @@ class Reconciler:
         paid = sa.select(Order.link_id).where(
             Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value])
         )
+        # A revocation that could not reach Stripe left its attempt pending.
+        revoked = sa.select(Link.id).where(Link.revoked_at.is_not(None))
         async with self._db.read() as session:
             leftovers = (
                 await session.execute(
-                    sa.select(Order.id, Order.stripe_session_id).where(
-                        Order.status == OrderStatus.PENDING.value, Order.link_id.in_(paid)
+                    sa.select(Order.id, Order.link_id.in_(paid)).where(
+                        Order.status == OrderStatus.PENDING.value,
+                        Order.link_id.in_(paid) | Order.link_id.in_(revoked),
                     )
                 )
             ).all()
@@ -344,9 +347,17 @@ class Reconciler:
                 .scalars()
                 .all()
             )
-        for order_id, session_id in leftovers:
+        for order_id, on_paid_link in leftovers:
+            reason = CancelReason.SUPERSEDED if on_paid_link else CancelReason.REVOKED
+            detail = (
+                "superseded: the link was paid by another attempt"
+                if on_paid_link
+                else "link revoked"
+            )
             try:
-                await self._recorder.supersede(order_id, session_id, actor="reconciler")
+                await self._recorder.retire(
+                    order_id, reason=reason, actor="reconciler", detail=detail
+                )
                 report.attempts_retired.append(order_id)
             except PaymentProviderUnavailable as exc:
                 report.errors.append(f"retire {order_id}: {exc}")

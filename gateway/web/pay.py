@@ -15,7 +15,8 @@ from aiohttp import web
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkState
 from gateway.services.admin_links import RenewOutcome
-from gateway.services.checkout import LinkView, Redirect, ReturnUrls
+from gateway.services.checkout import LinkView, Redirect
+from gateway.services.sessions import ReturnUrls
 from gateway.web.keys import ADMIN, CHECKOUT, CLASSIFIER, MAILER, METRICS, OPENS, SETTINGS, TOKENS
 from gateway.web.metrics import render_page as render
 

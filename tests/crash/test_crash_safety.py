@@ -327,14 +327,6 @@ async def revoke_after_a_crash_before_the_session_was_saved(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="LinkService._cancel_pending (gateway/services/links.py) cancels a pending order "
-    "whose stripe_session_id is NULL without asking Stripe (unlike CheckoutService._retire_stale, "
-    "which recovers the session by idempotency key and expires it), and the reconciler only "
-    "recovers sessions of *pending* orders: the session Stripe made stays open, unsaved, with "
-    "its order canceled, until Stripe expires it itself",
-)
 async def test_revoking_after_a_crash_before_the_session_was_saved_expires_it(
     sqlite_url: str, tmp_path: Path
 ) -> None:

@@ -438,14 +438,6 @@ async def revoke_while_stripe_is_down(database_url: str, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="LinkService._cancel_pending (gateway/services/links.py) returns on "
-    "PaymentProviderUnavailable leaving the revoked link's order pending and its Stripe session "
-    "open, promising 'the reconciler settles the session later'; no Reconciler step "
-    "(gateway/services/reconcile.py) looks at pending orders of revoked links, so the session "
-    "stays payable forever",
-)
 async def test_a_revocation_stripe_missed_is_finished_by_reconcile(
     sqlite_url: str, tmp_path: Path
 ) -> None:
