@@ -111,25 +111,6 @@ def run_cli(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProc
     )
 
 
-# The emulator's CLI has no switch for manual webhook delivery, so this runs the very same
-# argument parsing and ``build`` as ``gateway emulator``, then holds webhooks until a test asks
-# for them through ``POST /_emulator/webhooks/deliver``.
-_MANUAL_WEBHOOKS_EMULATOR = """
-import argparse, logging, sys
-from aiohttp import web
-from gateway.emulator import cli
-from gateway.emulator.app import create_emulator_app
-parser = argparse.ArgumentParser(prog="gateway emulator")
-cli.add_arguments(parser)
-args = parser.parse_args(sys.argv[1:])
-emulator = cli.build(args)
-emulator.webhooks.mode = "manual"
-logging.basicConfig(level=logging.WARNING)
-web.run_app(create_emulator_app(emulator), host=args.host, port=args.port, print=None,
-            access_log=None)
-"""
-
-
 class EmulatorProcess:
     """The Stripe emulator as a process of its own (``gateway emulator``), so that it outlives
     the gateway processes a test kills. ``webhook_mode="manual"`` holds every webhook until
@@ -148,10 +129,15 @@ class EmulatorProcess:
         self._log: IO[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
-        if self.webhook_mode == "auto":
-            command = [sys.executable, "-m", "gateway.cli", "emulator", *self.args]
-        else:
-            command = [sys.executable, "-c", _MANUAL_WEBHOOKS_EMULATOR, *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "emulator",
+            *self.args,
+            "--webhook-mode",
+            self.webhook_mode,
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

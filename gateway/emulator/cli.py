@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook-url", help="where to POST events (default: no webhooks)")
     parser.add_argument("--webhook-secret", default="whsec_emulator", help="signing secret")
     parser.add_argument(
+        "--webhook-mode",
+        choices=("auto", "manual"),
+        default="auto",
+        help="auto: deliver events at once; manual: hold them until "
+        "POST /_emulator/webhooks/deliver (for tests that choose when)",
+    )
+    parser.add_argument(
         "--webhook-retry-delays",
         default="0.5,2,10,30",
         help="comma-separated seconds between webhook retries",
@@ -66,6 +73,7 @@ def build(args: argparse.Namespace) -> StripeEmulator:
         public_url=public_url,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
+        webhook_mode=args.webhook_mode,
         webhook_retry_delays=delays,
         seed=args.seed if args.seed is not None else secrets.randbits(32),
     )
