@@ -27,12 +27,13 @@ from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.payments import PaymentRecorder
 from gateway.services.reconcile import Reconciler
-from gateway.services.snapshots import SnapshotCache
+from gateway.services.snapshots import ChangeFeed, SnapshotCache
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
 from gateway.web.admin import setup_admin
 from gateway.web.keys import (
+    CHANGE_FEED,
     CHECKOUT,
     CLASSIFIER,
     CLOCK,
@@ -98,6 +99,7 @@ def create_app(
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)
+        app.cleanup_ctx.append(_follow_changes)
     return app
 
 
@@ -143,6 +145,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[PAYMENTS] = StripeCheckout(stripe_client)
     db, clock = app[DATABASE], app[CLOCK]
     snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
+    app[CHANGE_FEED] = ChangeFeed(db, clock, snapshots)
     recorder = PaymentRecorder(
         db,
         app[PAYMENTS],
@@ -195,6 +198,14 @@ _flush_opens = _periodic(
 )
 _reconcile_periodically = _periodic(
     "reconcile", lambda app: app[SETTINGS].reconcile.interval, lambda app: _reconcile(app)
+)
+
+
+# Learn what other replicas changed, so the GET snapshot stays within database.snapshot_ttl.
+_follow_changes = _periodic(
+    "change-feed",
+    lambda app: app[SETTINGS].database.snapshot_ttl,
+    lambda app: app[CHANGE_FEED].poll(),
 )
 
 

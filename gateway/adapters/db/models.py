@@ -63,7 +63,7 @@ class Link(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(sa.String(100))
     valid_until: Mapped[datetime]
-    revoked_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None] = mapped_column(index=True)
     revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
     revoke_reason: Mapped[str | None] = mapped_column(sa.String(200))
     # Set when this link replaced an expired one (fresh-link flow), for the audit trail.
@@ -127,7 +127,8 @@ class Order(Base):
     amount_total: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    # Indexed: replicas poll it to learn which links changed (the GET snapshot's change feed).
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     stripe_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     session_url: Mapped[str | None] = mapped_column(sa.Text)
     # What the session was (or will be) created with; a retry must send the very same.

@@ -1,0 +1,106 @@
+"""The GET snapshot: no database round trip per GET, local writes seen at once, other replicas'
+writes seen within a poll of the change feed, and a stopped feed falling back to the short TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.services.snapshots import SnapshotCache
+from gateway.web.keys import CHANGE_FEED, CHECKOUT, LINKS
+from tests.harness import Harness, start_harness
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSnapshotCache:
+    async def test_hits_within_ttl_and_reloads_after(self) -> None:
+        clock, loads = FakeMonotonic(), []
+
+        async def load() -> str:
+            loads.append(1)
+            return f"v{len(loads)}"
+
+        cache: SnapshotCache[str] = SnapshotCache(ttl=1.0, monotonic=clock)
+        assert await cache.get("k", load) == "v1"
+        clock.now += 0.9
+        assert await cache.get("k", load) == "v1"
+        clock.now += 0.2
+        assert await cache.get("k", load) == "v2"
+
+    async def test_a_live_feed_extends_entries_and_a_dead_one_does_not(self) -> None:
+        clock, loads = FakeMonotonic(), []
+
+        async def load() -> int:
+            loads.append(1)
+            return len(loads)
+
+        cache: SnapshotCache[int] = SnapshotCache(ttl=1.0, monotonic=clock, long_ttl=300)
+        cache.feed_alive()
+        await cache.get("k", load)
+        clock.now += 2.0
+        cache.feed_alive()
+        assert await cache.get("k", load) == 1  # feed alive: entry still good
+        clock.now += 3.5  # no poll for 3.5 s: the feed is presumed dead
+        assert await cache.get("k", load) == 2
+
+    async def test_concurrent_misses_share_one_load(self) -> None:
+        loads = []
+        gate = asyncio.Event()
+
+        async def load() -> str:
+            loads.append(1)
+            await gate.wait()
+            return "v"
+
+        cache: SnapshotCache[str] = SnapshotCache(ttl=1.0)
+        waiters = [asyncio.ensure_future(cache.get("k", load)) for _ in range(10)]
+        await asyncio.sleep(0)
+        gate.set()
+        assert await asyncio.gather(*waiters) == ["v"] * 10
+        assert len(loads) == 1
+
+    async def test_a_load_racing_an_invalidation_is_not_stored(self) -> None:
+        gate = asyncio.Event()
+        values = iter(["old", "new"])
+
+        async def load() -> str:
+            value = next(values)
+            if value == "old":
+                await gate.wait()
+            return value
+
+        cache: SnapshotCache[str] = SnapshotCache(ttl=60.0)
+        slow = asyncio.ensure_future(cache.get("k", load))
+        await asyncio.sleep(0)
+        cache.invalidate("k")  # a write committed while the slow load read the old state
+        gate.set()
+        assert await slow == "old"
+        assert await cache.get("k", load) == "new"
+
+
+class TestChangeFeed:
+    async def test_a_change_by_another_replica_shows_after_one_poll(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h: Harness = await start_harness(aiohttp_server, aiohttp_client, database_url)
+        link = await h.issue()
+        assert (await h.get(link)).status == 200
+        feed = h.app[CHANGE_FEED]
+        await feed.poll()
+        # Another replica revokes the link: same database, but not this process's cache.
+        from gateway.services.links import LinkService
+
+        other = LinkService(h.app[LINKS]._db, h.app[LINKS]._tokens, h.clock, "http://other")  # noqa: SLF001
+        assert await other.revoke(link.id, actor="admin:other")
+        view = await h.app[CHECKOUT].view(link.id)
+        assert view is not None and view.state.value == "payable"  # still the snapshot
+        assert await feed.poll() == 1
+        assert (await h.get(link)).status == 410
+        assert await feed.poll() == 0  # seen once, not invalidated again
