@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from aiohttp import web
@@ -46,10 +47,11 @@ def render_page(
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    cache_key: Hashable | None = None,
 ) -> web.Response:
     """:func:`gateway.web.pages.render`, remembering which page was served for the counters."""
     request[PAGE_KIND] = template.removesuffix(".html")
-    return render(request, template, context, status=status, headers=headers)
+    return render(request, template, context, status=status, headers=headers, cache_key=cache_key)
 
 
 def _route_name(request: web.Request) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,32 @@ def setup_templates(app: web.Application, globals_: dict[str, Any]) -> jinja2.En
     env.filters["money"] = format_minor
     env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
     env.globals.update(globals_)
+    app[PAGE_CACHE] = PageCache()
     return env
+
+
+class PageCache:
+    """Rendered pages by what they were rendered from (DESIGN §8: templates compiled once, and
+    here rendered once). Only for pages that depend on nothing but their context; the key must
+    hold everything the page shows (a frozen view is hashable and compared in full)."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: Hashable) -> str | None:
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: Hashable, page: str) -> None:
+        self._pages[key] = page
+        if len(self._pages) > self._max:
+            self._pages.popitem(last=False)
+
+
+PAGE_CACHE = web.AppKey("page_cache", PageCache)
 
 
 def render(
@@ -60,8 +87,18 @@ def render(
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    cache_key: Hashable | None = None,
 ) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    if cache_key is None:
+        response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    else:
+        cache = request.config_dict[PAGE_CACHE]
+        key = (template, cache_key)
+        text = cache.get(key)
+        if text is None:
+            text = aiohttp_jinja2.render_string(template, request, context)
+            cache.put(key, text)
+        response = web.Response(text=text, status=status, content_type="text/html")
     if headers:
         response.headers.update(headers)
     return response

@@ -43,7 +43,14 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
             context = {"token": token, "can_renew": request.app[MAILER].enabled}
             return render(request, "expired.html", context, status=410, headers=ROBOTS)
         truncated = exc.problem is TokenProblem.TRUNCATED
-        return render(request, "invalid.html", {"truncated": truncated}, status=404, headers=ROBOTS)
+        return render(
+            request,
+            "invalid.html",
+            {"truncated": truncated},
+            status=404,
+            headers=ROBOTS,
+            cache_key=truncated,
+        )
 
 
 def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
@@ -67,7 +74,7 @@ async def open_link(request: web.Request) -> web.Response:
         # A preview bot gets nothing worth caching or showing: no amount, no name.
         app[OPENS].bot_preview(verified.link_id, visitor.name)
         app[METRICS].record_bot_preview(visitor.name)
-        return render(request, "preview.html", {"token": token}, headers=ROBOTS)
+        return render(request, "preview.html", {"token": token}, headers=ROBOTS, cache_key=token)
     view = await app[CHECKOUT].view(verified.link_id)
     if view is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
@@ -79,7 +86,10 @@ async def open_link(request: web.Request) -> web.Response:
         app[OPENS].bot_preview(verified.link_id, visitor.name)
         app[METRICS].record_bot_preview(visitor.name)
     context: dict[str, Any] = {"view": view, "token": token, "in_app": visitor.in_app}
-    return render(request, "confirm.html", context, headers=ROBOTS)
+    # The page is a function of the (frozen, hashable) view, the token and the in-app hint.
+    return render(
+        request, "confirm.html", context, headers=ROBOTS, cache_key=(view, token, visitor.in_app)
+    )
 
 
 def _same_origin(request: web.Request, public_url: str) -> bool:
