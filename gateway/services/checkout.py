@@ -13,11 +13,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from gateway import failpoints
 from gateway.adapters.db.engine import Database
@@ -111,9 +111,8 @@ def order_facts(order: Order) -> OrderFacts:
     )
 
 
-def link_view(
-    link: Link, items: Sequence[LinkItem], orders: Sequence[Order], now: datetime
-) -> LinkView:
+def link_view(link: Any, items: Sequence[Any], orders: Sequence[Any], now: datetime) -> LinkView:
+    """From ORM objects or plain rows of the same columns."""
     facts = LinkFacts(
         revoked=link.revoked_at is not None,
         valid_until=link.valid_until,
@@ -183,20 +182,20 @@ class CheckoutService:
         return await self._read_view(link_id)
 
     async def _read_view(self, link_id: str) -> LinkView | None:
-        async with self._db.read() as session:
-            return await self._load_view(session, link_id)
-
-    async def _load_view(self, session: AsyncSession, link_id: str) -> LinkView | None:
-        link = (
-            await session.execute(
-                sa.select(Link)
-                .where(Link.id == link_id)
-                .options(selectinload(Link.items), selectinload(Link.orders))
-            )
-        ).scalar_one_or_none()
-        if link is None:
+        # Plain rows, no ORM identity map: this is the read behind every GET miss and every
+        # POST, so it uses the database's quickest read path.
+        links = await self._db.fetch(sa.select(Link.__table__).where(Link.id == link_id))
+        if not links:
             return None
-        return link_view(link, link.items, link.orders, self.now())
+        items = await self._db.fetch(
+            sa.select(LinkItem.__table__)
+            .where(LinkItem.link_id == link_id)
+            .order_by(LinkItem.position)
+        )
+        orders = await self._db.fetch(
+            sa.select(Order.__table__).where(Order.link_id == link_id).order_by(Order.created_at)
+        )
+        return link_view(links[0], items, orders, self.now())
 
     # --- Confirm ----------------------------------------------------------------------------
 
