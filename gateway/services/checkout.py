@@ -138,6 +138,20 @@ def _row(orders: Sequence[Order], order_id: str) -> Order:
     return next(order for order in orders if order.id == order_id)
 
 
+# Built once: constructing a statement costs more than running it on the quick reader.
+_LINK_BY_ID = sa.select(Link.__table__).where(Link.id == sa.bindparam("link_id"))
+_ITEMS_OF_LINK = (
+    sa.select(LinkItem.__table__)
+    .where(LinkItem.link_id == sa.bindparam("link_id"))
+    .order_by(LinkItem.position)
+)
+_ORDERS_OF_LINK = (
+    sa.select(Order.__table__)
+    .where(Order.link_id == sa.bindparam("link_id"))
+    .order_by(Order.created_at)
+)
+
+
 class CheckoutService:
     def __init__(
         self,
@@ -184,17 +198,12 @@ class CheckoutService:
     async def _read_view(self, link_id: str) -> LinkView | None:
         # Plain rows, no ORM identity map: this is the read behind every GET miss and every
         # POST, so it uses the database's quickest read path.
-        links = await self._db.fetch(sa.select(Link.__table__).where(Link.id == link_id))
+        params = {"link_id": link_id}
+        links = await self._db.fetch(_LINK_BY_ID, params)
         if not links:
             return None
-        items = await self._db.fetch(
-            sa.select(LinkItem.__table__)
-            .where(LinkItem.link_id == link_id)
-            .order_by(LinkItem.position)
-        )
-        orders = await self._db.fetch(
-            sa.select(Order.__table__).where(Order.link_id == link_id).order_by(Order.created_at)
-        )
+        items = await self._db.fetch(_ITEMS_OF_LINK, params)
+        orders = await self._db.fetch(_ORDERS_OF_LINK, params)
         return link_view(links[0], items, orders, self.now())
 
     # --- Confirm ----------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class Database:
         async with self._writer() as session, session.begin():
             yield session
 
-    async def fetch(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def fetch(
+        self, statement: Executable, params: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         """Run one small read and return its rows.
 
         On SQLite this runs on the event loop's own thread with the standard driver: an indexed
@@ -63,11 +65,11 @@ class Database:
         if self._quick is not None:
             try:
                 with self._quick.connect() as connection:
-                    return connection.execute(statement).all()
+                    return connection.execute(statement, params).all()
             except OperationalError:
                 pass
         async with self.engine.connect() as connection:
-            return (await connection.execute(statement)).all()
+            return (await connection.execute(statement, params)).all()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
