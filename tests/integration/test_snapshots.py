@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from gateway.services.snapshots import SnapshotCache
-from gateway.web.keys import CHANGE_FEED, CHECKOUT, LINKS
+from gateway.web.keys import CHANGE_FEED, CHECKOUT, DATABASE, TOKENS
 from tests.harness import Harness, start_harness
 
 
@@ -97,7 +97,7 @@ class TestChangeFeed:
         # Another replica revokes the link: same database, but not this process's cache.
         from gateway.services.links import LinkService
 
-        other = LinkService(h.app[LINKS]._db, h.app[LINKS]._tokens, h.clock, "http://other")  # noqa: SLF001
+        other = LinkService(h.app[DATABASE], h.app[TOKENS], h.clock, "http://other")
         assert await other.revoke(link.id, actor="admin:other")
         view = await h.app[CHECKOUT].view(link.id)
         assert view is not None and view.state.value == "payable"  # still the snapshot
