@@ -195,14 +195,15 @@ class CheckoutService:
         """Straight from the database, bypassing the snapshot."""
         return await self._read_view(link_id)
 
-    async def _read_view(self, link_id: str) -> LinkView | None:
+    async def _read_view(self, link_id: str, *, with_items: bool = True) -> LinkView | None:
         # Plain rows, no ORM identity map: this is the read behind every GET miss and every
         # POST, so it uses the database's quickest read path.
         params = {"link_id": link_id}
         links = await self._db.fetch(_LINK_BY_ID, params)
         if not links:
             return None
-        items = await self._db.fetch(_ITEMS_OF_LINK, params)
+        # The refusal pages a POST may show name no items; skipping them saves a third.
+        items = await self._db.fetch(_ITEMS_OF_LINK, params) if with_items else ()
         orders = await self._db.fetch(_ORDERS_OF_LINK, params)
         return link_view(links[0], items, orders, self.now())
 
@@ -214,7 +215,7 @@ class CheckoutService:
         # safe to decide from a plain read of the database (a payment is never undone, and a
         # session reused a moment before it is paid only shows Stripe's "already paid" page),
         # so the write lock, which serialises every writer on SQLite, is taken only to write.
-        view = await self._read_view(link_id)
+        view = await self._read_view(link_id, with_items=False)
         if view is None:
             raise NotFound(link_id)
         early = decide(view.facts, self.now(), self._timing)
