@@ -48,7 +48,7 @@ from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo, SessionRequest
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
-from gateway.services.payments import PaymentRecorder, Recorded, lock_link
+from gateway.services.payments import PaymentRecorder, Recorded, cancel_pending, lock_link
 from gateway.services.sessions import ReturnUrls, session_request
 
 log = logging.getLogger(__name__)
@@ -353,33 +353,17 @@ class CheckoutService:
             await self.record(info, actor="visitor")
             return
         async with self._db.write() as session:
-            await lock_link(session, request.link_id)
-            now = self.now()
-            result = await session.execute(
-                sa.update(Order)
-                .where(Order.id == stale.id, Order.status == OrderStatus.PENDING.value)
-                .values(
-                    status=OrderStatus.CANCELED.value,
-                    cancel_reason=CancelReason.STALE.value,
-                    updated_at=now,
-                    stripe_session_id=sa.func.coalesce(
-                        Order.stripe_session_id, info.id if info else None
-                    ),
-                )
+            await cancel_pending(
+                session,
+                order_id=stale.id,
+                link_id=request.link_id,
+                reason=CancelReason.STALE,
+                actor="visitor",
+                now=self.now(),
+                session_info=info,
+                detail=f"stale: older than {int(self._settings.stale_after)}s"
+                + (f"; session {info.id} expired" if info else "; no session was created"),
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                audit(
-                    session,
-                    at=now,
-                    link_id=request.link_id,
-                    order_id=stale.id,
-                    action="order.canceled",
-                    from_status=OrderStatus.PENDING.value,
-                    to_status=OrderStatus.CANCELED.value,
-                    actor="visitor",
-                    detail=f"stale: older than {int(self._settings.stale_after)}s"
-                    + (f"; session {info.id} expired" if info else "; no session was created"),
-                )
 
     async def _recover_session(self, request: SessionRequest) -> SessionInfo | None:
         """Find the session of an order whose creating request died before saving it.

@@ -24,7 +24,7 @@ from gateway.domain.payments import PaymentProvider
 from gateway.services.audit import audit
 from gateway.services.checkout import link_view
 from gateway.services.ids import new_link_id
-from gateway.services.payments import PaymentRecorder, lock_link
+from gateway.services.payments import PaymentRecorder, cancel_pending, lock_link
 from gateway.services.snapshots import SnapshotCache
 
 
@@ -189,33 +189,16 @@ class LinkService:
                 )
             return
         async with self._db.write() as session:
-            await lock_link(session, order.link_id)
-            now = self.now()
-            result = await session.execute(
-                sa.update(Order)
-                .where(
-                    Order.id == order.id,
-                    Order.status == OrderStatus.PENDING.value,
-                    Order.stripe_session_id.is_(None),
-                )
-                .values(
-                    status=OrderStatus.CANCELED.value,
-                    cancel_reason=CancelReason.REVOKED.value,
-                    updated_at=now,
-                )
+            await cancel_pending(
+                session,
+                order_id=order.id,
+                link_id=order.link_id,
+                reason=CancelReason.REVOKED,
+                actor=actor,
+                detail="link revoked",
+                now=self.now(),
+                only_without_session=True,
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                audit(
-                    session,
-                    at=now,
-                    link_id=order.link_id,
-                    order_id=order.id,
-                    action="order.canceled",
-                    from_status="pending",
-                    to_status="canceled",
-                    actor=actor,
-                    detail="link revoked",
-                )
 
     async def list(
         self, *, limit: int = 100, offset: int = 0, ref_prefix: str | None = None

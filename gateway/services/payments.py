@@ -142,6 +142,50 @@ async def record_session(
     return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of, superseded)
 
 
+async def cancel_pending(
+    session: AsyncSession,
+    *,
+    order_id: str,
+    link_id: str,
+    reason: CancelReason,
+    actor: str,
+    detail: str,
+    now: datetime,
+    only_without_session: bool = False,
+    session_info: SessionInfo | None = None,
+) -> bool:
+    """Cancel an order (kept, with an audit entry) only if it is still pending, under its link's
+    lock. The update is conditional, so a payment or another cancel that got there first wins.
+    ``session_info`` fills in a session the order had not saved yet."""
+    await lock_link(session, link_id)
+    conditions = [Order.id == order_id, Order.status == OrderStatus.PENDING.value]
+    if only_without_session:
+        conditions.append(Order.stripe_session_id.is_(None))
+    values: dict[str, Any] = {
+        "status": OrderStatus.CANCELED.value,
+        "cancel_reason": reason.value,
+        "updated_at": now,
+    }
+    if session_info is not None:
+        values["stripe_session_id"] = sa.func.coalesce(Order.stripe_session_id, session_info.id)
+        values["session_url"] = sa.func.coalesce(Order.session_url, session_info.url)
+    result = await session.execute(sa.update(Order).where(*conditions).values(**values))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    audit(
+        session,
+        at=now,
+        link_id=link_id,
+        order_id=order_id,
+        action="order.canceled",
+        from_status=OrderStatus.PENDING.value,
+        to_status=OrderStatus.CANCELED.value,
+        actor=actor,
+        detail=detail,
+    )
+    return True
+
+
 async def _earlier_payment(session: AsyncSession, order: Order) -> str | None:
     """Another order of the same link that already holds the payment, if any."""
     stmt = (
@@ -362,32 +406,16 @@ class PaymentRecorder:
         if info is not None and info.outcome() is SessionOutcome.OPEN:
             raise PaymentProviderUnavailable("Stripe did not expire the session")
         async with self._db.write() as session:
-            await lock_link(session, order.link_id)
-            now = self.now()
-            values: dict[str, Any] = {
-                "status": OrderStatus.CANCELED.value,
-                "cancel_reason": reason.value,
-                "updated_at": now,
-            }
-            if info is not None and order.stripe_session_id is None:
-                values.update(stripe_session_id=info.id, session_url=info.url)
-            result = await session.execute(
-                sa.update(Order)
-                .where(Order.id == order_id, Order.status == OrderStatus.PENDING.value)
-                .values(**values)
+            await cancel_pending(
+                session,
+                order_id=order_id,
+                link_id=order.link_id,
+                reason=reason,
+                actor=actor,
+                detail=detail + (f"; session {info.id} expired" if info else ""),
+                now=self.now(),
+                session_info=info,
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                audit(
-                    session,
-                    at=now,
-                    link_id=order.link_id,
-                    order_id=order_id,
-                    action="order.canceled",
-                    from_status="pending",
-                    to_status="canceled",
-                    actor=actor,
-                    detail=detail + (f"; session {info.id} expired" if info else ""),
-                )
         self.snapshots.invalidate(order.link_id)  # after the commit, never before
 
     async def refund_duplicate(self, order_id: str, *, actor: str) -> bool:

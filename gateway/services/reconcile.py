@@ -29,7 +29,7 @@ from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
 from gateway.services.lease import Lease
-from gateway.services.payments import NotYetApplicable, PaymentRecorder, lock_link
+from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending, lock_link
 from gateway.services.sessions import session_request
 from gateway.services.webhooks import HANDLED_TYPES, WebhookService
 
@@ -288,33 +288,16 @@ class Reconciler:
 
     async def _cancel_abandoned(self, order: Order) -> None:
         async with self._db.write() as session:
-            await lock_link(session, order.link_id)
-            now = self.now()
-            result = await session.execute(
-                sa.update(Order)
-                .where(
-                    Order.id == order.id,
-                    Order.status == OrderStatus.PENDING.value,
-                    Order.stripe_session_id.is_(None),
-                )
-                .values(
-                    status=OrderStatus.CANCELED.value,
-                    cancel_reason=CancelReason.STALE.value,
-                    updated_at=now,
-                )
+            await cancel_pending(
+                session,
+                order_id=order.id,
+                link_id=order.link_id,
+                reason=CancelReason.STALE,
+                actor="reconciler",
+                detail="stale: no session was ever created",
+                now=self.now(),
+                only_without_session=True,
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                audit(
-                    session,
-                    at=now,
-                    link_id=order.link_id,
-                    order_id=order.id,
-                    action="order.canceled",
-                    from_status="pending",
-                    to_status="canceled",
-                    actor="reconciler",
-                    detail="stale: no session was ever created",
-                )
         self._recorder.snapshots.invalidate(order.link_id)
 
     # 4 ----------------------------------------------------------------------------------------
