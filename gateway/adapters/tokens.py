@@ -80,6 +80,7 @@ class TokenService:
         # Verified tokens -> (link id, timestamp); a hit skips the HMAC (the hot path of GET).
         self._cache: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._cache_size = cache_size
+        self._rejected: OrderedDict[str, TokenProblem] = OrderedDict()
 
     def sign(self, link_id: str, issued_at: float | None = None) -> str:
         """The token for a link. Given the link's creation time it is the same every time it is
@@ -93,7 +94,17 @@ class TokenService:
     def verify(self, token: str) -> VerifiedToken:
         cached = self._cache.get(token)
         if cached is None:
-            cached = self._verify_signature(token)
+            known_bad = self._rejected.get(token)
+            if known_bad is not None:
+                raise TokenError(known_bad)
+            try:
+                cached = self._verify_signature(token)
+            except TokenError as exc:
+                # Scanners retry the same broken link over and over: remember the verdict.
+                self._rejected[token] = exc.problem
+                if len(self._rejected) > self._cache_size:
+                    self._rejected.popitem(last=False)
+                raise
             self._cache[token] = cached
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
