@@ -49,8 +49,8 @@ from gateway.web.keys import (
     WEBHOOKS,
 )
 from gateway.web.metrics import setup_metrics
-from gateway.web.middleware import error_pages, request_context
-from gateway.web.pages import resource_dir, security_headers, setup_templates
+from gateway.web.middleware import edge
+from gateway.web.pages import resource_dir, security_headers, setup_pages
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +64,24 @@ def create_app(
     auto_migrate: bool = True,
     background_tasks: bool = True,
 ) -> web.Application:
-    app = web.Application(
-        middlewares=[request_context, error_pages],
-        client_max_size=settings.server.max_body_bytes,
-    )
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[TOKENS] = token_service(settings, app[CLOCK])
     app[CLASSIFIER] = Classifier(extra_patterns=settings.bots.extra_patterns)
 
-    setup_templates(
-        app,
-        {
-            "org_name": settings.checkout.org_name,
-            "contact_email": settings.checkout.contact_email,
-        },
-    )
     headers = security_headers(_checkout_origins(settings))
-
-    async def add_security_headers(_: web.Request, response: web.StreamResponse) -> None:
-        response.headers.update(headers)
-
-    app.on_response_prepare.append(add_security_headers)
+    page_globals = {
+        "org_name": settings.checkout.org_name,
+        "contact_email": settings.checkout.contact_email,
+    }
+    pages = setup_pages(app, page_globals, headers)
+    metrics = setup_metrics(app)
+    app.middlewares.append(edge(metrics, pages, headers))
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
     app.router.add_routes(health.routes)
     app.router.add_static("/static", resource_dir("static"), name="static")
-    setup_metrics(app)
 
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_database(auto_migrate))

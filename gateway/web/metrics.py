@@ -1,4 +1,4 @@
-"""``GET /metrics`` and the middlewares that feed it.
+"""``GET /metrics`` and the counting the edge middleware does for it.
 
 Counting happens at the edge, from what handlers and services return, so the services stay free
 of the web and of Prometheus. Labels come from route *names* and template names, never from the
@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Hashable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from gateway.domain.errors import (
     ConflictRetryExhausted,
     PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
+from gateway.metrics import Metrics
 from gateway.web.keys import METRICS
 from gateway.web.pages import render
 
@@ -75,31 +74,24 @@ def _fallback_kind(status: int) -> str:
     return "bad_request"
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: latency and status of every request, and the payer pages by kind."""
-    started = time.perf_counter()
-    status = 500
-    response: web.StreamResponse | None = None
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        m = request.config_dict[METRICS]
-        route = _route_name(request)
-        m.record_request(route, request.method, status, time.perf_counter() - started)
-        if route in _PAY_ROUTES:
-            m.record_page(str(request.get(PAGE_KIND) or _fallback_kind(status)), status)
-        if route == "stripe_webhook" and status != 500:
-            await _count_webhook(request, status, response)
+async def count_response(
+    metrics: Metrics,
+    request: web.Request,
+    status: int,
+    seconds: float,
+    response: web.StreamResponse | None,
+) -> None:
+    """Latency and status of every request, and the payer pages by kind (called by the edge)."""
+    route = _route_name(request)
+    metrics.record_request(route, request.method, status, seconds)
+    if route in _PAY_ROUTES:
+        metrics.record_page(str(request.get(PAGE_KIND) or _fallback_kind(status)), status)
+    if route == "stripe_webhook" and status != 500:
+        await _count_webhook(metrics, request, status, response)
 
 
 async def _count_webhook(
-    request: web.Request, status: int, response: web.StreamResponse | None
+    metrics: Metrics, request: web.Request, status: int, response: web.StreamResponse | None
 ) -> None:
     """Webhooks by type and outcome, read from the handler's JSON answer.
 
@@ -127,39 +119,27 @@ async def _count_webhook(
             candidate = None
         if isinstance(candidate, str) and _EVENT_TYPE.match(candidate):
             event_type = candidate
-    request.config_dict[METRICS].record_webhook(event_type, outcome)
+    metrics.record_webhook(event_type, outcome)
 
 
-@web.middleware
-async def count_provider_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Innermost: Stripe trouble is counted before the error middleware turns it into a page."""
-    try:
-        return await handler(request)
-    except PaymentProviderUnavailable:
-        _stripe_error(request, "unavailable")
-        raise
-    except PaymentProviderRejected:
-        _stripe_error(request, "rejected")
-        raise
-    except ConflictRetryExhausted:
-        _stripe_error(request, "contention")
-        raise
+_STRIPE_ERROR_KINDS: tuple[tuple[type[Exception], str], ...] = (
+    (PaymentProviderUnavailable, "unavailable"),
+    (PaymentProviderRejected, "rejected"),
+    (ConflictRetryExhausted, "contention"),
+)
 
 
-def _stripe_error(request: web.Request, kind: str) -> None:
-    m = request.config_dict[METRICS]
-    m.record_stripe_error(kind)
+def count_stripe_error(metrics: Metrics, request: web.Request, exc: Exception) -> None:
+    """Stripe trouble that reached the edge, by kind (and as a confirm outcome on Pay)."""
+    kind = next((k for cls, k in _STRIPE_ERROR_KINDS if isinstance(exc, cls)), "unavailable")
+    metrics.record_stripe_error(kind)
     if _route_name(request) == "confirm":
-        m.confirms.labels("stripe_error").inc()
+        metrics.confirms.labels("stripe_error").inc()
 
 
-def setup_metrics(app: web.Application) -> None:
-    """Routes and middlewares; call before the app starts (middlewares freeze then)."""
-    from gateway.metrics import Metrics
-
-    app[METRICS] = Metrics()
-    app.middlewares.insert(0, observe)
-    app.middlewares.append(count_provider_errors)
+def setup_metrics(app: web.Application) -> Metrics:
+    """The app's metrics and ``GET /metrics``; the edge middleware does the counting."""
+    metrics = app[METRICS] = Metrics()
     app.router.add_routes(routes)
 
     async def watch_opens(app: web.Application) -> None:
@@ -169,3 +149,4 @@ def setup_metrics(app: web.Application) -> None:
         app[METRICS].opens_pending.set_function(lambda: app[OPENS].pending)
 
     app.on_startup.append(watch_opens)
+    return metrics

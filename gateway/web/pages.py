@@ -1,17 +1,21 @@
-"""Page rendering: one Jinja environment, templates compiled once, every page the same headers."""
+"""Page rendering: templates compiled once, pages rendered once per distinct content, and every
+response built with DESIGN §6's headers already in it."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.domain.money import format_minor
+
+HTML = "text/html; charset=utf-8"
 
 
 # DESIGN §6: the token is in the URL, so no page may leak it through a Referer, be cached by a
@@ -41,7 +45,8 @@ def resource_dir(name: str) -> Path:
     raise RuntimeError(f"cannot find the {name}/ directory next to the gateway package")
 
 
-def setup_templates(app: web.Application, globals_: dict[str, Any]) -> jinja2.Environment:
+def setup_templates(app: web.Application, globals_: Mapping[str, Any]) -> jinja2.Environment:
+    """The app's Jinja environment (aiohttp-jinja2's, so other handlers can use it too)."""
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
@@ -52,32 +57,76 @@ def setup_templates(app: web.Application, globals_: dict[str, Any]) -> jinja2.En
     env.filters["money"] = format_minor
     env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
     env.globals.update(globals_)
-    app[PAGE_CACHE] = PageCache()
     return env
 
 
-class PageCache:
-    """Rendered pages by what they were rendered from (DESIGN §8: templates compiled once, and
-    here rendered once). Only for pages that depend on nothing but their context; the key must
-    hold everything the page shows (a frozen view is hashable and compared in full)."""
+class Pages:
+    """The payer's pages, as ready responses.
 
-    def __init__(self, max_entries: int = 2048) -> None:
-        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+    A page that depends on nothing but its context can be given a ``cache_key``: it is then
+    rendered and encoded once, and later requests only copy the bytes into a response. The key
+    must identify everything the page shows (a frozen view is hashable and compared in full).
+    Each response starts from a prepared copy of the security headers, so nothing has to add
+    them one by one on the way out.
+    """
+
+    def __init__(
+        self, env: jinja2.Environment, headers: Mapping[str, str], max_entries: int = 2048
+    ) -> None:
+        self._env = env
+        self._headers = CIMultiDict({"Content-Type": HTML, **headers})
+        self._with_extra: dict[tuple[tuple[str, str], ...], CIMultiDict[str]] = {}
+        self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
         self._max = max_entries
 
-    def get(self, key: Hashable) -> str | None:
-        page = self._pages.get(key)
-        if page is not None:
-            self._pages.move_to_end(key)
-        return page
+    def render(
+        self,
+        template: str,
+        context: dict[str, Any],
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        cache_key: Hashable | None = None,
+    ) -> web.Response:
+        if cache_key is None:
+            body = self._render(template, context)
+        else:
+            key = (template, cache_key)
+            cached = self._bodies.get(key)
+            if cached is None:
+                body = self._bodies[key] = self._render(template, context)
+                if len(self._bodies) > self._max:
+                    self._bodies.popitem(last=False)
+            else:
+                body = cached
+                self._bodies.move_to_end(key)
+        return web.Response(body=body, status=status, headers=self._headers_with(headers))
 
-    def put(self, key: Hashable, page: str) -> None:
-        self._pages[key] = page
-        if len(self._pages) > self._max:
-            self._pages.popitem(last=False)
+    def _render(self, template: str, context: dict[str, Any]) -> bytes:
+        return self._env.get_template(template).render(context).encode("utf-8")
+
+    def _headers_with(self, extra: Mapping[str, str] | None) -> CIMultiDict[str]:
+        if not extra:
+            return self._headers
+        # The few distinct extras (X-Robots-Tag, Retry-After) are merged once each.
+        key = tuple(extra.items())
+        merged = self._with_extra.get(key)
+        if merged is None:
+            merged = self._headers.copy()
+            merged.update(extra)
+            if len(self._with_extra) < 64:
+                self._with_extra[key] = merged
+        return merged
 
 
-PAGE_CACHE = web.AppKey("page_cache", PageCache)
+PAGES = web.AppKey("pages", Pages)
+
+
+def setup_pages(
+    app: web.Application, globals_: Mapping[str, Any], headers: Mapping[str, str]
+) -> Pages:
+    pages = app[PAGES] = Pages(setup_templates(app, globals_), headers)
+    return pages
 
 
 def render(
@@ -86,19 +135,9 @@ def render(
     context: dict[str, Any],
     *,
     status: int = 200,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     cache_key: Hashable | None = None,
 ) -> web.Response:
-    if cache_key is None:
-        response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    else:
-        cache = request.config_dict[PAGE_CACHE]
-        key = (template, cache_key)
-        text = cache.get(key)
-        if text is None:
-            text = aiohttp_jinja2.render_string(template, request, context)
-            cache.put(key, text)
-        response = web.Response(text=text, status=status, content_type="text/html")
-    if headers:
-        response.headers.update(headers)
-    return response
+    return request.app[PAGES].render(
+        template, context, status=status, headers=headers, cache_key=cache_key
+    )

@@ -136,7 +136,8 @@ async def confirm(request: web.Request) -> web.Response:
     if isinstance(result, Redirect):
         metrics.confirms.labels("redirect").inc()
         metrics.record_session(result.kind)
-        raise web.HTTPSeeOther(result.url)
+        # Returned, not raised: an exception through the middleware costs more than the answer.
+        return web.Response(status=303, headers={"Location": result.url})
     if result.view.state in (LinkState.PAID, LinkState.PROCESSING):
         # The 409s nobody counted in the incident this project exists for.
         metrics.confirms.labels("paid_block").inc()
