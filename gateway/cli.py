@@ -8,39 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
 from typing import Any
 
+from gateway.cli_admin import add_bulk_and_resend, add_list_and_show, print_json, print_table
 from gateway.config import ConfigError, Settings, load_settings, parse_duration
 from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.money import format_minor
 from gateway.runtime import open_runtime
+from gateway.web.admin_json import iso, order_json
 
 
 class CliError(Exception):
     """Reported on stderr; exit status 2."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
-def _print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
-    text = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in text:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    if not rows:
-        print("(none)")
-
-
-def _dump(data: object) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -66,7 +48,7 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
         issued = await rt.links.issue(new, actor="cli")
     if args.json:
-        _dump(
+        print_json(
             {
                 "id": issued.id,
                 "url": issued.url,
@@ -81,133 +63,13 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
         print(issued.url)
 
 
-def _link_row(link: Any, state: str) -> dict[str, Any]:
-    return {
-        "id": link.id,
-        "ref": link.ref,
-        "name": link.name,
-        "email": link.email,
-        "description": link.description,
-        "amount_total": link.amount_total,
-        "currency": link.currency,
-        "state": state,
-        "created_at": _iso(link.created_at),
-        "valid_until": _iso(link.valid_until),
-        "revoked_at": _iso(link.revoked_at),
-        "open_count": link.open_count,
-        "first_opened_at": _iso(link.first_opened_at),
-        "last_opened_at": _iso(link.last_opened_at),
-    }
-
-
-def _order_row(order: Any) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "link_id": order.link_id,
-        "status": order.status,
-        "amount_total": order.amount_total,
-        "currency": order.currency,
-        "created_at": _iso(order.created_at),
-        "paid_at": _iso(order.paid_at),
-        "stripe_session_id": order.stripe_session_id,
-        "payment_intent_id": order.payment_intent_id,
-        "cancel_reason": order.cancel_reason,
-        "duplicate_of": order.duplicate_of,
-        "refunded_amount": order.refunded_amount,
-        "disputed": order.disputed,
-    }
-
-
-async def links_list(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_runtime(settings) as rt:
-        rows = [
-            _link_row(link, state)
-            for link, state in await rt.links.list(
-                limit=args.limit, offset=args.offset, ref_prefix=args.ref_prefix
-            )
-        ]
-    if args.json:
-        _dump(rows)
-        return
-    _print_table(
-        [
-            [
-                r["id"],
-                r["ref"],
-                r["name"],
-                format_minor(r["amount_total"], r["currency"]),
-                r["state"],
-                r["open_count"],
-                (r["created_at"] or "")[:10],
-            ]
-            for r in rows
-        ],
-        ["id", "ref", "name", "amount", "state", "opens", "created"],
-    )
-
-
-async def links_show(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_runtime(settings) as rt:
-        detail = await rt.links.show(args.id)
-    data = _link_row(detail.link, detail.state)
-    data["url"] = detail.url
-    data["items"] = [
-        {"description": i.description, "amount": i.amount, "quantity": i.quantity}
-        for i in detail.items
-    ]
-    data["orders"] = [_order_row(o) for o in detail.orders]
-    data["previews"] = {p.bot_name: p.count for p in detail.previews}
-    data["audit"] = [
-        {
-            "at": _iso(a.at),
-            "action": a.action,
-            "from": a.from_status,
-            "to": a.to_status,
-            "actor": a.actor,
-            "order_id": a.order_id,
-            "detail": a.detail,
-        }
-        for a in detail.audit
-    ]
-    if args.json:
-        _dump(data)
-        return
-    print(f"{data['id']}  {data['state'].upper()}  {data['ref']}")
-    print(f"  payer     {data['name']} <{data['email']}>")
-    print(f"  for       {data['description']}")
-    for item in data["items"]:
-        qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
-        print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
-    print(f"  total     {format_minor(data['amount_total'], data['currency'])}")
-    print(f"  valid to  {data['valid_until']}")
-    print(
-        f"  opened    {data['open_count']} time(s) by the payer; "
-        f"last {data['last_opened_at'] or '-'}"
-    )
-    if data["previews"]:
-        print("  previews  " + ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
-    print(f"  url       {data['url']}")
-    if data["orders"]:
-        print("  orders:")
-        for o in data["orders"]:
-            flag = f"  DUPLICATE of {o['duplicate_of']}" if o["duplicate_of"] else ""
-            print(
-                f"    {o['id']}  {o['status']:<10} {o['created_at']}  "
-                f"{o['cancel_reason'] or ''}{flag}"
-            )
-    print("  audit:")
-    for a in data["audit"]:
-        move = f" {a['from'] or ''}->{a['to']}" if a["to"] else ""
-        print(f"    {a['at']}  {a['action']}{move}  by {a['actor']}  {a['detail'] or ''}".rstrip())
-
-
 async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
         changed = await rt.links.revoke(
             args.id, actor="cli", reason=args.reason or "", provider=rt.payments
         )
     if args.json:
-        _dump({"id": args.id, "revoked": True, "changed": changed})
+        print_json({"id": args.id, "revoked": True, "changed": changed})
     else:
         print(f"{args.id} revoked" if changed else f"{args.id} was already revoked")
 
@@ -215,13 +77,13 @@ async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
 async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
         rows = [
-            _order_row(o)
+            order_json(o)
             for o in await rt.links.orders(limit=args.limit, offset=args.offset, status=args.status)
         ]
     if args.json:
-        _dump(rows)
+        print_json(rows)
         return
-    _print_table(
+    print_table(
         [
             [
                 r["id"],
@@ -243,7 +105,7 @@ async def reconcile(settings: Settings, args: argparse.Namespace) -> None:
         report = await rt.reconciler.run()
     data = report.as_dict()
     if args.json:
-        _dump(data)
+        print_json(data)
     elif not report.ran:
         print("another process is reconciling right now; skipped")
     else:
@@ -270,8 +132,8 @@ async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
             {
                 "event_id": e.event_id,
                 "type": e.type,
-                "received_at": _iso(e.received_at),
-                "processed_at": _iso(e.processed_at),
+                "received_at": iso(e.received_at),
+                "processed_at": iso(e.processed_at),
                 "source": e.source,
                 "outcome": e.outcome,
                 "order_id": e.order_id,
@@ -281,9 +143,9 @@ async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
             for e in await rt.webhooks.recent(limit=args.limit, outcome=args.outcome)
         ]
     if args.json:
-        _dump(rows)
+        print_json(rows)
         return
-    _print_table(
+    print_table(
         [
             [
                 r["received_at"],
@@ -305,7 +167,9 @@ async def webhooks_replay(settings: Settings, args: argparse.Namespace) -> None:
         event = await rt.payments.retrieve_event(args.event_id)
         result = await rt.webhooks.handle(event, source="replay", force=True)
     if args.json:
-        _dump({"event_id": result.event_id, "outcome": result.outcome, "order_id": result.order_id})
+        print_json(
+            {"event_id": result.event_id, "outcome": result.outcome, "order_id": result.order_id}
+        )
     else:
         print(
             f"{result.event_id}: {result.outcome}"
@@ -407,17 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=links_create)
 
-    p = links.add_parser("list", help="list links, newest first")
-    p.add_argument("--ref-prefix")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=links_list)
-
-    p = links.add_parser("show", help="one link with its orders and audit trail")
-    p.add_argument("id")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=links_show)
+    add_list_and_show(links)
 
     p = links.add_parser("revoke", help="withdraw a link")
     p.add_argument("id")
@@ -452,9 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=orders_list)
 
-    from gateway import cli_admin
-
-    cli_admin.register(links)  # bulk, resend, and filters on list/show (same as the admin API)
+    add_bulk_and_resend(links)
     return parser
 
 

@@ -1,7 +1,9 @@
-"""``gateway links bulk|resend`` and the filtered ``links list``/``show``: the admin API's
-operations on the command line, with the same JSON shapes (``gateway.web.admin_json``).
+"""``gateway links list|show|bulk|resend``: the admin API's operations on the command line,
+with the same JSON shapes (``gateway.web.admin_json``), and the two printers every ``gateway``
+command writes with (:func:`print_json`, :func:`print_table`).
 
-Registered from :func:`gateway.cli.build_parser` by :func:`register`.
+Added to :func:`gateway.cli.build_parser` by :func:`add_list_and_show` and
+:func:`add_bulk_and_resend`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -58,11 +60,11 @@ async def open_admin(settings: Settings) -> AsyncIterator[AdminRuntime]:
         yield AdminRuntime(rt, mailer, admin)
 
 
-def _dump(data: object) -> None:
+def print_json(data: object) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def _table(rows: list[list[object]], headers: list[str]) -> None:
+def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
     text = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
@@ -117,7 +119,7 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
             )
         except BulkInvalid as exc:
             if args.json:
-                _dump(exc.report.as_dict())
+                print_json(exc.report.as_dict())
             for row in exc.report.invalid:
                 for field, problem in row.errors.items():
                     print(
@@ -127,9 +129,9 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
             raise ValidationFailed({"file": str(exc)}) from None
     data = report.as_dict()
     if args.json:
-        _dump(data)
+        print_json(data)
     else:
-        _table(
+        print_table(
             [
                 [
                     r["row"],
@@ -170,7 +172,7 @@ async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
     async with open_admin(settings) as a:
         result = await a.admin.resend(args.id, actor=ACTOR)
     if args.json:
-        _dump(result.as_dict())
+        print_json(result.as_dict())
     elif result.ok:
         print(f"{args.id} emailed to the payer's address on file")
     if not result.ok:
@@ -194,9 +196,9 @@ async def links_list(settings: Settings, args: argparse.Namespace) -> None:
         )
     data = page_json(page)
     if args.json:
-        _dump(data["links"] if not getattr(args, "page", False) else data)
+        print_json(data if args.page else data["links"])
         return
-    _table(
+    print_table(
         [
             [
                 r["id"],
@@ -228,7 +230,7 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
     async with open_admin(settings) as a:
         data = detail_json(await a.rt.links.show(args.id))
     if args.json:
-        _dump(data)
+        print_json(data)
         return
     flag = "  DUPLICATE PAYMENT" if data["duplicate_payment"] else ""
     print(f"{data['id']}  {data['status'].upper()}  {data['ref']}{flag}")
@@ -274,8 +276,29 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
 # --- registration -------------------------------------------------------------------------
 
 
-def register(links: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``bulk`` and ``resend`` to ``gateway links``, and filters to ``list``/``show``."""
+def add_list_and_show(links: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``list`` (with the admin API's filters) and ``show`` to ``gateway links``."""
+    p = links.add_parser("list", help="list links, newest first")
+    p.add_argument("--ref-prefix")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--created-from", help="ISO date or date-time (inclusive)")
+    p.add_argument("--created-to", help="ISO date (that whole day) or date-time (exclusive)")
+    p.add_argument(
+        "--page", action="store_true", help="with --json: the API's page object, with totals"
+    )
+    p.set_defaults(func=links_list)
+
+    p = links.add_parser("show", help="one link with its orders and audit trail")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_show)
+
+
+def add_bulk_and_resend(links: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``bulk`` and ``resend`` (alias ``send``) to ``gateway links``."""
     p = links.add_parser(
         "bulk",
         help="issue links from a CSV or JSON file (one transaction; rows keyed by ref)",
@@ -301,13 +324,3 @@ def register(links: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=links_resend)
-
-    listing = links.choices["list"]
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--created-from", help="ISO date or date-time (inclusive)")
-    listing.add_argument("--created-to", help="ISO date (that whole day) or date-time (exclusive)")
-    listing.add_argument(
-        "--page", action="store_true", help="with --json: the API's page object, with totals"
-    )
-    listing.set_defaults(func=links_list)
-    links.choices["show"].set_defaults(func=links_show)
