@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiohttp import ClientResponse
@@ -158,9 +158,20 @@ def session_id_from(url: str) -> str:
     return match[1]
 
 
+HarnessT = TypeVar("HarnessT", bound="Harness")
+
+
 async def start_harness(
-    aiohttp_server: Any, aiohttp_client: Any, database_url: str, **checkout: Any
-) -> Harness:
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    database_url: str,
+    *,
+    harness: type[HarnessT] = Harness,  # type: ignore[assignment]
+    configure: Callable[[Settings], Settings] = lambda settings: settings,
+    **checkout: Any,
+) -> HarnessT:
+    """The emulator, then the gateway on a port chosen first, so that its public URL and the
+    emulator's webhook URL are right from the start. ``configure`` adjusts the settings."""
     clock = FakeClock()
     emulator = StripeEmulator(clock=clock, webhook_mode="manual", webhook_secret=WEBHOOK_SECRET)
     emulator_server = await aiohttp_server(create_emulator_app(emulator))
@@ -173,9 +184,9 @@ async def start_harness(
         settings, server=dataclasses.replace(settings.server, public_url=public)
     )
     emulator.webhooks.url = f"{public}/stripe/webhook"
-    app = create_app(settings, clock=clock, background_tasks=False)
+    app = create_app(configure(settings), clock=clock, background_tasks=False)
     client = await aiohttp_client(app, server_kwargs={"port": port, "host": "127.0.0.1"})
-    return Harness(clock, emulator, emulator_server, client)
+    return harness(clock, emulator, emulator_server, client)
 
 
 def forge(token: str) -> str:

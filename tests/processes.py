@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 from aiohttp.test_utils import unused_port
@@ -65,13 +65,8 @@ class GatewayProcess:
         self._collect()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)
         self._collect()
 
     def _collect(self) -> None:
@@ -80,14 +75,27 @@ class GatewayProcess:
             self.process.stderr.close()
 
 
-async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def terminate(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited 15 seconds later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[Any], timeout: float) -> None:
     """Poll /healthz until the process answers (readiness polling, not a timing assumption)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with aiohttp.ClientSession() as session:
         while loop.time() < deadline:
             if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
+                err = process.stderr.read() if process.stderr else ""
+                if isinstance(err, bytes):  # text=True processes (the demo) give str
+                    err = err.decode(errors="replace")
                 raise RuntimeError(f"gateway exited with {process.returncode}: {err[-2000:]}")
             try:
                 async with session.get(f"{url}/healthz") as response:
@@ -165,14 +173,75 @@ class EmulatorProcess:
         raise TimeoutError(f"emulator at {self.url} did not answer /_emulator/state")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process)
         if self._log is not None and not self._log.closed:
             self._log.seek(0)
             self.output += self._log.read().decode(errors="replace")
             self._log.close()
+
+
+class DemoProcess:
+    """``gateway demo`` as a parent meets it: one process on free ports, with its SQLite file
+    at ``database`` and no ``GATEWAY_*`` settings from the test's environment. ``async with``
+    starts it and stops it (SIGTERM, as a service manager would); its exit status is then in
+    :attr:`returncode`."""
+
+    def __init__(self, database: Path) -> None:
+        self.port = unused_port()
+        self.emulator_port = unused_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database = database
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        self.process: subprocess.Popen[str] | None = None
+        self.returncode: int | None = None
+
+    async def __aenter__(self) -> DemoProcess:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "demo",
+                "--port",
+                str(self.port),
+                "--emulator-port",
+                str(self.emulator_port),
+                "--database",
+                str(self.database),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            await wait_healthy(self.url, self.process, 30)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def read_until(self, marker: str) -> str:
+        """Its output, line by line, up to the first line that contains ``marker``."""
+        assert self.process is not None and self.process.stdout is not None
+        lines: list[str] = []
+        loop = asyncio.get_running_loop()
+        while not any(marker in line for line in lines):
+            line = await loop.run_in_executor(None, self.process.stdout.readline)
+            assert line, f"demo stopped before printing {marker!r}"
+            lines.append(line)
+        return "".join(lines)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        terminate(self.process)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream:
+                stream.close()
+        self.returncode = self.process.returncode

@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import unused_port
 
-from gateway.app import create_app
-from gateway.clock import FakeClock
+from gateway.config import Settings
 from gateway.demo_mail import MailSink
-from gateway.emulator import StripeEmulator, create_emulator_app
-from tests.harness import WEBHOOK_SECRET, Harness, test_settings
+from tests.harness import Harness, start_harness
 
 ADMIN_KEY = "adm_treasurer_4f1c9e2a7b3d5e6f"
 OTHER_KEY = "adm_auditor_0a9b8c7d6e5f4a3b"
@@ -50,22 +47,13 @@ async def start_admin_harness(
     email: dict[str, Any] | None = None,
     **checkout: Any,
 ) -> AdminHarness:
-    clock = FakeClock()
-    emulator = StripeEmulator(clock=clock, webhook_mode="manual", webhook_secret=WEBHOOK_SECRET)
-    emulator_server = await aiohttp_server(create_emulator_app(emulator))
-    emulator_url = str(emulator_server.make_url("")).rstrip("/")
-    emulator.public_url = emulator_url
-    port = unused_port()
-    public = f"http://127.0.0.1:{port}"
-    checkout.setdefault("contact_email", "treasurer@riverside.example")
-    settings = test_settings(database_url, emulator_url, **checkout)
-    settings = dataclasses.replace(
-        settings,
-        server=dataclasses.replace(settings.server, public_url=public),
-        admin=dataclasses.replace(settings.admin, api_keys=api_keys),
-    )
-    if smtp_port is not None:
+    def configure(settings: Settings) -> Settings:
         settings = dataclasses.replace(
+            settings, admin=dataclasses.replace(settings.admin, api_keys=api_keys)
+        )
+        if smtp_port is None:
+            return settings
+        return dataclasses.replace(
             settings,
             email=dataclasses.replace(
                 settings.email,
@@ -76,10 +64,16 @@ async def start_admin_harness(
                 **(email or {}),
             ),
         )
-    emulator.webhooks.url = f"{public}/stripe/webhook"
-    app = create_app(settings, clock=clock, background_tasks=False)
-    client = await aiohttp_client(app, server_kwargs={"port": port, "host": "127.0.0.1"})
-    return AdminHarness(clock, emulator, emulator_server, client)
+
+    checkout.setdefault("contact_email", "treasurer@riverside.example")
+    return await start_harness(
+        aiohttp_server,
+        aiohttp_client,
+        database_url,
+        harness=AdminHarness,
+        configure=configure,
+        **checkout,
+    )
 
 
 @pytest.fixture

@@ -10,18 +10,20 @@ import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import sqlalchemy as sa
+from aiohttp.test_utils import unused_port
 
 from gateway.adapters.db.engine import create_database
 from gateway.adapters.db.models import AuditEntry, Order, WebhookEvent
-from tests.harness import BROWSER_HEADERS
-from tests.processes import ROOT, GatewayProcess, run_cli, wait_healthy
+from tests.harness import BROWSER_HEADERS, WEBHOOK_SECRET
+from tests.processes import ROOT, EmulatorProcess, GatewayProcess, run_cli, wait_healthy
 
 Obj = dict[str, Any]
 
@@ -248,6 +250,50 @@ def parents_http() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(force_close=True),
         timeout=aiohttp.ClientTimeout(total=60),
     )
+
+
+# --- the whole scene ---------------------------------------------------------------------------
+
+
+class Scenario(NamedTuple):
+    gateway: Gateway
+    emulator: Emulator
+    parents: Parents
+
+
+@asynccontextmanager
+async def scenario(
+    database_url: str,
+    log_dir: Path,
+    *,
+    seed: int,
+    emulator_args: Sequence[str] = (),
+    **gateway_env: str,
+) -> AsyncIterator[Scenario]:
+    """The emulator as its own process (seeded, holding every webhook until the test delivers
+    them), a gateway pointed at it but not started yet (each test starts it, with or without
+    failpoints), and the parents' and the control API's HTTP clients. Both processes are
+    stopped at the end, whatever happened."""
+    emulator_port = unused_port()
+    gateway = Gateway(database_url, f"http://127.0.0.1:{emulator_port}", log_dir, **gateway_env)
+    emulator = EmulatorProcess(
+        "--webhook-url",
+        f"{gateway.url}/stripe/webhook",
+        "--webhook-secret",
+        WEBHOOK_SECRET,
+        "--seed",
+        str(seed),
+        *emulator_args,
+        port=emulator_port,
+        webhook_mode="manual",
+    )
+    await emulator.start()
+    try:
+        async with parents_http() as http, aiohttp.ClientSession() as control:
+            yield Scenario(gateway, Emulator(emulator.url, control), Parents(gateway.url, http))
+    finally:
+        gateway.stop()
+        emulator.stop()
 
 
 # --- admin side -------------------------------------------------------------------------------

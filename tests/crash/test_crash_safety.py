@@ -15,9 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
 
 from tests.crash.support import (
     Emulator,
@@ -27,12 +25,11 @@ from tests.crash.support import (
     Parents,
     assert_agrees,
     create_links,
-    parents_http,
     read_db,
     reconcile,
+    scenario,
 )
-from tests.harness import WEBHOOK_SECRET
-from tests.processes import EmulatorProcess, run_cli
+from tests.processes import run_cli
 
 PARENTS = 30
 # One failpoint per life, with a count that makes it fire in the middle of the run; the last
@@ -163,36 +160,17 @@ class CrashRun:
 
 
 async def run_crashes(database_url: str, tmp_path: Path) -> None:
-    emulator_port = unused_port()
-    gateway = Gateway(database_url, f"http://127.0.0.1:{emulator_port}", tmp_path)
-    emulator_process = EmulatorProcess(
-        "--webhook-url",
-        f"{gateway.url}/stripe/webhook",
-        "--webhook-secret",
-        WEBHOOK_SECRET,
-        "--seed",
-        "20260401",
-        "--webhook-retry-delays",
-        ",".join(["0"] * 10),
-        port=emulator_port,
-        webhook_mode="manual",
-    )
-    await emulator_process.start()
-    try:
+    async with scenario(
+        database_url,
+        tmp_path,
+        seed=20260401,
+        emulator_args=["--webhook-retry-delays", ",".join(["0"] * 10)],
+    ) as (gateway, emulator, parents):
         links = create_links(gateway.env, PARENTS, tmp_path, "crash")
-        async with parents_http() as http, aiohttp.ClientSession() as control:
-            run = CrashRun(
-                gateway,
-                Emulator(emulator_process.url, control),
-                Parents(gateway.url, http),
-                database_url,
-            )
-            await run.start_next_life()
-            await drive(run, links)
-            await check_outcome(run, links)
-    finally:
-        gateway.stop()
-        emulator_process.stop()
+        run = CrashRun(gateway, emulator, parents, database_url)
+        await run.start_next_life()
+        await drive(run, links)
+        await check_outcome(run, links)
 
 
 async def drive(run: CrashRun, links: list[Link]) -> None:
@@ -287,43 +265,24 @@ async def test_sigkill_at_each_step_loses_no_payment_and_strands_no_parent(
 async def revoke_after_a_crash_before_the_session_was_saved(
     database_url: str, tmp_path: Path
 ) -> None:
-    emulator_port = unused_port()
-    gateway = Gateway(database_url, f"http://127.0.0.1:{emulator_port}", tmp_path)
-    emulator_process = EmulatorProcess(
-        "--webhook-url",
-        f"{gateway.url}/stripe/webhook",
-        "--webhook-secret",
-        WEBHOOK_SECRET,
-        "--seed",
-        "11",
-        port=emulator_port,
-        webhook_mode="manual",
-    )
-    await emulator_process.start()
-    try:
+    async with scenario(database_url, tmp_path, seed=11) as (gateway, em, parents):
         [link] = create_links(gateway.env, 1, tmp_path, "revoke")
         await gateway.start(failpoints="after_session_created")
-        async with parents_http() as http, aiohttp.ClientSession() as control:
-            em = Emulator(emulator_process.url, control)
-            parents = Parents(gateway.url, http)
-            with pytest.raises(GatewayDied):
-                await parents.press(link)
-            assert gateway.wait_exit() == -signal.SIGKILL
-            [made] = await em.sessions()
-            assert made["status"] == "open"
-            # The parent gives up; the treasurer revokes the link.
-            await gateway.start()
-            revoked = run_cli(["links", "revoke", link.id, "--json"], gateway.env)
-            assert revoked.returncode == 0, revoked.stderr
-            reconcile(gateway.env)
-            state = await read_db(database_url)
-            sessions = await em.sessions()
-            # Stripe's session for the revoked attempt must not stay open (payable).
-            assert_agrees(state.orders, sessions, {})
-            assert [s["status"] for s in sessions] == ["expired"]
-    finally:
-        gateway.stop()
-        emulator_process.stop()
+        with pytest.raises(GatewayDied):
+            await parents.press(link)
+        assert gateway.wait_exit() == -signal.SIGKILL
+        [made] = await em.sessions()
+        assert made["status"] == "open"
+        # The parent gives up; the treasurer revokes the link.
+        await gateway.start()
+        revoked = run_cli(["links", "revoke", link.id, "--json"], gateway.env)
+        assert revoked.returncode == 0, revoked.stderr
+        reconcile(gateway.env)
+        state = await read_db(database_url)
+        sessions = await em.sessions()
+        # Stripe's session for the revoked attempt must not stay open (payable).
+        assert_agrees(state.orders, sessions, {})
+        assert [s["status"] for s in sessions] == ["expired"]
 
 
 @pytest.mark.slow

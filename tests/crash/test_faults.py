@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
 
 from tests.crash.support import (
     Emulator,
@@ -32,12 +30,11 @@ from tests.crash.support import (
     Seen,
     assert_agrees,
     create_links,
-    parents_http,
     read_db,
     reconcile,
+    scenario,
 )
-from tests.harness import WEBHOOK_SECRET
-from tests.processes import EmulatorProcess, run_cli
+from tests.processes import run_cli
 
 PARENTS = 24
 SESSIONS_PATH = "/v1/checkout/sessions"
@@ -215,38 +212,19 @@ async def script(run: FaultRun) -> None:
 
 
 async def run_faults(database_url: str, tmp_path: Path) -> None:
-    emulator_port = unused_port()
-    gateway = Gateway(
+    async with scenario(
         database_url,
-        f"http://127.0.0.1:{emulator_port}",
         tmp_path,
+        seed=424242,
         GATEWAY_STRIPE_TIMEOUT="1s",
         GATEWAY_STRIPE_MAX_RETRIES="2",
-    )
-    emulator_process = EmulatorProcess(
-        "--webhook-url",
-        f"{gateway.url}/stripe/webhook",
-        "--webhook-secret",
-        WEBHOOK_SECRET,
-        "--seed",
-        "424242",
-        port=emulator_port,
-        webhook_mode="manual",
-    )
-    await emulator_process.start()
-    try:
+    ) as (gateway, emulator, parents):
         links = create_links(gateway.env, PARENTS, tmp_path, "faults")
         await gateway.start()
-        async with parents_http() as http, aiohttp.ClientSession() as control:
-            run = FaultRun(
-                gateway, Emulator(emulator_process.url, control), Parents(gateway.url, http), links
-            )
-            await script(run)
-            await check_outcome(run)
+        run = FaultRun(gateway, emulator, parents, links)
+        await script(run)
+        await check_outcome(run)
         assert gateway.alive(), gateway.logs()
-    finally:
-        gateway.stop()
-        emulator_process.stop()
     assert "Traceback" not in gateway.logs(), gateway.logs()
 
 
@@ -391,50 +369,31 @@ def test_assert_agrees_names_each_disagreement(change: Any, problem: str) -> Non
 
 
 async def revoke_while_stripe_is_down(database_url: str, tmp_path: Path) -> None:
-    emulator_port = unused_port()
-    gateway = Gateway(database_url, f"http://127.0.0.1:{emulator_port}", tmp_path)
-    emulator_process = EmulatorProcess(
-        "--webhook-url",
-        f"{gateway.url}/stripe/webhook",
-        "--webhook-secret",
-        WEBHOOK_SECRET,
-        "--seed",
-        "7",
-        port=emulator_port,
-        webhook_mode="manual",
-    )
-    await emulator_process.start()
-    try:
+    async with scenario(database_url, tmp_path, seed=7) as (gateway, em, parents):
         [link] = create_links(gateway.env, 1, tmp_path, "revoke")
         await gateway.start()
-        async with parents_http() as http, aiohttp.ClientSession() as control:
-            em = Emulator(emulator_process.url, control)
-            parents = Parents(gateway.url, http)
-            pressed = await parents.press(link)
-            assert pressed.status == 303, pressed
-            # The treasurer revokes the link while Stripe answers 500 to the expire call (and
-            # to both of the SDK's retries).
-            await em.faults(fail_next=3, paths=[f"{SESSIONS_PATH}/{pressed.session_id}/expire"])
-            revoked = run_cli(["links", "revoke", link.id, "--json"], gateway.env)
-            assert revoked.returncode == 0, revoked.stderr
-            assert (await em.state())["faults"]["fail_next"] == 0, "expire was never tried"
-            assert (await parents.press(link)).status == 410
-            await em.clear_faults()
-            reconcile(gateway.env)
-            state = await read_db(database_url)
-            sessions = await em.sessions()
-            assert_agrees(state.orders, sessions, {})
-            # The revoked link's attempt is over at Stripe too: nobody can pay it any more.
-            [session] = sessions
-            [order] = state.orders
-            assert (session["status"], order["status"], order["cancel_reason"]) == (
-                "expired",
-                "canceled",
-                "revoked",
-            ), (session["status"], order)
-    finally:
-        gateway.stop()
-        emulator_process.stop()
+        pressed = await parents.press(link)
+        assert pressed.status == 303, pressed
+        # The treasurer revokes the link while Stripe answers 500 to the expire call (and
+        # to both of the SDK's retries).
+        await em.faults(fail_next=3, paths=[f"{SESSIONS_PATH}/{pressed.session_id}/expire"])
+        revoked = run_cli(["links", "revoke", link.id, "--json"], gateway.env)
+        assert revoked.returncode == 0, revoked.stderr
+        assert (await em.state())["faults"]["fail_next"] == 0, "expire was never tried"
+        assert (await parents.press(link)).status == 410
+        await em.clear_faults()
+        reconcile(gateway.env)
+        state = await read_db(database_url)
+        sessions = await em.sessions()
+        assert_agrees(state.orders, sessions, {})
+        # The revoked link's attempt is over at Stripe too: nobody can pay it any more.
+        [session] = sessions
+        [order] = state.orders
+        assert (session["status"], order["status"], order["cancel_reason"]) == (
+            "expired",
+            "canceled",
+            "revoked",
+        ), (session["status"], order)
 
 
 @pytest.mark.slow

@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
 
 from tests.harness import BROWSER_HEADERS
-from tests.processes import ROOT, run_cli, wait_healthy
+from tests.processes import DemoProcess, run_cli
 
 
 @pytest.mark.slow
 async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
-    port, emulator_port = unused_port(), unused_port()
-    database = tmp_path / "demo.sqlite3"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GATEWAY_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "demo",
-            "--port",
-            str(port),
-            "--emulator-port",
-            str(emulator_port),
-            "--database",
-            str(database),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        await wait_healthy(f"http://127.0.0.1:{port}", process, 30)  # type: ignore[arg-type]
+    async with DemoProcess(tmp_path / "demo.sqlite3") as demo:
         # The banner is printed once the sample links exist.
-        lines: list[str] = []
-        loop = asyncio.get_running_loop()
-        while not any("two items" in line for line in lines):
-            line = await loop.run_in_executor(None, process.stdout.readline)  # type: ignore[union-attr]
-            assert line, "demo stopped before printing its links"
-            lines.append(line)
-        urls = re.findall(r"http://127\.0\.0\.1:\d+/pay/\S+", "".join(lines))
+        banner = await demo.read_until("two items")
+        urls = re.findall(r"http://127\.0\.0\.1:\d+/pay/\S+", banner)
         assert len(urls) == 2
         one, two = urls
 
@@ -63,7 +31,7 @@ async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
             async with client.post(one, allow_redirects=False) as pressed:
                 assert pressed.status == 303
                 checkout_url = pressed.headers["Location"]
-            assert checkout_url.startswith(f"http://127.0.0.1:{emulator_port}/checkout/cs_")
+            assert checkout_url.startswith(f"http://127.0.0.1:{demo.emulator_port}/checkout/cs_")
             async with client.get(checkout_url) as hosted:
                 assert hosted.status == 200
                 assert "150.00" in await hosted.text()
@@ -82,20 +50,10 @@ async def test_demo_flow_end_to_end(tmp_path: Path) -> None:
 
         # The admin sees it as paid, with the webhook in the trail.
         cli_env = dict(
-            env, GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{database}", GATEWAY_DEMO="1"
+            demo.env, GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{demo.database}", GATEWAY_DEMO="1"
         )
         listed = run_cli(["links", "list", "--json"], cli_env)
         assert listed.returncode == 0, listed.stderr
         states = sorted(row["state"] for row in json.loads(listed.stdout))
         assert states == ["paid", "payable"]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout and process.stderr
-        process.stdout.close()
-        process.stderr.close()
-    assert process.returncode == 0  # a graceful stop on SIGTERM
+    assert demo.returncode == 0  # a graceful stop on SIGTERM

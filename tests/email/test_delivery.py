@@ -32,15 +32,6 @@ def link_in(text: str) -> str:
     return match[1]
 
 
-@pytest.fixture
-async def h(
-    aiohttp_server: Any, aiohttp_client: Any, database_url: str, mail_sink: MailSink
-) -> AdminHarness:
-    return await start_admin_harness(
-        aiohttp_server, aiohttp_client, database_url, smtp_port=mail_sink.port
-    )
-
-
 class TestMessage:
     async def test_the_payer_receives_what_is_owed_the_link_and_who_to_contact(
         self, h: AdminHarness, mail_sink: MailSink

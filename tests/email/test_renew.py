@@ -18,15 +18,6 @@ EMAIL = "parent@example.com"  # the harness's address on file
 HOUR = 3600
 
 
-@pytest.fixture
-async def h(
-    aiohttp_server: Any, aiohttp_client: Any, database_url: str, mail_sink: MailSink
-) -> AdminHarness:
-    return await start_admin_harness(
-        aiohttp_server, aiohttp_client, database_url, smtp_port=mail_sink.port
-    )
-
-
 async def renew(h: AdminHarness, token: str, headers: dict[str, str] | None = None) -> Any:
     return await h.client.post(
         f"/pay/{token}/renew",
