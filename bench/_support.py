@@ -18,8 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 WRK_MARKER = "BENCH_JSON "
 
@@ -82,6 +84,19 @@ class Processes:
         child = Child(name, proc, log)
         self.children.append(child)
         return child
+
+    def stop(self, child: Child, grace: float = 5.0) -> None:
+        """Stop one child (SIGTERM, then SIGKILL after ``grace``) and forget it."""
+        if child.alive():
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(signal.SIGTERM)
+        try:
+            child.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.kill()
+            child.proc.wait()
+        self.children.remove(child)
 
     def stop_all(self, grace: float = 5.0) -> None:
         for child in reversed(self.children):
@@ -154,24 +169,31 @@ class RssSampler:
         self.pid = pid
         self.interval = interval
         self.samples: list[float] = []
+        self.times: list[float] = []  # seconds since the sampler started, one per sample
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            value = rss_mb(self.pid)
+            self.times.append(time.monotonic() - self._started)
+            self.samples.append(value)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(OSError, RuntimeError):
-                self.samples.append(rss_mb(self.pid))
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
+        self._started = time.monotonic()
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        with contextlib.suppress(OSError, RuntimeError):
-            self.samples.append(rss_mb(self.pid))
+        self._sample()
 
     @property
     def peak(self) -> float:
@@ -316,6 +338,7 @@ class WrkResult:
     max_ms: float
     statuses: dict[int, int] = field(default_factory=dict)
     rss_peak_mb: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else the script printed
 
     @property
     def rps(self) -> float:
@@ -324,6 +347,25 @@ class WrkResult:
     @property
     def error_total(self) -> int:
         return sum(self.errors.values())
+
+
+_WRK_FIELDS = frozenset(
+    [
+        "requests",
+        "duration_us",
+        "bytes",
+        "connect",
+        "read",
+        "write",
+        "status",
+        "timeout",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "max_us",
+        "statuses",
+    ]
+)
 
 
 def run_wrk(
@@ -363,7 +405,55 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000.0,
         max_ms=data["max_us"] / 1000.0,
         statuses={int(k): v for k, v in data["statuses"].items()},
+        extra={k: v for k, v in data.items() if k not in _WRK_FIELDS},
     )
+
+
+@dataclass
+class Load:
+    """One wrk process: where it sends, what script, and the server whose RSS is sampled."""
+
+    url: str
+    script: Path
+    child: Child
+
+
+def run_loads(
+    loads: Sequence[Load],
+    *,
+    duration: float,
+    threads: int,
+    connections: int,
+    rss_interval: float = 0.25,
+) -> list[tuple[WrkResult, RssSampler]]:
+    """Run one wrk per load at the same time (each with ``threads`` and ``connections``),
+    sampling each server's RSS meanwhile. Raises if a server is not running."""
+    for load in loads:
+        if not load.child.alive():
+            raise RuntimeError(
+                f"{load.child.name} died (exit {load.child.proc.returncode}):\n"
+                + load.child.log_tail()
+            )
+    samplers = [RssSampler(load.child.pid, rss_interval) for load in loads]
+    with contextlib.ExitStack() as stack:
+        for sampler in samplers:
+            stack.enter_context(sampler)
+        with ThreadPoolExecutor(len(loads)) as pool:
+            futures = [
+                pool.submit(
+                    run_wrk,
+                    load.url,
+                    load.script,
+                    duration=duration,
+                    threads=threads,
+                    connections=connections,
+                )
+                for load in loads
+            ]
+            results = [future.result() for future in futures]
+    for result, sampler in zip(results, samplers, strict=True):
+        result.rss_peak_mb = sampler.peak
+    return list(zip(results, samplers, strict=True))
 
 
 def median(values: Sequence[float]) -> float:

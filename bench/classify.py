@@ -69,6 +69,25 @@ def report(label: str, values: list[float]) -> None:
     )
 
 
+def measure(size: int = 2000, seed: int = 1) -> dict[str, dict[str, float]]:
+    """Median and p99 µs per call, cold and cached, on the mix (for bench/run.py's table)."""
+    mix = build_mix(size, seed)
+    warm = Classifier(cache_size=0)
+    warm.classify("warm-up: compile the regexes")
+    warm.classify("Mozilla/5.0 (X11; U; Linux i686) Gecko/20071127 Firefox/2.0.0.11 Foo")
+    classifier = Classifier(cache_size=len(mix) + 1)
+    out: dict[str, dict[str, float]] = {}
+    for label in ("cold", "cached"):  # the second pass repeats every string: every call hits
+        values = sorted(timings(classifier, mix))
+        out[label] = {
+            "n": len(values),
+            "median_us": statistics.median(values),
+            "p99_us": values[min(len(values) - 1, int(len(values) * 0.99))],
+            "mean_us": statistics.fmean(values),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size", type=int, default=2000)

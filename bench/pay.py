@@ -177,12 +177,17 @@ def gateway_env(tmp: Path, port: int, emulator_port: int, webhook_secret: str) -
 
 async def issue_links(env: dict[str, str], count: int) -> list[str]:
     """Issue ``count`` links in-process against the gateway's database and settings."""
+    return [token for _, token in await issue_link_records(env, count)]
+
+
+async def issue_link_records(env: dict[str, str], count: int) -> list[tuple[str, str]]:
+    """Like :func:`issue_links`, with each link's id: ``(link_id, token)``."""
     from gateway.config import load_settings
     from gateway.domain.links import validate_new_link
     from gateway.runtime import open_runtime
 
     settings = load_settings(env=env)
-    tokens: list[str] = []
+    links: list[tuple[str, str]] = []
     async with open_runtime(settings, migrate=False) as rt:
         for i in range(count):
             new = validate_new_link(
@@ -196,8 +201,8 @@ async def issue_links(env: dict[str, str], count: int) -> list[str]:
                 max_valid_for=settings.tokens.max_age,
             )
             issued = await rt.links.issue(new, actor="bench")
-            tokens.append(issued.token)
-    return tokens
+            links.append((issued.id, issued.token))
+    return links
 
 
 async def prepare_links(base: str, emulator: str, tokens: list[str]) -> dict[str, Any]:
