@@ -11,9 +11,11 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkPreview
@@ -33,6 +35,48 @@ class _Tally:
         self.count += 1
         self.first = min(self.first, when)
         self.last = max(self.last, when)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+_links = cast(sa.Table, Link.__table__)
+_last = sa.bindparam("b_last", type_=_links.c.last_opened_at.type)
+_ADD_OPENS = (
+    sa.update(_links)
+    .where(_links.c.id == sa.bindparam("b_id"))
+    .values(
+        open_count=_links.c.open_count + sa.bindparam("b_count", type_=sa.Integer),
+        first_opened_at=sa.func.coalesce(
+            _links.c.first_opened_at,
+            sa.bindparam("b_first", type_=_links.c.first_opened_at.type),
+        ),
+        last_opened_at=sa.case(
+            (
+                _links.c.last_opened_at.is_(None) | (_links.c.last_opened_at < _last),
+                _last,
+            ),
+            else_=_links.c.last_opened_at,
+        ),
+    )
+)
+
+
+def _add_previews(sqlite: bool) -> Any:
+    """Insert a (link, bot) tally, or add to the one there (several replicas may flush)."""
+    previews = cast(sa.Table, LinkPreview.__table__)
+    insert = (sqlite_insert if sqlite else postgres_insert)(previews)
+    added = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[previews.c.link_id, previews.c.bot_name],
+        set_={
+            "count": previews.c.count + added.count,
+            "last_at": sa.case(
+                (previews.c.last_at < added.last_at, added.last_at), else_=previews.c.last_at
+            ),
+        },
+    )
 
 
 class OpenRecorder:
@@ -68,41 +112,34 @@ class OpenRecorder:
         self._opens, self._previews = {}, {}
         try:
             async with self._db.write() as session:
-                for link_id, tally in opens.items():
-                    first = datetime.fromtimestamp(tally.first, UTC)
-                    last = datetime.fromtimestamp(tally.last, UTC)
+                # Two statements however many links were opened: one executemany each.
+                if opens:
                     await session.execute(
-                        sa.update(Link)
-                        .where(Link.id == link_id)
-                        .values(
-                            open_count=Link.open_count + tally.count,
-                            first_opened_at=sa.func.coalesce(Link.first_opened_at, first),
-                            last_opened_at=sa.case(
-                                (
-                                    Link.last_opened_at.is_(None) | (Link.last_opened_at < last),
-                                    last,
-                                ),
-                                else_=Link.last_opened_at,
-                            ),
-                        )
+                        _ADD_OPENS,
+                        [
+                            {
+                                "b_id": link_id,
+                                "b_count": tally.count,
+                                "b_first": _utc(tally.first),
+                                "b_last": _utc(tally.last),
+                            }
+                            for link_id, tally in opens.items()
+                        ],
                     )
-                for (link_id, bot), tally in previews.items():
-                    first = datetime.fromtimestamp(tally.first, UTC)
-                    last = datetime.fromtimestamp(tally.last, UTC)
-                    row = await session.get(LinkPreview, (link_id, bot))
-                    if row is None:
-                        session.add(
-                            LinkPreview(
-                                link_id=link_id,
-                                bot_name=bot,
-                                count=tally.count,
-                                first_at=first,
-                                last_at=last,
-                            )
-                        )
-                    else:
-                        row.count += tally.count
-                        row.last_at = last
+                if previews:
+                    await session.execute(
+                        _add_previews(self._db.is_sqlite),
+                        [
+                            {
+                                "link_id": link_id,
+                                "bot_name": bot,
+                                "count": tally.count,
+                                "first_at": _utc(tally.first),
+                                "last_at": _utc(tally.last),
+                            }
+                            for (link_id, bot), tally in previews.items()
+                        ],
+                    )
         except Exception:
             # Put the counts back so the next flush tries again, then let the caller log it.
             for key, tally in opens.items():
