@@ -9,21 +9,23 @@ makes writers queue in order.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Select
+
+from gateway.adapters.db.quick import QuickReader
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The quick reader runs on the event loop: it must never wait long.
@@ -31,7 +33,7 @@ QUICK_READ_BUSY_TIMEOUT_MS = 20
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, quick_reader: Engine | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, quick_reader: QuickReader | None = None) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._quick = quick_reader
@@ -52,29 +54,27 @@ class Database:
             yield session
 
     async def fetch(
-        self, statement: Executable, params: dict[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
-        """Run one small read and return its rows.
+        self, statement: Select[Any], params: dict[str, Any] | None = None
+    ) -> Sequence[Any]:
+        """Run one small read and return its rows (named tuples of the selected columns).
 
-        On SQLite this runs on the event loop's own thread with the standard driver: an indexed
-        read of a few rows takes tens of microseconds there, while aiosqlite's hand-off to its
-        thread and back costs most of a millisecond. In WAL mode a reader never waits for a
-        writer, so the loop is not held up; if SQLite is busy anyway (a checkpoint), the read
-        goes the usual asynchronous way.
+        On SQLite this runs on the event loop's own thread with the standard driver (see
+        :mod:`gateway.adapters.db.quick`); if SQLite is busy, the read goes the usual
+        asynchronous way.
         """
         if self._quick is not None:
             try:
-                with self._quick.connect() as connection:
-                    return connection.execute(statement, params).all()
-            except OperationalError:
+                return self._quick.fetch(statement, params or {})
+            except sqlite3.OperationalError:
                 pass
         async with self.engine.connect() as connection:
-            return (await connection.execute(statement, params)).all()
+            result = await connection.execute(statement, params)
+            return list(result.all())
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._quick is not None:
-            self._quick.dispose()
+            self._quick.close()
 
 
 def _setup_sqlite(engine: AsyncEngine) -> None:
@@ -109,21 +109,8 @@ def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Dat
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = pool_size
     engine = create_async_engine(url, **kwargs)
-    quick: Engine | None = None
+    quick: QuickReader | None = None
     if engine.dialect.name == "sqlite":
         _setup_sqlite(engine)
-        quick = create_engine(
-            parsed.set(drivername="sqlite"),
-            pool_size=2,
-            max_overflow=2,
-            connect_args={"timeout": QUICK_READ_BUSY_TIMEOUT_MS / 1000},
-        )
-
-        @event.listens_for(quick, "connect")
-        def on_quick_connect(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f"PRAGMA busy_timeout={QUICK_READ_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA query_only=ON")  # this connection only ever reads
-            cursor.close()
-
+        quick = QuickReader(database, engine.dialect, QUICK_READ_BUSY_TIMEOUT_MS)
     return Database(engine, quick)
