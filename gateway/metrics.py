@@ -11,10 +11,14 @@ methods; the web layer counts what it can see from the results services return.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 # Page latencies are milliseconds on the hot path and seconds when Stripe is slow.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,37 +36,119 @@ def _label(value: str | None) -> str:
     return (value or "unknown")[:MAX_LABEL]
 
 
+class _CounterTally(Collector):
+    """A labelled counter kept in a plain dict and turned into Prometheus text at scrape time.
+
+    prometheus_client takes a lock and a label lookup per increment; on the paths counted for
+    every request that is a noticeable share of the request (DESIGN §8). Everything runs on the
+    event loop's one thread, scrapes included, so a dict needs no lock. Label values are
+    stringified and cut to :data:`MAX_LABEL` when a key is first seen.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self._counts: dict[tuple[Any, ...], int] = {}
+
+    def inc(self, key: tuple[Any, ...]) -> None:
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def value(self, *labels: Any) -> int:
+        return self._counts.get(tuple(labels), 0)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, count in _by_label(self._counts).items():
+            family.add_metric(key, count)
+        yield family
+
+
+class _HistogramTally(Collector):
+    """A labelled histogram in plain lists: one bisect (in C) and two additions per observation."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self._bounds = buckets
+        # Per key: a count per bucket (the last one is +Inf), then the sum of observations.
+        self._series: dict[tuple[Any, ...], list[float]] = {}
+
+    def observe(self, key: tuple[Any, ...], value: float) -> None:
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = [0.0] * (len(self._bounds) + 2)
+        series[bisect_left(self._bounds, value)] += 1
+        series[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [
+            *(repr(float(b)) for b in self._bounds),
+            "+Inf",
+        ]  # as prometheus_client writes them
+        merged: dict[tuple[str, ...], list[float]] = {}
+        for key, series in self._series.items():
+            label = _label_key(key)
+            into = merged.setdefault(label, [0.0] * len(series))
+            for i, v in enumerate(series):
+                into[i] += v
+        for label, series in merged.items():
+            cumulative, running = [], 0.0
+            for bound, count in zip(bounds, series[:-1], strict=True):
+                running += count
+                cumulative.append((bound, running))
+            family.add_metric(list(label), cumulative, sum_value=series[-1])
+        yield family
+
+
+def _label_key(key: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(_label(str(v)) for v in key)
+
+
+def _by_label(counts: dict[tuple[Any, ...], int]) -> dict[tuple[str, ...], int]:
+    """Keys as label values (several raw keys may cut to the same label)."""
+    out: dict[tuple[str, ...], int] = {}
+    for key, count in counts.items():
+        label = _label_key(key)
+        out[label] = out.get(label, 0) + count
+    return out
+
+
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
+        # The three counted on every page view are tallied in plain dicts (see _Tally).
+        self.http_requests = _CounterTally(
             "gateway_http_requests",
             "HTTP responses by route name, method and status.",
-            ["route", "method", "status"],
-            registry=r,
+            ("route", "method", "status"),
         )
-        self.http_latency = Histogram(
+        self.http_latency = _HistogramTally(
             "gateway_http_request_duration_seconds",
             "Time to answer a request, by route name.",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            ("route",),
+            LATENCY_BUCKETS,
         )
-        self.pages = Counter(
+        self.pages = _CounterTally(
             "gateway_pages",
             "Payer-facing pages served, by kind (confirm, preview, paid, expired...) and status.",
-            ["kind", "status"],
-            registry=r,
+            ("kind", "status"),
         )
-        self.bot_previews = Counter(
+        self.bot_previews = _CounterTally(
             "gateway_bot_previews",
             "Harmless preview pages served to link-preview bots and scanners, by bot name.",
-            ["bot"],
-            registry=r,
+            ("bot",),
         )
+        for tally in (self.http_requests, self.http_latency, self.pages, self.bot_previews):
+            r.register(tally)
         self.confirms = Counter(
             "gateway_confirms",
             "Pay button presses, by outcome (redirect, paid_block, processing_block, refused,"
@@ -136,35 +222,19 @@ class Metrics:
             registry=r,
         )
 
-        # Label lookups cost microseconds; the GET hot path keeps the children it has seen.
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._page_children: dict[tuple[str, int], Any] = {}
-
     # --- for services and the web layer ---------------------------------------------------
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in _METHODS:
             method = "other"  # any token is a valid method; labels stay a small set
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
-                self.http_requests.labels(_label(route), _label(method), str(status)),
-                self.http_latency.labels(_label(route)),
-            )
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.http_requests.inc((route, method, status))
+        self.http_latency.observe((route,), seconds)
 
     def record_page(self, kind: str, status: int) -> None:
-        key = (kind, status)
-        child = self._page_children.get(key)
-        if child is None:
-            child = self._page_children[key] = self.pages.labels(_label(kind), str(status))
-        child.inc()
+        self.pages.inc((kind, status))
 
     def record_bot_preview(self, bot: str) -> None:
-        self.bot_previews.labels(_label(bot)).inc()
+        self.bot_previews.inc((bot,))
 
     def record_session(self, kind: str) -> None:
         self.sessions.labels(_label(kind)).inc()
