@@ -67,9 +67,13 @@ class ItemView:
         return self.amount * self.quantity
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LinkView:
-    """What the pages need to know about a link: no email, nothing to write."""
+    """What the pages need to know about a link: no email, nothing to write.
+
+    Compared and hashed by identity: a view never changes, so a page rendered from one object
+    stays right for that object, and hashing it costs nothing (rendered pages are cached by it).
+    """
 
     id: str
     name: str

@@ -86,7 +86,8 @@ async def open_link(request: web.Request) -> web.Response:
         app[OPENS].bot_preview(verified.link_id, visitor.name)
         app[METRICS].record_bot_preview(visitor.name)
     context: dict[str, Any] = {"view": view, "token": token, "in_app": visitor.in_app}
-    # The page is a function of the (frozen, hashable) view, the token and the in-app hint.
+    # The page is a function of the view (immutable, hashed by identity), the token and the
+    # in-app hint; a snapshot reloaded after a change is a new view, so a new page.
     return render(
         request, "confirm.html", context, headers=ROBOTS, cache_key=(view, token, visitor.in_app)
     )
