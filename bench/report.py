@@ -202,7 +202,7 @@ def render(report: dict[str, Any]) -> str:
                 rows.append(
                     [
                         m["label"] + (f" #{i + 1}" if len(m["processes"]) > 1 else ""),
-                        f"{m['rps']:.0f}",
+                        f"{v['rps']:.0f}",
                         str(m["errors"]),
                         f"{v['start_mb']:.1f}",
                         f"{v['mid_mb']:.1f}",
