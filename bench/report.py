@@ -251,6 +251,12 @@ def details(report: dict[str, Any]) -> list[str]:
             f"webhooks: {hooks['templates']} event templates from {hooks['links']} links "
             f"({hooks['template_types']}); body {hooks['body_bytes']} bytes on average"
         )
+        first = hooks["first_delivery"]
+        out.append(
+            f"  first delivery of each, in order, one at a time (before the warm-up): "
+            f"{first['events']} events, {first['mean_ms']:.1f} ms each, statuses "
+            f"{first['statuses']}, outcomes {first['outcomes']}"
+        )
         for run in hooks["runs"]:
             out.append(
                 f"  inbox {run['prefix']}*: {run['rows']} rows, {run['distinct_rows']} distinct, "

@@ -254,9 +254,16 @@ class Bench:
             "template_types": dict(Counter(t["type"] for t in templates)),
             "body_bytes": round(sum(sizes) / len(sizes)),
         }
+        run_id = secrets.token_hex(3)
+        self.log(f"webhooks: first delivery of each of the {len(templates)} events, in order")
+        primed = asyncio.run(
+            webhooks.prime(base, templates, prefix=f"evt_bench{run_id}_p_", secret=self.secret)
+        )
+        sqlite["webhooks"]["first_delivery"] = primed
+        if set(primed["statuses"]) != {200}:
+            raise RuntimeError(f"webhooks: first deliveries answered {primed['statuses']}")
         deliveries: list[webhooks.Deliveries] = []
         sqlite["_deliveries"] = deliveries
-        run_id = secrets.token_hex(3)
         rate = [self.args.webhook_rate_guess]
 
         def fresh(name: str, duration: float) -> Path:
