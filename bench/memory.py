@@ -163,6 +163,12 @@ def verdict(sampler: RssSampler, duration: float) -> dict[str, Any]:
         "end_mb": samples[-1] if samples else 0.0,
         "growth_second_half_mb": growth,
         "samples": len(samples),
+        "every_10s": [
+            round(samples[min(range(len(times)), key=lambda i: abs(times[i] - t))], 1)
+            for t in range(0, int(duration) + 1, 10)
+        ]
+        if samples
+        else [],
         "flat": growth < FLAT_MB,
         "under_limit": peak < LIMIT_MB,
     }

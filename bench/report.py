@@ -278,7 +278,8 @@ def details(report: dict[str, Any]) -> list[str]:
             f"sessions for the link {race['emulator_sessions_for_link']}"
         )
     for m in report.get("memory", []):
-        out.append(f"memory {m['label']}: statuses {m['statuses']}")
+        series = "; ".join(" ".join(f"{x:g}" for x in v["every_10s"]) for v in m["processes"])
+        out.append(f"memory {m['label']}: statuses {m['statuses']}, RSS MB every 10 s: {series}")
     for name, log in report.get("logs", {}).items():
         if log:
             out.append(f"{name} log (WARNING and above), most frequent:")
