@@ -1,6 +1,6 @@
 """Plumbing for the hand-run benchmarks in bench/: child processes, readiness, wrk, RSS.
 
-Nothing here knows about the gateway; bench/pay.py says what to start and what to drive.
+Nothing here knows about the gateway; bench/run.py and bench/pay.py say what to start and drive.
 """
 
 from __future__ import annotations

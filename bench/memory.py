@@ -9,7 +9,8 @@ Verdicts per process:
 - **flat**: RSS grew by less than ``FLAT_MB`` over the second half of the run, measured as the
   median of the last 5 s of samples minus the median of the 5 s around the half-way mark (the
   first half is left for caches and the allocator to fill up; what still grows after that is a
-  leak or an unbounded cache);
+  leak or an unbounded cache); the least-squares slope over the second half (MB/min) is shown
+  too, to tell a step from a creep;
 - **under 150 MB**: the peak of every sample is under ``LIMIT_MB`` (DESIGN §8).
 """
 
@@ -156,12 +157,21 @@ def verdict(sampler: RssSampler, duration: float) -> dict[str, Any]:
     end = _window(times, samples, duration - WINDOW_S, duration + 1.0)
     growth = end - mid
     peak = max(samples, default=0.0)
+    second = [(t, x) for t, x in zip(times, samples, strict=True) if t >= half]
+    slope = 0.0  # least-squares MB per minute over the second half
+    if len(second) >= 2:
+        mean_t = statistics.fmean(t for t, _ in second)
+        mean_x = statistics.fmean(x for _, x in second)
+        var = sum((t - mean_t) ** 2 for t, _ in second)
+        if var:
+            slope = 60 * sum((t - mean_t) * (x - mean_x) for t, x in second) / var
     return {
         "start_mb": samples[0] if samples else 0.0,
         "mid_mb": mid,
         "peak_mb": peak,
         "end_mb": samples[-1] if samples else 0.0,
         "growth_second_half_mb": growth,
+        "slope_mb_per_min": slope,
         "samples": len(samples),
         "every_10s": [
             round(samples[min(range(len(times)), key=lambda i: abs(times[i] - t))], 1)

@@ -209,6 +209,7 @@ def render(report: dict[str, Any]) -> str:
                         f"{v['peak_mb']:.1f}",
                         f"{v['end_mb']:.1f}",
                         f"{v['growth_second_half_mb']:+.1f}",
+                        f"{v['slope_mb_per_min']:+.2f}",
                         _yes(v["flat"]),
                         _yes(v["under_limit"]),
                     ]
@@ -226,6 +227,7 @@ def render(report: dict[str, Any]) -> str:
                 "peak MB",
                 "end MB",
                 "growth",
+                "MB/min",
                 "flat",
                 f"< {d['limit_mb']:g} MB",
             ],

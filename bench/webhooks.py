@@ -3,7 +3,9 @@
 The gateway's own links are pressed once (so each has a Checkout Session the gateway created),
 then paid, settled, refunded or expired in the Stripe emulator, which logs the events Stripe would
 send (``checkout.session.completed``, ``...async_payment_succeeded/failed``, ``...expired``,
-``charge.refunded``). Those events are the templates: each wrk run POSTs copies of them to
+``charge.refunded``). Those events are the templates. :func:`prime` delivers each one once, in
+the order it happened (these first copies apply the transitions); then each wrk run POSTs copies
+of them to
 ``/stripe/webhook``, each copy with an event id of its own and a ``Stripe-Signature`` made right
 before the run (HMAC-SHA256 over ``"{t}.{body}"`` with the webhook secret, as Stripe signs), so
 the 5-minute tolerance holds. Each wrk thread walks its own share of the events, so no id is sent
