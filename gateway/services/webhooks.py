@@ -13,10 +13,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway import failpoints
 from gateway.adapters.db.engine import Database
@@ -45,6 +46,10 @@ SESSION_EVENTS: Mapping[str, SessionOutcome | None] = {
 CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
 HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
 DONE = ("applied", "unchanged", "ignored")
+
+
+def _inbox() -> sa.Table:
+    return cast(sa.Table, WebhookEvent.__table__)
 
 
 class MalformedEvent(ValueError):
@@ -98,19 +103,33 @@ class WebhookService:
         event_id, event_type, obj = parse_event(event)
         if not await self._receive(event_id, event_type, source) and not force:
             return EventResult(event_id, "duplicate")
+        inbox = _inbox()
         try:
             async with self._db.write() as session:
-                row = await session.get(WebhookEvent, event_id)
-                assert row is not None
-                if row.outcome in DONE and not force:
-                    return EventResult(event_id, "duplicate", row.order_id)
+                # Decided under the write lock: a concurrent delivery may have applied it.
+                done = (
+                    await session.execute(
+                        sa.select(inbox.c.outcome, inbox.c.order_id).where(
+                            inbox.c.event_id == event_id
+                        )
+                    )
+                ).one()
+                if done.outcome in DONE and not force:
+                    return EventResult(event_id, "duplicate", done.order_id)
                 recorded = await self._apply(session, event_type, obj, source)
                 outcome = "ignored"
                 if recorded.known:
                     outcome = "applied" if recorded.changed else "unchanged"
-                row.outcome, row.order_id = outcome, recorded.order_id
-                row.processed_at, row.error = self.now(), None
-                await session.flush()
+                await session.execute(
+                    sa.update(inbox)
+                    .where(inbox.c.event_id == event_id)
+                    .values(
+                        outcome=outcome,
+                        order_id=recorded.order_id,
+                        processed_at=self.now(),
+                        error=None,
+                    )
+                )
                 failpoints.hit("during_webhook_apply")  # applied, not yet committed
         except NotYetApplicable as exc:
             await self._mark(event_id, "deferred", str(exc))
@@ -122,27 +141,27 @@ class WebhookService:
         return EventResult(event_id, outcome, recorded.order_id)
 
     async def _receive(self, event_id: str, event_type: str, source: str) -> bool:
-        """Write the delivery to the inbox. False when the event was already applied."""
-        now = self.now()
-        try:
-            async with self._db.write() as session:
-                row = await session.get(WebhookEvent, event_id)
-                if row is None:
-                    session.add(
-                        WebhookEvent(
-                            event_id=event_id,
-                            type=event_type,
-                            received_at=now,
-                            source=source,
-                            outcome="received",
-                            attempts=1,
-                        )
-                    )
-                    return True
-                row.attempts += 1
-                return row.outcome not in DONE
-        except IntegrityError:
-            return False  # the same event is being received right now by another delivery
+        """Write the delivery to the inbox (one statement). False when the event was already
+        applied."""
+        inbox = _inbox()
+        insert = (sqlite_insert if self._db.is_sqlite else postgres_insert)(inbox)
+        statement = (
+            insert.values(
+                event_id=event_id,
+                type=event_type,
+                received_at=self.now(),
+                source=source,
+                outcome="received",
+                attempts=1,
+            )
+            .on_conflict_do_update(
+                index_elements=[inbox.c.event_id], set_={"attempts": inbox.c.attempts + 1}
+            )
+            .returning(inbox.c.outcome)
+        )
+        async with self._db.write() as session:
+            outcome = await session.scalar(statement)
+        return outcome not in DONE
 
     async def _mark(self, event_id: str, outcome: str, error: str) -> None:
         try:

@@ -9,6 +9,7 @@ makes writers queue in order.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Select
 
+from gateway.adapters.db import sqlite_direct
 from gateway.adapters.db.quick import QuickReader
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -33,13 +36,26 @@ QUICK_READ_BUSY_TIMEOUT_MS = 20
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, quick_reader: QuickReader | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        quick_reader: QuickReader | None = None,
+        write_engine: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._quick = quick_reader
+        self._write_engine = write_engine
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
-        writer_engine = engine.execution_options(gateway_write=True) if self.is_sqlite else engine
+        writer_engine = write_engine or engine
+        if self.is_sqlite:
+            writer_engine = writer_engine.execution_options(gateway_write=True)
         self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Left to SQLite, writers of this process that find
+        # the lock taken sleep in its busy handler (1, 2, 5, 10... ms) and wake long after it
+        # was released; queued here, the next one starts the moment the last one commits.
+        # Other processes still queue through the busy timeout.
+        self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -49,9 +65,40 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction: committed on success, rolled back on any exception."""
-        async with self._writer() as session, session.begin():
-            yield session
+        """One write transaction: committed on success, rolled back on any exception.
+
+        Never nest two: on SQLite the inner one would wait for the outer one forever.
+        """
+        if self._write_turn is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_turn:
+            session = await self._begin_immediately()
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
+
+    async def _begin_immediately(self) -> AsyncSession:
+        """A session whose transaction holds SQLite's write lock (``BEGIN IMMEDIATE``), waiting
+        without holding the loop while another process has it."""
+        delay = 0.001
+        while True:
+            session = self._writer()
+            try:
+                await session.connection()  # begins the transaction: the lock is ours
+                return session
+            except OperationalError as exc:
+                await session.close()
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            await asyncio.sleep(delay)  # another process is writing; try again shortly
+            delay = min(delay * 2, 0.05)
 
     async def fetch(
         self, statement: Select[Any], params: dict[str, Any] | None = None
@@ -73,21 +120,26 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._write_engine is not None:
+            await self._write_engine.dispose()
         if self._quick is not None:
             self._quick.close()
 
 
-def _setup_sqlite(engine: AsyncEngine) -> None:
+def _setup_sqlite(engine: AsyncEngine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over transaction control from the driver so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    if engine.dialect.driver == sqlite_direct.DRIVER:
+        return  # its dialect begins every transaction with BEGIN IMMEDIATE itself
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
@@ -109,8 +161,15 @@ def create_database(url: str, *, pool_size: int = 10, echo: bool = False) -> Dat
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = pool_size
     engine = create_async_engine(url, **kwargs)
-    quick: QuickReader | None = None
-    if engine.dialect.name == "sqlite":
-        _setup_sqlite(engine)
-        quick = QuickReader(database, engine.dialect, QUICK_READ_BUSY_TIMEOUT_MS)
-    return Database(engine, quick)
+    if engine.dialect.name != "sqlite":
+        return Database(engine)
+    _setup_sqlite(engine)
+    quick = QuickReader(database, engine.dialect, QUICK_READ_BUSY_TIMEOUT_MS)
+    writes = create_async_engine(
+        parsed.set(drivername=f"sqlite+{sqlite_direct.DRIVER}"),
+        echo=echo,
+        pool_size=2,
+        max_overflow=2,
+    )
+    _setup_sqlite(writes, sqlite_direct.BUSY_TIMEOUT_MS)
+    return Database(engine, quick, writes)
