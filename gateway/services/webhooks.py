@@ -48,8 +48,43 @@ HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
 DONE = ("applied", "unchanged", "ignored")
 
 
-def _inbox() -> sa.Table:
-    return cast(sa.Table, WebhookEvent.__table__)
+# The inbox statements, built once (they run on every delivery; see Database.run).
+_inbox = cast(sa.Table, WebhookEvent.__table__)
+_event_id = sa.bindparam("p_event_id", type_=_inbox.c.event_id.type)
+_at = sa.bindparam("p_at", type_=_inbox.c.received_at.type)
+
+
+def _receive_statement(sqlite: bool) -> Any:
+    """Insert the delivery, or count one more attempt; either way, say what became of it."""
+    insert = (sqlite_insert if sqlite else postgres_insert)(_inbox)
+    return (
+        insert.values(
+            event_id=_event_id,
+            type=sa.bindparam("p_type", type_=_inbox.c.type.type),
+            received_at=_at,
+            source=sa.bindparam("p_source", type_=_inbox.c.source.type),
+            outcome="received",
+            attempts=1,
+        )
+        .on_conflict_do_update(
+            index_elements=[_inbox.c.event_id], set_={"attempts": _inbox.c.attempts + 1}
+        )
+        .returning(_inbox.c.outcome)
+    )
+
+
+_RECEIVE = {True: _receive_statement(sqlite=True), False: _receive_statement(sqlite=False)}
+_INBOX_ROW = sa.select(_inbox.c.outcome, _inbox.c.order_id).where(_inbox.c.event_id == _event_id)
+_INBOX_DONE = (
+    sa.update(_inbox)
+    .where(_inbox.c.event_id == _event_id)
+    .values(
+        outcome=sa.bindparam("p_outcome", type_=_inbox.c.outcome.type),
+        order_id=sa.bindparam("p_order_id", type_=_inbox.c.order_id.type),
+        processed_at=_at,
+        error=None,
+    )
+)
 
 
 class MalformedEvent(ValueError):
@@ -103,32 +138,25 @@ class WebhookService:
         event_id, event_type, obj = parse_event(event)
         if not await self._receive(event_id, event_type, source) and not force:
             return EventResult(event_id, "duplicate")
-        inbox = _inbox()
         try:
             async with self._db.write() as session:
                 # Decided under the write lock: a concurrent delivery may have applied it.
-                done = (
-                    await session.execute(
-                        sa.select(inbox.c.outcome, inbox.c.order_id).where(
-                            inbox.c.event_id == event_id
-                        )
-                    )
-                ).one()
+                (done,) = await self._db.run(session, _INBOX_ROW, {"p_event_id": event_id})
                 if done.outcome in DONE and not force:
                     return EventResult(event_id, "duplicate", done.order_id)
                 recorded = await self._apply(session, event_type, obj, source)
                 outcome = "ignored"
                 if recorded.known:
                     outcome = "applied" if recorded.changed else "unchanged"
-                await session.execute(
-                    sa.update(inbox)
-                    .where(inbox.c.event_id == event_id)
-                    .values(
-                        outcome=outcome,
-                        order_id=recorded.order_id,
-                        processed_at=self.now(),
-                        error=None,
-                    )
+                await self._db.run(
+                    session,
+                    _INBOX_DONE,
+                    {
+                        "p_event_id": event_id,
+                        "p_outcome": outcome,
+                        "p_order_id": recorded.order_id,
+                        "p_at": self.now(),
+                    },
                 )
                 failpoints.hit("during_webhook_apply")  # applied, not yet committed
         except NotYetApplicable as exc:
@@ -143,25 +171,15 @@ class WebhookService:
     async def _receive(self, event_id: str, event_type: str, source: str) -> bool:
         """Write the delivery to the inbox (one statement). False when the event was already
         applied."""
-        inbox = _inbox()
-        insert = (sqlite_insert if self._db.is_sqlite else postgres_insert)(inbox)
-        statement = (
-            insert.values(
-                event_id=event_id,
-                type=event_type,
-                received_at=self.now(),
-                source=source,
-                outcome="received",
-                attempts=1,
-            )
-            .on_conflict_do_update(
-                index_elements=[inbox.c.event_id], set_={"attempts": inbox.c.attempts + 1}
-            )
-            .returning(inbox.c.outcome)
-        )
+        params = {
+            "p_event_id": event_id,
+            "p_type": event_type,
+            "p_at": self.now(),
+            "p_source": source,
+        }
         async with self._db.write() as session:
-            outcome = await session.scalar(statement)
-        return outcome not in DONE
+            (row,) = await self._db.run(session, _RECEIVE[self._db.is_sqlite], params)
+        return row.outcome not in DONE
 
     async def _mark(self, event_id: str, outcome: str, error: str) -> None:
         try:

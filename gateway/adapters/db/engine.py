@@ -18,16 +18,17 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ResourceClosedError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 
 from gateway.adapters.db import sqlite_direct
+from gateway.adapters.db.prepared import PreparedStatements
 from gateway.adapters.db.quick import QuickReader
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -46,6 +47,9 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._quick = quick_reader
         self._write_engine = write_engine
+        self._write_statements = (
+            PreparedStatements(write_engine.dialect) if write_engine is not None else None
+        )
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
         writer_engine = write_engine or engine
         if self.is_sqlite:
@@ -99,6 +103,25 @@ class Database:
                     raise
             await asyncio.sleep(delay)  # another process is writing; try again shortly
             delay = min(delay * 2, 0.05)
+
+    async def run(
+        self, session: AsyncSession, statement: Executable, params: dict[str, Any]
+    ) -> list[Any]:
+        """One statement inside a :meth:`write` transaction, returning its rows (if any).
+
+        On SQLite it runs straight on the transaction's ``sqlite3`` connection, compiled once
+        (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, with bind parameters.
+        """
+        if self._write_statements is None:
+            result = await session.execute(statement, params)
+            try:
+                return list(result.all())
+            except ResourceClosedError:  # a statement that returns no rows
+                return []
+        connection = (await session.connection()).sync_connection
+        assert connection is not None
+        driver: Any = connection.connection.dbapi_connection
+        return self._write_statements[statement].run(driver, params)
 
     async def fetch(
         self, statement: Select[Any], params: dict[str, Any] | None = None
