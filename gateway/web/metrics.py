@@ -26,6 +26,8 @@ from gateway.web.pages import render
 routes = web.RouteTableDef()
 
 PAGE_KIND = web.RequestKey("page_kind", str)
+WEBHOOK_TYPE = web.RequestKey("webhook_type", str)
+WEBHOOK_OUTCOME = web.RequestKey("webhook_outcome", str)
 _PAY_ROUTES = frozenset({"pay", "confirm", "pay_return", "pay_renew"})
 _EVENT_TYPE = re.compile(r"^[a-z_.]{1,100}$")
 
@@ -87,39 +89,35 @@ async def count_response(
     if route in _PAY_ROUTES:
         metrics.record_page(str(request.get(PAGE_KIND) or _fallback_kind(status)), status)
     if route == "stripe_webhook" and status != 500:
-        await _count_webhook(metrics, request, status, response)
+        _count_webhook(metrics, request, response)
 
 
-async def _count_webhook(
-    metrics: Metrics, request: web.Request, status: int, response: web.StreamResponse | None
+def _count_webhook(
+    metrics: Metrics, request: web.Request, response: web.StreamResponse | None
 ) -> None:
-    """Webhooks by type and outcome, read from the handler's JSON answer.
-
-    The event type is taken from the body only when the signature was accepted (2xx, or a 503
-    asking Stripe to retry): an unsigned body could put any string in a label.
-    """
-    outcome, event_type = "unknown", "unverified"
-    body: Any = None
-    if isinstance(response, web.Response) and isinstance(response.body, bytes):
-        try:
-            body = json.loads(response.body)
-        except ValueError:
-            body = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            outcome = str(error.get("code") or "error")
-        else:
-            outcome = str(body.get("outcome") or "received")
-    if status < 300 or status == 503:
-        try:
-            raw = json.loads(await request.read())
-            candidate = raw.get("type") if isinstance(raw, dict) else None
-        except (ValueError, UnicodeDecodeError):
-            candidate = None
-        if isinstance(candidate, str) and _EVENT_TYPE.match(candidate):
-            event_type = candidate
+    """Webhooks by type and outcome, as the handler noted them (``WEBHOOK_TYPE`` is set only
+    once the signature was accepted: an unsigned body could put any string in a label). An
+    answer the handler did not make (a body too large for the server) is read for its code."""
+    event_type = request.get(WEBHOOK_TYPE) or "unverified"
+    outcome = request.get(WEBHOOK_OUTCOME)
+    if outcome is None:
+        outcome = "unknown"
+        body: Any = None
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            try:
+                body = json.loads(response.body)
+            except ValueError:
+                body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            outcome = str(body["error"].get("code") or "error")
     metrics.record_webhook(event_type, outcome)
+
+
+def note_webhook(request: web.Request, outcome: str, event_type: object = None) -> None:
+    """What the webhook handler decided, for the counters (``event_type``: verified only)."""
+    request[WEBHOOK_OUTCOME] = outcome
+    if isinstance(event_type, str) and _EVENT_TYPE.match(event_type):
+        request[WEBHOOK_TYPE] = event_type
 
 
 _STRIPE_ERROR_KINDS: tuple[tuple[type[Exception], str], ...] = (
