@@ -46,6 +46,9 @@ class SnapshotCache(Generic[T]):
         self._monotonic = monotonic
         self._entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
         self._generation: dict[str, int] = {}
+        # Bumped when the generations are forgotten, so a load that started before cannot
+        # mistake a reset count for "nothing changed".
+        self._epoch = 0
         self._loading: dict[str, asyncio.Future[T | None]] = {}
 
     async def get(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
@@ -57,7 +60,7 @@ class SnapshotCache(Generic[T]):
             return await asyncio.shield(inflight)
         future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
-        generation = self._generation.get(key, 0)
+        generation = (self._epoch, self._generation.get(key, 0))
         started = self._monotonic()
         try:
             value = await load()
@@ -67,7 +70,7 @@ class SnapshotCache(Generic[T]):
             raise
         finally:
             self._loading.pop(key, None)
-        if value is not None and self._generation.get(key, 0) == generation:
+        if value is not None and (self._epoch, self._generation.get(key, 0)) == generation:
             self._entries[key] = (started, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
@@ -92,6 +95,7 @@ class SnapshotCache(Generic[T]):
         self._generation[key] = self._generation.get(key, 0) + 1
         if len(self._generation) > 4 * self._max:
             self._generation.clear()  # bounded; a stale generation only costs one reload
+            self._epoch += 1
 
     def clear(self) -> None:
         for key in list(self._entries):

@@ -84,6 +84,28 @@ class TestSnapshotCache:
         assert await slow == "old"
         assert await cache.get("k", load) == "new"
 
+    async def test_a_racing_load_is_not_stored_even_after_the_generations_were_forgotten(
+        self,
+    ) -> None:
+        gate = asyncio.Event()
+        values = iter(["old", "new"])
+
+        async def load() -> str:
+            value = next(values)
+            if value == "old":
+                await gate.wait()
+            return value
+
+        cache: SnapshotCache[str] = SnapshotCache(ttl=60.0, max_entries=2)
+        slow = asyncio.ensure_future(cache.get("k", load))
+        await asyncio.sleep(0)
+        cache.invalidate("k")
+        for i in range(10):  # more than 4 x max_entries: the per-key counts are reset
+            cache.invalidate(f"other{i}")
+        gate.set()
+        assert await slow == "old"
+        assert await cache.get("k", load) == "new"
+
 
 class TestChangeFeed:
     async def test_a_change_by_another_replica_shows_after_one_poll(
