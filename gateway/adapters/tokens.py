@@ -77,8 +77,8 @@ class TokenService:
         self._signer.clock = clock
         self._clock = clock
         self._max_age = max_age
-        # Verified tokens -> (link id, timestamp); a hit skips the HMAC (the hot path of GET).
-        self._cache: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        # Verified tokens -> (answer, timestamp); a hit skips the HMAC (the hot path of GET).
+        self._cache: OrderedDict[str, tuple[VerifiedToken, int]] = OrderedDict()
         self._cache_size = cache_size
         self._rejected: OrderedDict[str, TokenProblem] = OrderedDict()
 
@@ -98,20 +98,21 @@ class TokenService:
             if known_bad is not None:
                 raise TokenError(known_bad)
             try:
-                cached = self._verify_signature(token)
+                link_id, issued = self._verify_signature(token)
             except TokenError as exc:
                 # Scanners retry the same broken link over and over: remember the verdict.
                 self._rejected[token] = exc.problem
                 if len(self._rejected) > self._cache_size:
                     self._rejected.popitem(last=False)
                 raise
+            cached = (VerifiedToken(link_id, datetime.fromtimestamp(issued, UTC)), issued)
             self._cache[token] = cached
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        link_id, timestamp = cached
+        verified, timestamp = cached
         if self._clock.now() - timestamp > self._max_age:
-            raise TokenError(TokenProblem.EXPIRED, link_id)
-        return VerifiedToken(link_id, datetime.fromtimestamp(timestamp, UTC))
+            raise TokenError(TokenProblem.EXPIRED, verified.link_id)
+        return verified
 
     def _verify_signature(self, token: str) -> tuple[str, int]:
         if not _FULL.match(token):

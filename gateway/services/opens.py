@@ -33,8 +33,10 @@ class _Tally:
 
     def add(self, when: float) -> None:
         self.count += 1
-        self.first = min(self.first, when)
-        self.last = max(self.last, when)
+        if when > self.last:
+            self.last = when
+        elif when < self.first:  # an injected clock may step back
+            self.first = when
 
 
 def _utc(timestamp: float) -> datetime:

@@ -75,7 +75,7 @@ class Pages:
     ) -> None:
         self._env = env
         self._headers = CIMultiDict({"Content-Type": HTML, **headers})
-        self._with_extra: dict[tuple[tuple[str, str], ...], CIMultiDict[str]] = {}
+        self._with_extra: dict[int, tuple[Mapping[str, str], CIMultiDict[str]]] = {}
         self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
         self._max = max_entries
 
@@ -108,14 +108,16 @@ class Pages:
     def _headers_with(self, extra: Mapping[str, str] | None) -> CIMultiDict[str]:
         if not extra:
             return self._headers
-        # The few distinct extras (X-Robots-Tag, Retry-After) are merged once each.
-        key = tuple(extra.items())
-        merged = self._with_extra.get(key)
-        if merged is None:
-            merged = self._headers.copy()
-            merged.update(extra)
-            if len(self._with_extra) < 64:
-                self._with_extra[key] = merged
+        # The few distinct extras (X-Robots-Tag, Retry-After) are merged once each; handlers
+        # pass module-level mappings, so identity finds them without hashing their items.
+        found = self._with_extra.get(id(extra))
+        if found is not None and found[0] is extra:
+            return found[1]
+        merged = self._headers.copy()
+        merged.update(extra)
+        if len(self._with_extra) >= 64:
+            self._with_extra.clear()  # per-call mappings filled it; the constants come back
+        self._with_extra[id(extra)] = (extra, merged)  # keeps extra alive: its id stays its own
         return merged
 
 

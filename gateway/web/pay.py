@@ -69,7 +69,8 @@ async def open_link(request: web.Request) -> web.Response:
     visitor = app[CLASSIFIER].classify(
         request.headers.get("User-Agent"), request.headers, request.method
     )
-    wants_confirm = request.query.get("view") == "confirm"
+    # Most requests carry no query string: skip parsing one.
+    wants_confirm = bool(request.query_string) and request.query.get("view") == "confirm"
     if visitor.is_bot and not wants_confirm:
         # A preview bot gets nothing worth caching or showing: no amount, no name.
         app[OPENS].bot_preview(verified.link_id, visitor.name)
