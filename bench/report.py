@@ -266,6 +266,32 @@ def details(report: dict[str, Any]) -> list[str]:
                 f"sent{' (a thread ran out and resent ids)' if run['wrapped'] else ''}; "
                 f"outcomes {run['outcomes']} -> {'ok' if run['ok'] else 'WRONG'}"
             )
+        first_setup = hooks.get("first")
+        if first_setup:
+            out.append(
+                f"webhook first deliveries: {first_setup['links_per_round']} fresh links per "
+                f"round, each session moved on in the emulator and none of its events sent "
+                f"before its round; {first_setup['events_per_round']} events per round, each "
+                f"sent once, a session's later event only after its earlier one was answered; "
+                f"-c{first_setup['connections']}; rate = events / (first request .. last answer)"
+            )
+        for run in hooks.get("first_runs", []):
+            per_thread = ", ".join(
+                f"t{i + 1} {t[2]}/{t[0]} answered, {t[3]} skipped, {t[4]} idle waits"
+                + (f", {t[5]} unmatched" if t[5] else "")
+                for i, t in enumerate(run["threads"] or [])
+            )
+            out.append(
+                f"  {run['label']}: {run['events']} events {run['types']} in {run['span_s']:.2f} s"
+                f" (wrk ran {run['wrk_s']:.2f} s); answers {run['client_outcomes']}; "
+                f"{per_thread}"
+            )
+            out.append(
+                f"    inbox: {run['inbox_rows']} rows for {run['events']} event ids, outcomes "
+                f"{run['inbox_outcomes']}, {run['redelivered']} delivered more than once; "
+                f"orders {run['orders']} for the emulator's {run['expected_orders']}, "
+                f"{run['mismatched_orders']} differ -> {'ok' if run['ok'] else 'WRONG'}"
+            )
     sessions = report.get("sqlite", {}).get("emulator_sessions")
     if sessions:
         out.append(

@@ -2,7 +2,7 @@
 
 Run by hand, not by the test suite, holding the machine's benchmark lock::
 
-    flock /tmp/bench.lock .venv/bin/python bench/run.py            # everything, ~6 minutes
+    flock /tmp/bench.lock .venv/bin/python bench/run.py            # everything, ~6.5 minutes
     flock /tmp/bench.lock .venv/bin/python bench/run.py --only webhooks --duration 3 --rounds 1
 
 Sections (``--only`` takes a comma-separated subset):
@@ -11,6 +11,8 @@ Sections (``--only`` takes a comma-separated subset):
                 invalid token (bench/pay.py's rows);
 - ``webhooks``  SQLite, same gateway, interleaved with the rows above: signed, distinct Stripe
                 events POSTed to /stripe/webhook (bench/webhooks.py), then the inbox checked;
+                two rows: copies that change nothing (``unchanged``), and the first delivery of
+                each real event of fresh sessions (``applied``), the orders checked too;
 - ``classify``  visitor classification per call, cold and cached (bench/classify.py);
 - ``scaleout``  PostgreSQL, two gateways: human GET and POST reuse with two wrk at once, and
                 200 simultaneous confirms of one fresh link (bench/scaleout.py);
@@ -72,6 +74,7 @@ SPECS: dict[str, table.Spec] = {
     "bot": table.Spec("bot preview GET", 200, min_ratio=0.40),
     "invalid": table.Spec("invalid token GET", 404, min_ratio=0.40),
     "webhook": table.Spec("webhook deliveries (events/s)", 200, min_rps=1000.0),
+    "webhook_first": table.Spec("webhook first deliveries (events/s)", 200, min_rps=1000.0),
     "pg_get": table.Spec("2xPG human GET /pay", 200),
     "pg_post": table.Spec("2xPG POST reuse", 303),
 }
@@ -86,6 +89,9 @@ class Row:
     check_scripts: list[Path] = field(default_factory=list)
     fresh_script: Callable[[str, float], Path] | None = None
     after_run: Callable[[list[WrkResult]], None] | None = None
+    warmup: bool = True  # False: no untimed run before the rounds
+    duration: float | None = None  # wrk's -d for the timed runs, instead of --duration
+    connections: int | None = None  # instead of --connections
     runs: table.Runs = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,7 +150,7 @@ class Bench:
                 row.loads, scripts or [ld.script for ld in row.loads], strict=True
             )
         ]
-        per_process = max(1, self.args.connections // len(loads))
+        per_process = max(1, (row.connections or self.args.connections) // len(loads))
         threads = self.args.threads if len(loads) == 1 else 1
         results = [
             r
@@ -161,11 +167,12 @@ class Bench:
         a = self.args
         if a.warmup > 0:
             for row in rows:
-                self.log(f"warm-up {row.key} {a.warmup:g}s")
-                self.drive(row, a.warmup, "w")
+                if row.warmup:
+                    self.log(f"warm-up {row.key} {a.warmup:g}s")
+                    self.drive(row, a.warmup, "w")
         for n in range(1, rounds + 1):
             for row in rows:
-                results = self.drive(row, a.duration, f"r{n}")
+                results = self.drive(row, row.duration or a.duration, f"r{n}")
                 row.runs.rounds.append(results)
                 self.log(
                     f"round {n}/{rounds} {row.key:8} {sum(r.rps for r in results):9.0f} req/s  "
@@ -189,6 +196,10 @@ class Bench:
         tmp.mkdir()
         hello_port, port = free_port(), free_port()
         env = pay.gateway_env(tmp, port, self.emulator_port, self.secret)
+        # The benchmark delivers the emulator's events itself: a reconcile pass (first one five
+        # minutes after start) would replay them behind its back, applying the first deliveries
+        # before they are timed.
+        env["GATEWAY_RECONCILE_INTERVAL"] = "1d"
         base = f"http://127.0.0.1:{port}"
         argv = [sys.executable, str(BENCH_DIR / "hello.py"), str(hello_port)]
         hello = self.procs.start("hello", argv, env)
@@ -198,10 +209,13 @@ class Bench:
 
         n_pay = a.links if want_pay else 0
         n_hooks = a.webhook_links if want_hooks else 0
-        self.log(f"issuing {n_pay} + {n_hooks} links")
-        links = asyncio.run(pay.issue_link_records(env, n_pay + n_hooks))
+        n_first = a.webhook_apply_links * a.rounds if want_hooks else 0
+        self.log(f"issuing {n_pay} + {n_hooks} + {n_first} links")
+        links = asyncio.run(pay.issue_link_records(env, n_pay + n_hooks + n_first))
         tokens = [token for _, token in links]
-        pay_tokens, hook_tokens = tokens[:n_pay], tokens[n_pay:]
+        pay_tokens = tokens[:n_pay]
+        hook_tokens = tokens[n_pay : n_pay + n_hooks]
+        first_tokens = tokens[n_pay + n_hooks :]
         sqlite: dict[str, Any] = {}
         self.report["sqlite"] = sqlite
         scripts = pay.write_scripts(tmp, pay_tokens or tokens[:1])
@@ -218,19 +232,43 @@ class Bench:
             rows += [fixed(k, base, gateway) for k in ("get", "post", "bot", "invalid")]
         if want_hooks:
             rows.append(self.webhook_row(tmp, base, gateway, hook_tokens, sqlite))
+            rows.append(self.first_delivery_row(tmp, base, gateway, first_tokens, sqlite))
         self.rounds(rows, a.rounds)
         self.bare_rps = median([sum(r.rps for r in procs) for procs in rows[0].runs.rounds])
         sqlite["rows"] = [table.http_row(row.runs, self.bare_rps) for row in rows]
+        by_key = dict(zip((row.key for row in rows), sqlite["rows"], strict=True))
         if want_hooks:
+            db_path = tmp / "bench.sqlite3"
             deliveries = sqlite.pop("_deliveries")
-            hook_runs = rows[-1].runs.rounds
+            hook_runs = next(row for row in rows if row.key == "webhook").runs.rounds
             checks = [
-                webhooks.check_inbox(tmp / "bench.sqlite3", d, res[0])
+                webhooks.check_inbox(db_path, d, res[0])
                 for d, res in zip(deliveries, hook_runs, strict=True)
             ]
             sqlite["webhooks"]["runs"] = [dict(c.__dict__, ok=c.ok) for c in checks]
             if not all(c.ok for c in checks):
-                sqlite["rows"][-1]["met"] = False
+                by_key["webhook"]["met"] = False
+            first_runs = sqlite.pop("_first_runs")
+            first_rounds = next(row for row in rows if row.key == "webhook_first").runs.rounds
+            first_checks = [
+                webhooks.check_first(db_path, run, res[0])
+                for run, res in zip(first_runs, first_rounds, strict=True)
+            ]
+            sqlite["webhooks"]["first_runs"] = [
+                dict(
+                    c.__dict__,
+                    ok=c.ok,
+                    types=run.batch.types(),
+                    per_thread=run.per_thread,
+                    span_s=res[0].duration_s,
+                    wrk_s=res[0].extra.get("wrk_duration_s"),
+                    client_outcomes=res[0].extra.get("outcomes"),
+                    threads=res[0].extra.get("threads"),
+                )
+                for c, run, res in zip(first_checks, first_runs, first_rounds, strict=True)
+            ]
+            if not all(c.ok for c in first_checks):
+                by_key["webhook_first"]["met"] = False
         if want_pay:
             sqlite["emulator_sessions"] = {
                 "after_first_press": facts["sessions_after_prepare"],
@@ -292,6 +330,73 @@ class Bench:
             [Load(base, tmp / "webhooks.lua", gateway)],
             fresh_script=fresh,
             after_run=learn,
+        )
+
+    def first_delivery_row(
+        self, tmp: Path, base: str, gateway: Child, tokens: list[str], sqlite: dict[str, Any]
+    ) -> Row:
+        """Every timed event is the first delivery of a real transition (outcome ``applied``):
+        a fresh batch of ``--webhook-apply-links`` sessions per round, moved on in the emulator
+        beforehand, their events sent only in that round's wrk run."""
+        a = self.args
+        per_round = a.webhook_apply_links
+        batches = []
+        for n in range(a.rounds):
+            self.log(f"webhooks, first deliveries: {per_round} more sessions for round {n + 1}")
+            batches.append(
+                asyncio.run(
+                    webhooks.make_first_batch(
+                        base,
+                        self.emulator,
+                        API_KEY,
+                        tokens[n * per_round : (n + 1) * per_round],
+                        label=f"r{n + 1}",
+                    )
+                )
+            )
+        events = min(b.events for b in batches)
+        # At least ~20 events per connection, or the run is mostly ramp-up and drain.
+        connections = max(a.threads, min(a.connections, events // 20))
+        runs: list[webhooks.FirstRun] = []
+        sqlite["_first_runs"] = runs
+        sqlite["webhooks"]["first"] = {
+            "links_per_round": per_round,
+            "events_per_round": [b.events for b in batches],
+            "connections": connections,
+        }
+
+        def fresh(name: str, duration: float) -> Path:
+            del duration
+            # Signed now, so the 5-minute tolerance holds; each batch is sent once.
+            run = webhooks.write_first_deliveries(
+                tmp / f"webhooks-first-{name}.lua",
+                batches[int(name[1:]) - 1],
+                secret=self.secret,
+                threads=a.threads,
+            )
+            runs.append(run)
+            return run.script
+
+        def rate_from_span(results: list[WrkResult]) -> None:
+            # Events over the time from the first request written to the last answer read.
+            for r in results:
+                r.extra["wrk_duration_s"] = r.duration_s
+                span = r.extra.get("span_us", 0) / 1e6
+                if span > 0:
+                    r.duration_s = span
+            if not a.keep:
+                for data in tmp.glob("webhooks-first-*.events"):
+                    data.unlink()
+
+        return Row(
+            "webhook_first",
+            [Load(base, tmp / "webhooks-first.lua", gateway)],
+            fresh_script=fresh,
+            after_run=rate_from_span,
+            warmup=False,
+            # Only a ceiling: the script ends the run when its events run out.
+            duration=float(max(math.ceil(a.duration), math.ceil(events / 50) + 5)),
+            connections=connections,
         )
 
     def link_sessions(self, link_ids: set[str]) -> list[str]:
@@ -421,6 +526,7 @@ class Bench:
                     "connections": a.connections,
                     "links": a.links,
                     "webhook_links": a.webhook_links,
+                    "webhook_apply_links": a.webhook_apply_links,
                     "memory_duration_s": a.memory_duration,
                 },
                 "code": code,
@@ -455,6 +561,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--connections", type=int, default=64, help="wrk connections (split between processes)")
     add("--links", type=int, default=200, help="distinct links for the payer rows")
     add("--webhook-links", type=int, default=200, help="links whose sessions the events name")
+    add(
+        "--webhook-apply-links",
+        type=int,
+        default=1500,
+        help="links per round whose events are delivered for the first time, timed",
+    )
     add("--webhook-rate-guess", type=float, default=2000.0, help="events/s to size the first run")
     add("--confirms", type=int, default=200, help="simultaneous confirms in the race")
     add("--memory-duration", type=float, default=60.0, help="seconds of the memory run")
@@ -467,8 +579,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from {SECTIONS}")
-    if min(args.rounds, args.pg_rounds, args.links) < 1 or args.duration <= 0:
-        parser.error("--rounds, --pg-rounds, --links and --duration must be positive")
+    if min(args.rounds, args.pg_rounds, args.links, args.webhook_apply_links) < 1:
+        parser.error("--rounds, --pg-rounds, --links and --webhook-apply-links must be positive")
+    if args.duration <= 0:
+        parser.error("--duration must be positive")
     return args
 
 
