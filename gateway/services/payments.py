@@ -59,16 +59,42 @@ class Recorded:
         return self.to_status is not None
 
 
+# Built once: these run on every webhook and every Pay press that writes, and building a
+# statement (and its cache key) costs more than SQLite takes to run it.
+_LINK = sa.select(Link).where(Link.id == sa.bindparam("p_link_id"))
+_LINK_FOR_UPDATE = _LINK.with_for_update()
+_ORDER_BY_SESSION = sa.select(Order).where(Order.stripe_session_id == sa.bindparam("p_session_id"))
+_ORDER_BY_PAYMENT_INTENT = sa.select(Order).where(
+    Order.payment_intent_id == sa.bindparam("p_payment_intent")
+)
+_OTHERS_OF_LINK = (
+    Order.link_id == sa.bindparam("p_link_id"),
+    Order.id != sa.bindparam("p_order_id"),
+)
+_EARLIER_PAYMENT = (
+    sa.select(Order.id)
+    .where(
+        *_OTHERS_OF_LINK,
+        Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value]),
+        Order.duplicate_of.is_(None),
+    )
+    .order_by(Order.paid_at, Order.created_at)
+    .limit(1)
+)
+_OTHER_PENDING = sa.select(Order.id, Order.stripe_session_id).where(
+    *_OTHERS_OF_LINK, Order.status == OrderStatus.PENDING.value
+)
+
+
 async def lock_link(session: AsyncSession, link_id: str) -> Link | None:
     """Read a link and, on PostgreSQL, lock its row until the transaction ends.
 
     Every write that touches a link's orders takes this lock first (SQLite's BEGIN IMMEDIATE
     already serialises writers), so decisions about one link never interleave.
     """
-    stmt = sa.select(Link).where(Link.id == link_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    locking = session.get_bind().dialect.name == "postgresql"
+    stmt = _LINK_FOR_UPDATE if locking else _LINK
+    return (await session.execute(stmt, {"p_link_id": link_id})).scalar_one_or_none()
 
 
 async def find_order_for_session(session: AsyncSession, info: SessionInfo) -> Order | None:
@@ -77,7 +103,7 @@ async def find_order_for_session(session: AsyncSession, info: SessionInfo) -> Or
         order = await session.get(Order, info.order_id)
     if order is None:
         order = (
-            await session.execute(sa.select(Order).where(Order.stripe_session_id == info.id))
+            await session.execute(_ORDER_BY_SESSION, {"p_session_id": info.id})
         ).scalar_one_or_none()
     if order is not None and order.stripe_session_id not in (None, info.id):
         return None  # metadata points at an order whose session is another one: not ours
@@ -190,33 +216,14 @@ async def cancel_pending(
 
 async def _earlier_payment(session: AsyncSession, order: Order) -> str | None:
     """Another order of the same link that already holds the payment, if any."""
-    stmt = (
-        sa.select(Order.id)
-        .where(
-            Order.link_id == order.link_id,
-            Order.id != order.id,
-            Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value]),
-            Order.duplicate_of.is_(None),
-        )
-        .order_by(Order.paid_at, Order.created_at)
-        .limit(1)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    params = {"p_link_id": order.link_id, "p_order_id": order.id}
+    return (await session.execute(_EARLIER_PAYMENT, params)).scalar_one_or_none()
 
 
 async def _other_pending(session: AsyncSession, order: Order) -> tuple[tuple[str, str | None], ...]:
-    rows = await session.execute(
-        sa.select(Order.id, Order.stripe_session_id).where(
-            Order.link_id == order.link_id,
-            Order.id != order.id,
-            Order.status == OrderStatus.PENDING.value,
-        )
-    )
+    params = {"p_link_id": order.link_id, "p_order_id": order.id}
+    rows = await session.execute(_OTHER_PENDING, params)
     return tuple((row[0], row[1]) for row in rows)
-
-
-def _order_for_payment_intent_stmt(payment_intent: str | None) -> Any:
-    return sa.select(Order).where(Order.payment_intent_id == payment_intent)
 
 
 async def _order_for_charge(session: AsyncSession, obj: Mapping[str, Any]) -> Order | None:
@@ -227,7 +234,7 @@ async def _order_for_charge(session: AsyncSession, obj: Mapping[str, Any]) -> Or
     order: Order | None = None
     if isinstance(payment_intent, str):
         order = (
-            await session.execute(_order_for_payment_intent_stmt(payment_intent))
+            await session.execute(_ORDER_BY_PAYMENT_INTENT, {"p_payment_intent": payment_intent})
         ).scalar_one_or_none()
     metadata = obj.get("metadata") or {}
     if order is None and isinstance(metadata, dict) and metadata.get("order_id"):
