@@ -17,13 +17,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import Link, LinkItem, Order
+from gateway.adapters.db.engine import Database, run
+from gateway.adapters.db.models import AuditEntry, Link, LinkItem, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
@@ -63,7 +63,6 @@ class Recorded:
 # statement (and its cache key) costs more than SQLite takes to run it.
 _LINK = sa.select(Link).where(Link.id == sa.bindparam("p_link_id"))
 _LINK_FOR_UPDATE = _LINK.with_for_update()
-_ORDER_BY_SESSION = sa.select(Order).where(Order.stripe_session_id == sa.bindparam("p_session_id"))
 _ORDER_BY_PAYMENT_INTENT = sa.select(Order).where(
     Order.payment_intent_id == sa.bindparam("p_payment_intent")
 )
@@ -75,7 +74,10 @@ _EARLIER_PAYMENT = (
     sa.select(Order.id)
     .where(
         *_OTHERS_OF_LINK,
-        Order.status.in_([OrderStatus.PAID.value, OrderStatus.PROCESSING.value]),
+        # Two comparisons rather than IN: an IN list is expanded per call, not compiled once.
+        sa.or_(
+            Order.status == OrderStatus.PAID.value, Order.status == OrderStatus.PROCESSING.value
+        ),
         Order.duplicate_of.is_(None),
     )
     .order_by(Order.paid_at, Order.created_at)
@@ -83,6 +85,44 @@ _EARLIER_PAYMENT = (
 )
 _OTHER_PENDING = sa.select(Order.id, Order.stripe_session_id).where(
     *_OTHERS_OF_LINK, Order.status == OrderStatus.PENDING.value
+)
+_orders = cast(sa.Table, Order.__table__)
+# What recording a session may change on its order; written back whole (read under the lock).
+_ORDER_WRITABLE = (
+    "status",
+    "updated_at",
+    "paid_at",
+    "duplicate_of",
+    "stripe_session_id",
+    "session_url",
+    "session_expires_at",
+    "payment_intent_id",
+)
+_ORDER_STATE = sa.select(_orders.c.id, _orders.c.link_id, *(_orders.c[c] for c in _ORDER_WRITABLE))
+_ORDER_STATE_BY_ID = _ORDER_STATE.where(
+    _orders.c.id == sa.bindparam("p_order_id", type_=_orders.c.id.type)
+)
+_ORDER_STATE_BY_SESSION = _ORDER_STATE.where(
+    _orders.c.stripe_session_id
+    == sa.bindparam("p_session_id", type_=_orders.c.stripe_session_id.type)
+)
+_ORDER_UPDATE = (
+    sa.update(_orders)
+    .where(_orders.c.id == sa.bindparam("p_order_id", type_=_orders.c.id.type))
+    .values(
+        {_orders.c[c]: sa.bindparam(f"p_{c}", type_=_orders.c[c].type) for c in _ORDER_WRITABLE}
+    )
+)
+_audit = cast(sa.Table, AuditEntry.__table__)
+_AUDIT_INSERT = sa.insert(_audit).values(
+    at=sa.bindparam("p_at", type_=_audit.c.at.type),
+    link_id=sa.bindparam("p_link_id", type_=_audit.c.link_id.type),
+    order_id=sa.bindparam("p_order_id", type_=_audit.c.order_id.type),
+    action=sa.bindparam("p_action", type_=_audit.c.action.type),
+    from_status=sa.bindparam("p_from", type_=_audit.c.from_status.type),
+    to_status=sa.bindparam("p_to", type_=_audit.c.to_status.type),
+    actor=sa.bindparam("p_actor", type_=_audit.c.actor.type),
+    detail=sa.bindparam("p_detail", type_=_audit.c.detail.type),
 )
 
 
@@ -97,17 +137,16 @@ async def lock_link(session: AsyncSession, link_id: str) -> Link | None:
     return (await session.execute(stmt, {"p_link_id": link_id})).scalar_one_or_none()
 
 
-async def find_order_for_session(session: AsyncSession, info: SessionInfo) -> Order | None:
-    order: Order | None = None
+async def _order_for_session(session: AsyncSession, info: SessionInfo) -> Any:
+    """The order row a session belongs to (its metadata names it; else its session id)."""
+    rows: list[Any] = []
     if info.order_id:
-        order = await session.get(Order, info.order_id)
-    if order is None:
-        order = (
-            await session.execute(_ORDER_BY_SESSION, {"p_session_id": info.id})
-        ).scalar_one_or_none()
-    if order is not None and order.stripe_session_id not in (None, info.id):
-        return None  # metadata points at an order whose session is another one: not ours
-    return order
+        rows = await run(session, _ORDER_STATE_BY_ID, {"p_order_id": info.order_id})
+    if not rows:
+        rows = await run(session, _ORDER_STATE_BY_SESSION, {"p_session_id": info.id})
+    if not rows or rows[0].stripe_session_id not in (None, info.id):
+        return None  # not ours, or metadata points at an order whose session is another one
+    return rows[0]
 
 
 async def record_session(
@@ -118,56 +157,74 @@ async def record_session(
     actor: str,
     now: datetime,
 ) -> Recorded:
-    """Apply Stripe's view of ``info`` to its order, inside the caller's write transaction."""
+    """Apply Stripe's view of ``info`` to its order, inside the caller's write transaction.
+
+    Plain rows and statements built once, not ORM objects: this runs for every webhook that
+    changes something (DESIGN §8), and on SQLite each statement goes straight to the driver.
+    """
     outcome = outcome or info.outcome()
-    order = await find_order_for_session(session, info)
+    order = await _order_for_session(session, info)
     if order is None:
         return Recorded(None)
     if session.get_bind().dialect.name != "sqlite":
         # SQLite's BEGIN IMMEDIATE took the write lock before the order was read.
         await lock_link(session, order.link_id)
-        await session.refresh(order)  # read it again under the lock
+        order = await _order_for_session(session, info)  # read it again under the lock
+        if order is None:
+            return Recorded(None)
+    values = {column: getattr(order, column) for column in _ORDER_WRITABLE}
     if order.stripe_session_id is None:
         # The request that created this session died before saving it; Stripe tells us now.
-        order.stripe_session_id = info.id
-        order.session_url = info.url
-        order.session_expires_at = info.expires_at
+        values["stripe_session_id"] = info.id
+        values["session_url"] = info.url
+        values["session_expires_at"] = info.expires_at
     if info.payment_intent_id and not order.payment_intent_id:
-        order.payment_intent_id = info.payment_intent_id
+        values["payment_intent_id"] = info.payment_intent_id
 
     current = OrderStatus(order.status)
     target = next_status(current, outcome)
     if target is None:
+        if values != {column: getattr(order, column) for column in _ORDER_WRITABLE}:
+            await _write_order(session, order.id, values)
         return Recorded(order.id, order.link_id)
 
-    order.status = target.value
-    order.updated_at = now
+    values["status"] = target.value
+    values["updated_at"] = now
     detail = f"session {info.id}"
     duplicate_of: str | None = None
     superseded: tuple[tuple[str, str | None], ...] = ()
     if target in (OrderStatus.PAID, OrderStatus.PROCESSING):
         if target is OrderStatus.PAID:
-            order.paid_at = now
-        duplicate_of = await _earlier_payment(session, order)
+            values["paid_at"] = now
+        duplicate_of = await _earlier_payment(session, order.link_id, order.id)
         if duplicate_of:
-            order.duplicate_of = duplicate_of
+            values["duplicate_of"] = duplicate_of
             detail += f"; duplicate payment: link already paid by {duplicate_of}"
         elif current in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
             detail += f"; paid after the order was {current.value}"
-        superseded = await _other_pending(session, order)
-    audit(
+        superseded = await _other_pending(session, order.link_id, order.id)
+    await _write_order(session, order.id, values)
+    await run(
         session,
-        at=now,
-        link_id=order.link_id,
-        order_id=order.id,
-        action="order." + target.value,
-        from_status=current.value,
-        to_status=target.value,
-        actor=actor,
-        detail=detail,
+        _AUDIT_INSERT,
+        {
+            "p_at": now,
+            "p_link_id": order.link_id,
+            "p_order_id": order.id,
+            "p_action": "order." + target.value,
+            "p_from": current.value,
+            "p_to": target.value,
+            "p_actor": actor,
+            "p_detail": detail,
+        },
     )
-    await session.flush()
     return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of, superseded)
+
+
+async def _write_order(session: AsyncSession, order_id: str, values: dict[str, Any]) -> None:
+    params = {f"p_{column}": value for column, value in values.items()}
+    params["p_order_id"] = order_id
+    await run(session, _ORDER_UPDATE, params)
 
 
 async def cancel_pending(
@@ -214,16 +271,25 @@ async def cancel_pending(
     return True
 
 
-async def _earlier_payment(session: AsyncSession, order: Order) -> str | None:
+async def _earlier_payment(session: AsyncSession, link_id: str, order_id: str) -> str | None:
     """Another order of the same link that already holds the payment, if any."""
-    params = {"p_link_id": order.link_id, "p_order_id": order.id}
-    return (await session.execute(_EARLIER_PAYMENT, params)).scalar_one_or_none()
+    rows = await run(session, _EARLIER_PAYMENT, {"p_link_id": link_id, "p_order_id": order_id})
+    return str(rows[0].id) if rows else None
 
 
-async def _other_pending(session: AsyncSession, order: Order) -> tuple[tuple[str, str | None], ...]:
-    params = {"p_link_id": order.link_id, "p_order_id": order.id}
-    rows = await session.execute(_OTHER_PENDING, params)
-    return tuple((row[0], row[1]) for row in rows)
+async def _other_pending(
+    session: AsyncSession, link_id: str, order_id: str
+) -> tuple[tuple[str, str | None], ...]:
+    rows = await run(session, _OTHER_PENDING, {"p_link_id": link_id, "p_order_id": order_id})
+    return tuple((row.id, row.stripe_session_id) for row in rows)
+
+
+async def _lock_and_reread(session: AsyncSession, order: Order) -> None:
+    """On PostgreSQL, lock the order's link and read the order again under the lock. SQLite's
+    BEGIN IMMEDIATE took the write lock before the order was read: nothing to do."""
+    if session.get_bind().dialect.name != "sqlite":
+        await lock_link(session, order.link_id)
+        await session.refresh(order)
 
 
 async def _order_for_charge(session: AsyncSession, obj: Mapping[str, Any]) -> Order | None:
@@ -251,8 +317,7 @@ async def record_refund(
     order = await _order_for_charge(session, charge)
     if order is None:
         return Recorded(None)
-    await lock_link(session, order.link_id)
-    await session.refresh(order)
+    await _lock_and_reread(session, order)
     current = OrderStatus(order.status)
     if current not in (OrderStatus.PAID, OrderStatus.REFUNDED):
         raise NotYetApplicable(f"refund for order {order.id} which is {current.value}")
@@ -286,8 +351,7 @@ async def record_dispute(
     order = await _order_for_charge(session, dispute)
     if order is None:
         return Recorded(None)
-    await lock_link(session, order.link_id)
-    await session.refresh(order)
+    await _lock_and_reread(session, order)
     if order.status not in (OrderStatus.PAID.value, OrderStatus.REFUNDED.value):
         raise NotYetApplicable(f"dispute for order {order.id} which is {order.status}")
     if order.disputed:

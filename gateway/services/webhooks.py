@@ -21,11 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway import failpoints
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import Order, WebhookEvent
+from gateway.adapters.db.models import WebhookEvent
 from gateway.adapters.stripe_checkout import session_info
 from gateway.clock import Clock
-from gateway.domain.orders import OrderStatus, SessionOutcome, next_status
-from gateway.domain.payments import SessionInfo
+from gateway.domain.orders import SessionOutcome
 from gateway.services.payments import (
     NotYetApplicable,
     PaymentRecorder,
@@ -76,14 +75,6 @@ def _receive_statement(sqlite: bool) -> Any:
 
 _RECEIVE = {True: _receive_statement(sqlite=True), False: _receive_statement(sqlite=False)}
 _INBOX_ROW = sa.select(_inbox.c.outcome, _inbox.c.order_id).where(_inbox.c.event_id == _event_id)
-_orders = cast(sa.Table, Order.__table__)
-_ORDER_STATE = sa.select(
-    _orders.c.id,
-    _orders.c.link_id,
-    _orders.c.status,
-    _orders.c.stripe_session_id,
-    _orders.c.payment_intent_id,
-).where(_orders.c.id == sa.bindparam("p_order_id", type_=_orders.c.id.type))
 _INBOX_DONE = (
     sa.update(_inbox)
     .where(_inbox.c.event_id == _event_id)
@@ -206,37 +197,14 @@ class WebhookService:
     ) -> Recorded:
         now = self.now()
         if event_type in SESSION_EVENTS:
-            info = session_info(obj)
-            outcome = SESSION_EVENTS[event_type] or info.outcome()
-            settled = await self._already_settled(session, info, outcome)
-            if settled is not None:
-                return settled
-            return await record_session(session, info, outcome=outcome, actor=actor, now=now)
+            return await record_session(
+                session, session_info(obj), outcome=SESSION_EVENTS[event_type], actor=actor, now=now
+            )
         if event_type == "charge.refunded":
             return await record_refund(session, obj, actor=actor, now=now)
         if event_type == "charge.dispute.created":
             return await record_dispute(session, obj, actor=actor, now=now)
         return Recorded(None)
-
-    async def _already_settled(
-        self, session: Any, info: SessionInfo, outcome: SessionOutcome
-    ) -> Recorded | None:
-        """Most deliveries change nothing (Stripe retries, replays, events after the fact).
-        On SQLite, where this transaction already holds the write lock, that is decided from a
-        plain row; anything to write, and every PostgreSQL delivery, goes to record_session."""
-        if not self._db.is_sqlite or not info.order_id:
-            return None
-        rows = await self._db.run(session, _ORDER_STATE, {"p_order_id": info.order_id})
-        if not rows:
-            return None
-        order = rows[0]
-        if order.stripe_session_id != info.id:
-            return None  # not yet saved, or another session: record_session decides
-        if info.payment_intent_id and not order.payment_intent_id:
-            return None
-        if next_status(OrderStatus(order.status), outcome) is not None:
-            return None
-        return Recorded(order.id, order.link_id)
 
     async def recent(self, *, limit: int = 50, outcome: str | None = None) -> list[WebhookEvent]:
         async with self._db.read() as session:

@@ -47,9 +47,6 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._quick = quick_reader
         self._write_engine = write_engine
-        self._write_statements = (
-            PreparedStatements(write_engine.dialect) if write_engine is not None else None
-        )
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
         writer_engine = write_engine or engine
         if self.is_sqlite:
@@ -107,21 +104,8 @@ class Database:
     async def run(
         self, session: AsyncSession, statement: Executable, params: dict[str, Any]
     ) -> list[Any]:
-        """One statement inside a :meth:`write` transaction, returning its rows (if any).
-
-        On SQLite it runs straight on the transaction's ``sqlite3`` connection, compiled once
-        (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, with bind parameters.
-        """
-        if self._write_statements is None:
-            result = await session.execute(statement, params)
-            try:
-                return list(result.all())
-            except ResourceClosedError:  # a statement that returns no rows
-                return []
-        connection = (await session.connection()).sync_connection
-        assert connection is not None
-        driver: Any = connection.connection.dbapi_connection
-        return self._write_statements[statement].run(driver, params)
+        """One statement inside a :meth:`write` transaction: see :func:`run`."""
+        return await run(session, statement, params)
 
     async def fetch(
         self, statement: Select[Any], params: dict[str, Any] | None = None
@@ -147,6 +131,33 @@ class Database:
             await self._write_engine.dispose()
         if self._quick is not None:
             self._quick.close()
+
+
+# Statements prepared for the direct SQLite driver, shared by every Database of the process
+# (a statement compiles the same for every file).
+_prepared_for_sqlite: PreparedStatements | None = None
+
+
+async def run(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[Any]:
+    """One statement inside a write transaction, returning its rows (if any).
+
+    In a SQLite write transaction it runs straight on the transaction's ``sqlite3`` connection,
+    compiled once (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, with bind
+    parameters. Elsewhere it goes through the session.
+    """
+    global _prepared_for_sqlite
+    connection = (await session.connection()).sync_connection
+    assert connection is not None
+    if connection.dialect.driver != sqlite_direct.DRIVER:
+        result = await session.execute(statement, params)
+        try:
+            return list(result.all())
+        except ResourceClosedError:  # a statement that returns no rows
+            return []
+    if _prepared_for_sqlite is None:
+        _prepared_for_sqlite = PreparedStatements(connection.dialect)
+    driver: Any = connection.connection.dbapi_connection
+    return _prepared_for_sqlite[statement].run(driver, params)
 
 
 def _setup_sqlite(engine: AsyncEngine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:

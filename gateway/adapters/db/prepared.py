@@ -30,6 +30,8 @@ class Prepared:
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("an IN list (expanding parameter) cannot be compiled once")
         binds = []
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
