@@ -22,7 +22,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.adapters.db.engine import Database, run
+from gateway.adapters.db.engine import Database, RowTransaction, run
 from gateway.adapters.db.models import AuditEntry, Link, LinkItem, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
@@ -137,7 +137,7 @@ async def lock_link(session: AsyncSession, link_id: str) -> Link | None:
     return (await session.execute(stmt, {"p_link_id": link_id})).scalar_one_or_none()
 
 
-async def _order_for_session(session: AsyncSession, info: SessionInfo) -> Any:
+async def _order_for_session(session: AsyncSession | RowTransaction, info: SessionInfo) -> Any:
     """The order row a session belongs to (its metadata names it; else its session id)."""
     rows: list[Any] = []
     if info.order_id:
@@ -150,7 +150,7 @@ async def _order_for_session(session: AsyncSession, info: SessionInfo) -> Any:
 
 
 async def record_session(
-    session: AsyncSession,
+    session: AsyncSession | RowTransaction,
     info: SessionInfo,
     *,
     outcome: SessionOutcome | None = None,
@@ -166,7 +166,7 @@ async def record_session(
     order = await _order_for_session(session, info)
     if order is None:
         return Recorded(None)
-    if session.get_bind().dialect.name != "sqlite":
+    if isinstance(session, AsyncSession) and session.get_bind().dialect.name != "sqlite":
         # SQLite's BEGIN IMMEDIATE took the write lock before the order was read.
         await lock_link(session, order.link_id)
         order = await _order_for_session(session, info)  # read it again under the lock
@@ -221,7 +221,9 @@ async def record_session(
     return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of, superseded)
 
 
-async def _write_order(session: AsyncSession, order_id: str, values: dict[str, Any]) -> None:
+async def _write_order(
+    session: AsyncSession | RowTransaction, order_id: str, values: dict[str, Any]
+) -> None:
     params = {f"p_{column}": value for column, value in values.items()}
     params["p_order_id"] = order_id
     await run(session, _ORDER_UPDATE, params)
@@ -271,14 +273,16 @@ async def cancel_pending(
     return True
 
 
-async def _earlier_payment(session: AsyncSession, link_id: str, order_id: str) -> str | None:
+async def _earlier_payment(
+    session: AsyncSession | RowTransaction, link_id: str, order_id: str
+) -> str | None:
     """Another order of the same link that already holds the payment, if any."""
     rows = await run(session, _EARLIER_PAYMENT, {"p_link_id": link_id, "p_order_id": order_id})
     return str(rows[0].id) if rows else None
 
 
 async def _other_pending(
-    session: AsyncSession, link_id: str, order_id: str
+    session: AsyncSession | RowTransaction, link_id: str, order_id: str
 ) -> tuple[tuple[str, str | None], ...]:
     rows = await run(session, _OTHER_PENDING, {"p_link_id": link_id, "p_order_id": order_id})
     return tuple((row.id, row.stripe_session_id) for row in rows)

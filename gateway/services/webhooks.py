@@ -138,8 +138,10 @@ class WebhookService:
         event_id, event_type, obj = parse_event(event)
         if not await self._receive(event_id, event_type, source) and not force:
             return EventResult(event_id, "duplicate")
+        # A session's events are only plain statements: no ORM session needed (see write_rows).
+        transaction = self._db.write_rows if event_type in SESSION_EVENTS else self._db.write
         try:
-            async with self._db.write() as session:
+            async with transaction() as session:
                 # Decided under the write lock: a concurrent delivery may have applied it.
                 (done,) = await self._db.run(session, _INBOX_ROW, {"p_event_id": event_id})
                 if done.outcome in DONE and not force:
@@ -177,7 +179,7 @@ class WebhookService:
             "p_at": self.now(),
             "p_source": source,
         }
-        async with self._db.write() as session:
+        async with self._db.write_rows() as session:
             (row,) = await self._db.run(session, _RECEIVE[self._db.is_sqlite], params)
         return row.outcome not in DONE
 

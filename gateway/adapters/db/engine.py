@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError, ResourceClosedError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -101,8 +101,46 @@ class Database:
             await asyncio.sleep(delay)  # another process is writing; try again shortly
             delay = min(delay * 2, 0.05)
 
+    @asynccontextmanager
+    async def write_rows(self) -> AsyncIterator[AsyncSession | RowTransaction]:
+        """A write transaction for work made only of :func:`run` statements.
+
+        On SQLite it is the driver's connection itself, with no ORM session around it (a
+        session's begin, commit and bookkeeping cost more than the statements of a webhook);
+        elsewhere it is :meth:`write`'s session. Same queue, same waiting for another process.
+        """
+        if self._write_turn is None or self._write_engine is None:
+            async with self.write() as session:
+                yield session
+            return
+        async with self._write_turn:
+            pooled = await self._write_engine.raw_connection()
+            try:
+                connection: Any = pooled.driver_connection
+                delay = 0.001
+                while True:
+                    try:
+                        connection.execute("BEGIN IMMEDIATE")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) and "busy" not in str(exc):
+                            raise
+                    await asyncio.sleep(delay)  # another process is writing
+                    delay = min(delay * 2, 0.05)
+                try:
+                    yield RowTransaction(connection, self._write_engine.dialect)
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+            finally:
+                pooled.close()
+
     async def run(
-        self, session: AsyncSession, statement: Executable, params: dict[str, Any]
+        self,
+        session: AsyncSession | RowTransaction,
+        statement: Executable,
+        params: dict[str, Any],
     ) -> list[Any]:
         """One statement inside a :meth:`write` transaction: see :func:`run`."""
         return await run(session, statement, params)
@@ -138,14 +176,35 @@ class Database:
 _prepared_for_sqlite: PreparedStatements | None = None
 
 
-async def run(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[Any]:
+class RowTransaction:
+    """A SQLite write transaction held directly on the driver's connection (see
+    :meth:`Database.write_rows`); statements run in it through :func:`run`."""
+
+    __slots__ = ("connection", "dialect")
+
+    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+
+def _prepared(dialect: Dialect) -> PreparedStatements:
+    global _prepared_for_sqlite
+    if _prepared_for_sqlite is None:
+        _prepared_for_sqlite = PreparedStatements(dialect)
+    return _prepared_for_sqlite
+
+
+async def run(
+    session: AsyncSession | RowTransaction, statement: Executable, params: dict[str, Any]
+) -> list[Any]:
     """One statement inside a write transaction, returning its rows (if any).
 
     In a SQLite write transaction it runs straight on the transaction's ``sqlite3`` connection,
     compiled once (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, with bind
     parameters. Elsewhere it goes through the session.
     """
-    global _prepared_for_sqlite
+    if isinstance(session, RowTransaction):
+        return _prepared(session.dialect)[statement].run(session.connection, params)
     connection = (await session.connection()).sync_connection
     assert connection is not None
     if connection.dialect.driver != sqlite_direct.DRIVER:
@@ -154,10 +213,8 @@ async def run(session: AsyncSession, statement: Executable, params: dict[str, An
             return list(result.all())
         except ResourceClosedError:  # a statement that returns no rows
             return []
-    if _prepared_for_sqlite is None:
-        _prepared_for_sqlite = PreparedStatements(connection.dialect)
     driver: Any = connection.connection.dbapi_connection
-    return _prepared_for_sqlite[statement].run(driver, params)
+    return _prepared(connection.dialect)[statement].run(driver, params)
 
 
 def _setup_sqlite(engine: AsyncEngine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
