@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway import failpoints
-from gateway.adapters.db.engine import Database
+from gateway.adapters.db.engine import Database, run
 from gateway.adapters.db.models import WebhookEvent
 from gateway.adapters.stripe_checkout import session_info
 from gateway.clock import Clock
@@ -48,7 +48,7 @@ HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
 DONE = ("applied", "unchanged", "ignored")
 
 
-# The inbox statements, built once (they run on every delivery; see Database.run).
+# The inbox statements, built once (they run on every delivery; see engine.run).
 _inbox = cast(sa.Table, WebhookEvent.__table__)
 _event_id = sa.bindparam("p_event_id", type_=_inbox.c.event_id.type)
 _at = sa.bindparam("p_at", type_=_inbox.c.received_at.type)
@@ -143,14 +143,14 @@ class WebhookService:
         try:
             async with transaction() as session:
                 # Decided under the write lock: a concurrent delivery may have applied it.
-                (done,) = await self._db.run(session, _INBOX_ROW, {"p_event_id": event_id})
+                (done,) = await run(session, _INBOX_ROW, {"p_event_id": event_id})
                 if done.outcome in DONE and not force:
                     return EventResult(event_id, "duplicate", done.order_id)
                 recorded = await self._apply(session, event_type, obj, source)
                 outcome = "ignored"
                 if recorded.known:
                     outcome = "applied" if recorded.changed else "unchanged"
-                await self._db.run(
+                await run(
                     session,
                     _INBOX_DONE,
                     {
@@ -180,7 +180,7 @@ class WebhookService:
             "p_source": source,
         }
         async with self._db.write_rows() as session:
-            (row,) = await self._db.run(session, _RECEIVE[self._db.is_sqlite], params)
+            (row,) = await run(session, _RECEIVE[self._db.is_sqlite], params)
         return row.outcome not in DONE
 
     async def _mark(self, event_id: str, outcome: str, error: str) -> None:

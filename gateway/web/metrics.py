@@ -21,7 +21,7 @@ from gateway.domain.errors import (
 )
 from gateway.metrics import Metrics
 from gateway.web.keys import METRICS
-from gateway.web.pages import render
+from gateway.web.pages import PAGES
 
 routes = web.RouteTableDef()
 
@@ -50,9 +50,11 @@ def render_page(
     headers: dict[str, str] | None = None,
     cache_key: Hashable | None = None,
 ) -> web.Response:
-    """:func:`gateway.web.pages.render`, remembering which page was served for the counters."""
+    """:meth:`Pages.render`, remembering which page was served for the counters."""
     request[PAGE_KIND] = template.removesuffix(".html")
-    return render(request, template, context, status=status, headers=headers, cache_key=cache_key)
+    return request.app[PAGES].render(
+        template, context, status=status, headers=headers, cache_key=cache_key
+    )
 
 
 def _route_name(request: web.Request) -> str:
@@ -76,7 +78,7 @@ def _fallback_kind(status: int) -> str:
     return "bad_request"
 
 
-async def count_response(
+def count_response(
     metrics: Metrics,
     request: web.Request,
     status: int,

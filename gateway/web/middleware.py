@@ -151,7 +151,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
             out["X-Request-Id"] = request_id
         finally:
             # Counted even when the client went away mid-request (as the 500 it would have been).
-            await count_response(metrics, request, status, time.perf_counter() - started, response)
+            count_response(metrics, request, status, time.perf_counter() - started, response)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request",

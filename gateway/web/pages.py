@@ -129,17 +129,3 @@ def setup_pages(
 ) -> Pages:
     pages = app[PAGES] = Pages(setup_templates(app, globals_), headers)
     return pages
-
-
-def render(
-    request: web.Request,
-    template: str,
-    context: dict[str, Any],
-    *,
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    cache_key: Hashable | None = None,
-) -> web.Response:
-    return request.app[PAGES].render(
-        template, context, status=status, headers=headers, cache_key=cache_key
-    )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
@@ -86,20 +86,18 @@ class Database:
                 await session.close()
 
     async def _begin_immediately(self) -> AsyncSession:
-        """A session whose transaction holds SQLite's write lock (``BEGIN IMMEDIATE``), waiting
-        without holding the loop while another process has it."""
-        delay = 0.001
-        while True:
+        """A session whose transaction holds SQLite's write lock (``BEGIN IMMEDIATE``)."""
+
+        async def attempt() -> AsyncSession:
             session = self._writer()
             try:
                 await session.connection()  # begins the transaction: the lock is ours
-                return session
-            except OperationalError as exc:
+            except BaseException:
                 await session.close()
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            await asyncio.sleep(delay)  # another process is writing; try again shortly
-            delay = min(delay * 2, 0.05)
+                raise
+            return session
+
+        return await _while_locked(attempt)
 
     @asynccontextmanager
     async def write_rows(self) -> AsyncIterator[AsyncSession | RowTransaction]:
@@ -117,16 +115,11 @@ class Database:
             pooled = await self._write_engine.raw_connection()
             try:
                 connection: Any = pooled.driver_connection
-                delay = 0.001
-                while True:
-                    try:
-                        connection.execute("BEGIN IMMEDIATE")
-                        break
-                    except sqlite3.OperationalError as exc:
-                        if "locked" not in str(exc) and "busy" not in str(exc):
-                            raise
-                    await asyncio.sleep(delay)  # another process is writing
-                    delay = min(delay * 2, 0.05)
+
+                async def begin() -> None:
+                    connection.execute("BEGIN IMMEDIATE")
+
+                await _while_locked(begin)
                 try:
                     yield RowTransaction(connection, self._write_engine.dialect)
                     connection.commit()
@@ -135,15 +128,6 @@ class Database:
                     raise
             finally:
                 pooled.close()
-
-    async def run(
-        self,
-        session: AsyncSession | RowTransaction,
-        statement: Executable,
-        params: dict[str, Any],
-    ) -> list[Any]:
-        """One statement inside a :meth:`write` transaction: see :func:`run`."""
-        return await run(session, statement, params)
 
     async def fetch(
         self, statement: Select[Any], params: dict[str, Any] | None = None
@@ -169,6 +153,24 @@ class Database:
             await self._write_engine.dispose()
         if self._quick is not None:
             self._quick.close()
+
+
+T = TypeVar("T")
+
+
+async def _while_locked(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` until it is not refused because another process holds SQLite's write
+    lock, waiting between tries without holding the loop (1 ms, doubling, at most 50 ms).
+    Any other error is raised."""
+    delay = 0.001
+    while True:
+        try:
+            return await attempt()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 # Statements prepared for the direct SQLite driver, shared by every Database of the process
