@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,18 @@ def security_headers(form_action_origins: tuple[str, ...]) -> dict[str, str]:
 
 
 def resource_dir(name: str) -> Path:
-    """``templates/`` and ``static/`` live at the project root (DESIGN §6)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / name
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError(f"cannot find the {name}/ directory next to the gateway package")
+    """A folder shipped inside the gateway package (``templates``, ``static``).
+
+    Found through the package itself, so an installed wheel renders the same pages as a
+    checkout; nothing searches the folders above it.
+    """
+    package = resources.files("gateway")
+    if not isinstance(package, Path):  # a zipped install: Jinja and aiohttp need real files
+        raise RuntimeError("the gateway package must be installed as files, not zipped")
+    path = package / name
+    if not path.is_dir():
+        raise RuntimeError(f"the gateway package has no {name}/ folder (a broken install?)")
+    return path
 
 
 def setup_templates(app: web.Application, globals_: Mapping[str, Any]) -> jinja2.Environment:
