@@ -96,12 +96,17 @@ async def open_link(request: web.Request) -> web.Response:
 
 def _same_origin(request: web.Request, public_url: str) -> bool:
     """The Pay form is authorised by the signed token, not a cookie; still, refuse a POST that a
-    browser says came from another site. ``Origin: null`` is what our own no-referrer form sends."""
+    browser says came from another site. ``Origin: null`` is what our own no-referrer form sends.
+    An Origin that is not even a URL (``http://[``) is refused like a foreign one: a 403, never
+    a 500."""
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return True
-    ours = urlsplit(public_url)
-    theirs = urlsplit(origin)
+    try:
+        ours = urlsplit(public_url)
+        theirs = urlsplit(origin)
+    except ValueError:  # "http://[" and friends: no origin we could match, so not ours
+        return False
     return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc) or (
         theirs.netloc == request.host
     )

@@ -1,0 +1,69 @@
+"""The edge under hostile input (issue 10): odd headers and oversized tokens get a clear 4xx that
+changes nothing, and every answer carries the right transport headers, aiohttp's own included."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.adapters.db.models import Link
+from gateway.web.keys import DATABASE
+from tests.harness import BROWSER_HEADERS, Harness, start_harness
+
+BROKEN_ORIGINS = ["http://[", "http://[::1", "http://[zz]"]
+
+
+@pytest.fixture
+async def h(aiohttp_server: Any, aiohttp_client: Any, sqlite_url: str) -> Harness:
+    return await start_harness(aiohttp_server, aiohttp_client, sqlite_url)
+
+
+async def links_state(h: Harness) -> list[tuple[str, object]]:
+    async with h.app[DATABASE].read() as session:
+        rows = await session.execute(sa.select(Link.id, Link.revoked_at).order_by(Link.id))
+        return [(row[0], row[1]) for row in rows]
+
+
+class TestUnparsableOrigin:
+    @pytest.mark.parametrize("origin", BROKEN_ORIGINS)
+    async def test_pay_is_a_403_that_creates_nothing(self, h: Harness, origin: str) -> None:
+        link = await h.issue()
+        response = await h.post(link, headers={**BROWSER_HEADERS, "Origin": origin})
+        assert response.status == 403
+        assert "text/html" in response.headers["Content-Type"]
+        assert await h.orders(link) == []
+        assert h.stripe_posts() == []
+
+    @pytest.mark.parametrize("origin", BROKEN_ORIGINS)
+    async def test_renew_is_a_403_that_changes_nothing(self, h: Harness, origin: str) -> None:
+        link = await h.issue()
+        before = await links_state(h)
+        response = await h.client.post(
+            f"/pay/{link.token}/renew",
+            headers={**BROWSER_HEADERS, "Origin": origin},
+            allow_redirects=False,
+        )
+        assert response.status == 403
+        assert await links_state(h) == before
+        assert await h.orders(link) == []
+
+    async def test_our_own_origin_still_pays(self, h: Harness) -> None:
+        link = await h.issue()
+        public = str(h.client.make_url("")).rstrip("/")
+        response = await h.post(link, headers={**BROWSER_HEADERS, "Origin": public})
+        assert response.status == 303
+
+
+async def raw_request(h: Harness, data: bytes) -> bytes:
+    """Send bytes as they are (no client library to tidy them) and read the whole answer."""
+    server = h.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
