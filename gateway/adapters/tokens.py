@@ -30,6 +30,9 @@ _FULL = re.compile(rf"^{LINK_ID.pattern}\.[A-Za-z0-9_-]{{4,8}}\.[A-Za-z0-9_-]{{2
 # A strict prefix of a well-formed token: what is left after a line wrap or a careless copy.
 _PREFIX = re.compile(r"^lk_[A-Za-z0-9_-]{0,12}(\.[A-Za-z0-9_-]{0,8}(\.[A-Za-z0-9_-]{0,26})?)?$")
 _SALT = "gateway.pay-link"
+_LINK_ID_LENGTH = len("lk_") + 12
+# Room above the longest token sign() can make: a token longer than that is refused unread.
+LENGTH_MARGIN = 8
 
 
 class TokenProblem(StrEnum):
@@ -66,6 +69,14 @@ class _ClockSigner(TimestampSigner):
         return signed + b"." + self.get_signature(signed)
 
 
+def _longest_token(signer: TimestampSigner) -> int:
+    """The longest token ``signer`` makes for a link id: the id, the base64 of the largest
+    timestamp itsdangerous encodes (8 bytes), the signature, and the two separators."""
+    timestamp = len(base64_encode(int_to_bytes(2**64 - 1)))
+    signature = len(signer.get_signature(b"lk_"))
+    return _LINK_ID_LENGTH + timestamp + signature + 2 * len(signer.sep)
+
+
 class TokenService:
     def __init__(
         self, secret_keys: Sequence[str], max_age: float, clock: Clock, cache_size: int = 8192
@@ -81,6 +92,7 @@ class TokenService:
         self._cache: OrderedDict[str, tuple[VerifiedToken, int]] = OrderedDict()
         self._cache_size = cache_size
         self._rejected: OrderedDict[str, TokenProblem] = OrderedDict()
+        self.max_length = _longest_token(self._signer) + LENGTH_MARGIN
 
     def sign(self, link_id: str, issued_at: float | None = None) -> str:
         """The token for a link. Given the link's creation time it is the same every time it is
@@ -92,6 +104,10 @@ class TokenService:
         return self._signer.sign_at(link_id, int(issued_at)).decode("ascii")
 
     def verify(self, token: str) -> VerifiedToken:
+        if len(token) > self.max_length:
+            # Longer than any token this gateway issues: no lookup, no HMAC, and not remembered
+            # (unique 8 KB tokens by the thousand would otherwise fill the rejected cache).
+            raise TokenError(TokenProblem.FORGED)
         cached = self._cache.get(token)
         if cached is None:
             known_bad = self._rejected.get(token)

@@ -67,3 +67,22 @@ async def raw_request(h: Harness, data: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
+
+
+class TestOversizedToken:
+    async def test_gets_the_invalid_page_and_is_not_remembered(self, h: Harness) -> None:
+        from gateway.web.keys import TOKENS
+
+        tokens = h.app[TOKENS]
+        link = await h.issue()
+        for i in range(20):
+            long_token = f"{link.token}{i:04d}" + "x" * 4000
+            for response in (
+                await h.get(long_token),
+                await h.post(long_token),
+                await h.client.post(f"/pay/{long_token}/renew", allow_redirects=False),
+            ):
+                assert response.status == 404
+                assert "not valid" in (await response.text()).lower()
+        assert len(tokens._rejected) == 0
+        assert await h.orders(link) == [] and h.stripe_posts() == []
