@@ -70,7 +70,8 @@ def create_app(
     app[TOKENS] = token_service(settings, app[CLOCK])
     app[CLASSIFIER] = Classifier(extra_patterns=settings.bots.extra_patterns)
 
-    headers = security_headers(_checkout_origins(settings))
+    hsts = settings.server.public_url.startswith("https://")
+    headers = security_headers(_checkout_origins(settings), hsts=hsts)
     page_globals = {
         "org_name": settings.checkout.org_name,
         "contact_email": settings.checkout.contact_email,
@@ -144,7 +145,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         refund_duplicates=settings.checkout.refund_duplicates,
         snapshots=snapshots,
     )
-    app[CHECKOUT] = CheckoutService(db, app[PAYMENTS], clock, settings.checkout, recorder)
+    app[CHECKOUT] = CheckoutService(
+        db,
+        app[PAYMENTS],
+        clock,
+        settings.checkout,
+        recorder,
+        stripe_deadline=settings.stripe.request_deadline,
+    )
     app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url, snapshots)
     app[WEBHOOKS] = WebhookService(db, clock, recorder)
     app[OPENS] = OpenRecorder(db, clock)

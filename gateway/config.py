@@ -96,6 +96,9 @@ class StripeSettings:
     api_base: str = "https://api.stripe.com"
     timeout: Duration = Duration(10.0)
     max_retries: int = 2
+    # Everything one payer's request asks Stripe (the SDK's retries, waiting on another
+    # replica's call with the same key) ends by this deadline; then the payer sees the 503 page.
+    request_deadline: Duration = Duration(10.0)
     webhook_tolerance: Duration = Duration(300.0)
 
 
@@ -288,6 +291,8 @@ def _check_values(settings: Settings) -> None:
         raise ConfigError("checkout.stale_after + checkout.min_remaining must be at most 24h")
     if not re.fullmatch(r"[a-z]{3}", checkout.default_currency):
         raise ConfigError("checkout.default_currency: expected a three-letter ISO code like usd")
+    if settings.stripe.request_deadline <= 0:
+        raise ConfigError("stripe.request_deadline: must be more than 0s")
     if not settings.server.public_url.startswith(("http://", "https://")):
         raise ConfigError("server.public_url: expected an http(s) URL")
     if not 0 < settings.server.port < 65536:

@@ -8,12 +8,13 @@ called inside a database transaction (a slow Stripe must not hold a lock).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +53,7 @@ from gateway.services.payments import PaymentRecorder, Recorded, cancel_pending,
 from gateway.services.sessions import ReturnUrls, session_request
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ROUNDS = 6  # a decision replayed after a concurrent change; more means heavy contention
 
@@ -164,6 +166,8 @@ class CheckoutService:
         clock: Clock,
         settings: CheckoutSettings,
         recorder: PaymentRecorder | None = None,
+        *,
+        stripe_deadline: float = 10.0,
     ) -> None:
         self._recorder = recorder or PaymentRecorder(
             db, provider, clock, refund_duplicates=settings.refund_duplicates
@@ -176,6 +180,25 @@ class CheckoutService:
             stale_after=timedelta(seconds=settings.stale_after),
             min_remaining=timedelta(seconds=settings.min_remaining),
         )
+        # ``stripe.request_deadline``: all of one request's Stripe calls, SDK retries included,
+        # end by then (a hung Stripe would otherwise hold a parent for timeout x retries).
+        self.stripe_deadline = stripe_deadline
+
+    def _deadline(self) -> float:
+        """When this request must stop waiting for Stripe, on the event loop's clock (the wait
+        is real time, whatever the injected clock says)."""
+        return asyncio.get_running_loop().time() + self.stripe_deadline
+
+    async def _within(self, deadline: float, call: Awaitable[T]) -> T:
+        """Await a Stripe call, giving up at ``deadline``: the payer gets the 503 page and the
+        next press takes it from there (the order, written first, stays pending)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await call
+        except TimeoutError:
+            raise PaymentProviderUnavailable(
+                f"Stripe did not answer within stripe.request_deadline ({self.stripe_deadline}s)"
+            ) from None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -219,6 +242,7 @@ class CheckoutService:
         # safe to decide from a plain read of the database (a payment is never undone, and a
         # session reused a moment before it is paid only shows Stripe's "already paid" page),
         # so the write lock, which serialises every writer on SQLite, is taken only to write.
+        deadline = self._deadline()
         view = await self._read_view(link_id, with_items=False)
         if view is None:
             raise NotFound(link_id)
@@ -284,10 +308,10 @@ class CheckoutService:
             self._recorder.snapshots.invalidate(link_id)
             failpoints.hit("after_order_insert")
             if kind == "replace":
-                await self._retire_stale(facts, request)
+                await self._retire_stale(facts, request, deadline)
                 replaced = True
                 continue  # decide again: now there is no pending order (or a payment)
-            info = await self._provider.create_session(request)
+            info = await self._within(deadline, self._provider.create_session(request))
             failpoints.hit("after_session_created")
             await self._save_session(request.order_id, info)
             self._recorder.snapshots.invalidate(link_id)
@@ -338,7 +362,9 @@ class CheckoutService:
                 )
             )
 
-    async def _retire_stale(self, stale: OrderFacts, request: SessionRequest) -> None:
+    async def _retire_stale(
+        self, stale: OrderFacts, request: SessionRequest, deadline: float
+    ) -> None:
         """Expire a stale order's session at Stripe, then cancel the order (kept for audit).
 
         If Stripe cannot be asked, nothing changes and the payer gets a 503: two open sessions
@@ -346,11 +372,11 @@ class CheckoutService:
         """
         info: SessionInfo | None
         if stale.session_id:
-            info = await self._provider.expire_session(stale.session_id)
+            info = await self._within(deadline, self._provider.expire_session(stale.session_id))
         else:
-            info = await self._recover_session(request)
+            info = await self._recover_session(request, deadline)
             if info is not None and info.outcome() is SessionOutcome.OPEN:
-                info = await self._provider.expire_session(info.id)
+                info = await self._within(deadline, self._provider.expire_session(info.id))
         if info is not None and info.outcome() is SessionOutcome.OPEN:
             raise PaymentProviderUnavailable("Stripe did not expire the stale session")
         if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
@@ -369,7 +395,9 @@ class CheckoutService:
                 + (f"; session {info.id} expired" if info else "; no session was created"),
             )
 
-    async def _recover_session(self, request: SessionRequest) -> SessionInfo | None:
+    async def _recover_session(
+        self, request: SessionRequest, deadline: float
+    ) -> SessionInfo | None:
         """Find the session of an order whose creating request died before saving it.
 
         Stripe keeps an idempotency key for 24 hours, so asking again with the order's key returns
@@ -378,7 +406,7 @@ class CheckoutService:
         open (any made would carry that same expiry), and the order can simply be canceled.
         """
         try:
-            info = await self._provider.create_session(request)
+            info = await self._within(deadline, self._provider.create_session(request))
         except PaymentProviderRejected:
             return None
         await self._save_session(request.order_id, info)
@@ -402,7 +430,7 @@ class CheckoutService:
         if not ours:
             return view
         try:
-            info = await self._provider.retrieve_session(session_id)
+            info = await self._within(self._deadline(), self._provider.retrieve_session(session_id))
         except (PaymentProviderUnavailable, PaymentProviderRejected):
             return view  # the page says "confirming"; the webhook or reconciler will settle it
         if info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
