@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Mapping
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.domain.errors import (
@@ -29,7 +29,7 @@ from gateway.domain.errors import (
 )
 from gateway.metrics import Metrics
 from gateway.web.metrics import count_response, count_stripe_error
-from gateway.web.pages import Pages
+from gateway.web.pages import SERVER_HEADER, Pages
 
 log = logging.getLogger("gateway.http")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -82,9 +82,16 @@ def _request_id(request: web.Request) -> str:
     return _next_request_id()
 
 
+def hide_server_software() -> None:
+    """aiohttp answers some requests itself (one its parser refuses never reaches the app), with
+    the ``Server`` header it fills in from this module constant: ``Python/3.x aiohttp/x.y``."""
+    setattr(web_response, "SERVER_SOFTWARE", SERVER_HEADER)  # noqa: B010 - not re-exported
+
+
 def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middleware:
     """The outermost middleware of the app, closed over what it needs (no lookups per request)."""
     security = tuple(headers.items())
+    hide_server_software()
 
     def error_response(request: web.Request, exc: Exception) -> web.Response:
         if isinstance(exc, web.HTTPException):

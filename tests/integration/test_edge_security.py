@@ -4,12 +4,15 @@ changes nothing, and every answer carries the right transport headers, aiohttp's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import ClientResponse
 
 from gateway.adapters.db.models import Link
+from gateway.config import Settings
 from gateway.web.keys import DATABASE
 from tests.harness import BROWSER_HEADERS, Harness, start_harness
 
@@ -86,3 +89,55 @@ class TestOversizedToken:
                 assert "not valid" in (await response.text()).lower()
         assert len(tokens._rejected) == 0
         assert await h.orders(link) == [] and h.stripe_posts() == []
+
+
+async def start_with_public_url(
+    aiohttp_server: Any, aiohttp_client: Any, sqlite_url: str, public_url: str
+) -> Harness:
+    def configure(settings: Settings) -> Settings:
+        server = dataclasses.replace(settings.server, public_url=public_url)
+        return dataclasses.replace(settings, server=server)
+
+    return await start_harness(aiohttp_server, aiohttp_client, sqlite_url, configure=configure)
+
+
+async def every_kind_of_answer(h: Harness) -> list[tuple[str, ClientResponse]]:
+    link = await h.issue()
+    return [
+        ("confirm page", await h.get(link)),
+        ("invalid page", await h.get("lk_nothing")),
+        ("healthz", await h.client.get("/healthz")),
+        ("metrics", await h.client.get("/metrics")),
+        ("admin api", await h.client.get("/admin/api/links")),
+        ("unrouted", await h.client.get("/no/such/page")),
+        ("static", await h.client.get("/static/gateway.css")),
+        ("wrong method", await h.client.put(h.path(link))),
+    ]
+
+
+class TestTransportHeaders:
+    async def test_https_public_url_sends_hsts_on_every_answer(
+        self, aiohttp_server: Any, aiohttp_client: Any, sqlite_url: str
+    ) -> None:
+        h = await start_with_public_url(
+            aiohttp_server, aiohttp_client, sqlite_url, "https://pay.example.org"
+        )
+        for what, response in await every_kind_of_answer(h):
+            hsts = response.headers.get("Strict-Transport-Security", "")
+            assert hsts.startswith("max-age="), what
+            assert int(hsts.split("=")[1]) >= 180 * 86400, what
+
+    async def test_plain_http_public_url_sends_no_hsts(self, h: Harness) -> None:
+        for what, response in await every_kind_of_answer(h):
+            assert "Strict-Transport-Security" not in response.headers, what
+
+    async def test_no_answer_names_python_or_aiohttp(self, h: Harness) -> None:
+        for what, response in await every_kind_of_answer(h):
+            assert response.headers.get("Server") == "gateway", what
+
+    async def test_nor_does_aiohttp_refusing_a_request_it_cannot_parse(self, h: Harness) -> None:
+        answer = await raw_request(h, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Odd: a\x00b\r\n\r\n")
+        head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        assert head.startswith("HTTP/1.") and " 400 " in head.split("\r\n")[0]
+        assert "\r\nServer: gateway" in head
+        assert "aiohttp" not in head.lower() and "python" not in head.lower()
