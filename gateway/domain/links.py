@@ -1,13 +1,25 @@
-"""What an admin asks for when issuing a link, checked before anything is stored."""
+"""What an admin asks for when issuing a link, checked before anything is stored.
+
+Rules (every problem of a request is reported at once, field by field):
+
+- amounts follow :mod:`gateway.domain.money`: one unambiguous way of writing them, and nothing
+  Stripe would refuse (currency, minimum and maximum charge, decimals) gets issued;
+- text is stored and later shown to people and sent to Stripe, so every text field must be
+  encodable as UTF-8 (a lone surrogate such as ``"\\ud800"`` is refused) and may not hold
+  control characters (C0, DEL, C1) — in a name or description line breaks and tabs are folded
+  into spaces, in an email address or ref nothing of the kind is accepted.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.domain.errors import ValidationFailed
-from gateway.domain.money import MAX_MINOR, AmountError, check_currency, to_minor
+from gateway.domain.money import AmountError, charge_problem, check_currency, to_minor
+from gateway.domain.money import check_unit_amount as _check_unit_amount
 
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]{2,}$")
 MAX_ITEMS = 20
@@ -40,6 +52,27 @@ class NewLink:
         return sum(item.total for item in self.items)
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (None when it can): not encodable as UTF-8 (a lone
+    surrogate), or a control character."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid text (it is not encodable as UTF-8: a lone surrogate?)"
+    for char in value:
+        if unicodedata.category(char) == "Cc":
+            return f"control characters are not allowed (found U+{ord(char):04X})"
+    return None
+
+
+def check_text(value: str, field: str, errors: dict[str, str]) -> bool:
+    """Record ``field``'s problem in ``errors``; True when the text is fine."""
+    problem = text_problem(value)
+    if problem:
+        errors.setdefault(field, problem)
+    return problem is None
+
+
 def parse_item(spec: str, currency: str) -> ItemSpec:
     """``"Spring fee=150.00"`` or ``"Team kit=25.00x2"`` (major units, optional quantity)."""
     match = _ITEM_SPEC.match(spec.strip())
@@ -65,13 +98,13 @@ def validate_new_link(
     """Check every field and report all problems at once (a bulk row shows them together)."""
     errors: dict[str, str] = {}
     email = email.strip()
-    if not _EMAIL.match(email) or len(email) > 320:
+    if check_text(email, "email", errors) and (not _EMAIL.match(email) or len(email) > 320):
         errors["email"] = f"not an email address: {email!r}"
     name = " ".join(name.split())
-    if not name or len(name) > 200:
+    if check_text(name, "name", errors) and (not name or len(name) > 200):
         errors["name"] = "a payer name of 1-200 characters is required"
     description = " ".join(description.split())
-    if len(description) > 500:
+    if check_text(description, "description", errors) and len(description) > 500:
         errors["description"] = "at most 500 characters"
     try:
         currency = check_currency(currency)
@@ -86,16 +119,25 @@ def validate_new_link(
     else:
         for index, item in enumerate(items):
             try:
-                spec = parse_item(item, currency) if isinstance(item, str) else item
+                if isinstance(item, str):
+                    problem = text_problem(item)
+                    if problem:
+                        raise AmountError(problem)
+                    spec = parse_item(item, currency)
+                else:
+                    spec = item
+                    _check_unit_amount(spec.amount, currency)
                 if not spec.description or len(spec.description) > 500:
                     raise AmountError("an item needs a description of 1-500 characters")
                 parsed.append(spec)
             except AmountError as exc:
                 errors[f"items[{index}]"] = str(exc)
-    if parsed and sum(item.total for item in parsed) > MAX_MINOR:
-        errors["items"] = "the total is too large"
+    if parsed and len(parsed) == len(items) and "currency" not in errors:
+        problem = charge_problem(sum(item.total for item in parsed), currency)
+        if problem:
+            errors["total"] = problem
     ref = ref.strip()
-    if len(ref) > 200:
+    if check_text(ref, "ref", errors) and len(ref) > 200:
         errors["ref"] = "at most 200 characters"
     if not 3600 <= valid_for <= max_valid_for:
         errors["valid_for"] = f"must be between 1h and {int(max_valid_for // 86400)}d"
