@@ -6,7 +6,9 @@ same code path. Stripe's exceptions stop here: callers see only the gateway's ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -93,14 +95,53 @@ async def _call(what: str, call: Callable[[], Awaitable[T]]) -> T:
     raise error
 
 
+# Sessions created lately, by idempotency key: a press that decided "resume" just before another
+# one saved the session asks for it again, and gets the answer Stripe would replay, without a
+# call. Only the last few matter (a burst of presses on one link), so it stays small.
+RECENT_SESSIONS = 256
+
+
 class StripeCheckout:
     """:class:`gateway.domain.payments.PaymentProvider` backed by Stripe."""
 
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
         self._sessions = client.v1.checkout.sessions
+        # One Stripe call per idempotency key at a time in this process (single flight).
+        self._flights: dict[str, asyncio.Task[SessionInfo]] = {}
+        self._recent: OrderedDict[str, SessionInfo] = OrderedDict()
 
     async def create_session(self, request: SessionRequest) -> SessionInfo:
+        """Create the order's session, or join the call already creating it.
+
+        Every press of a fresh link's Pay button asks for the same session with the same key;
+        Stripe would answer each with the same session, but hundreds of presses would be
+        hundreds of calls. Concurrent callers share one call (its result or its error), which
+        runs as its own task: a caller that is cancelled (its request's deadline, a closed
+        connection) stops waiting without cancelling the call for the others.
+        """
+        key = request.idempotency_key
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.create_task(self._create_session(request), name=f"stripe:{key}")
+            self._flights[key] = flight
+            flight.add_done_callback(lambda done: self._landed(key, done))
+        return await asyncio.shield(flight)
+
+    def _landed(self, key: str, flight: asyncio.Task[SessionInfo]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if flight.cancelled():
+            return
+        if flight.exception() is None:  # also marks an error as seen when nobody waits
+            self._recent[key] = flight.result()
+            while len(self._recent) > RECENT_SESSIONS:
+                self._recent.popitem(last=False)
+
+    async def _create_session(self, request: SessionRequest) -> SessionInfo:
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings
-from tests.harness import start_harness
+from gateway.domain.errors import PaymentProviderUnavailable
+from gateway.domain.payments import LineItemRequest, SessionRequest
+from gateway.web.keys import PAYMENTS
+from tests.harness import Harness, start_harness
 
 
 def stripe_settings(**changes: Any) -> Any:
@@ -58,3 +62,64 @@ class TestRequestDeadline:
         assert load_settings(path=None, env=env).stripe.request_deadline == 4.0
         with pytest.raises(ConfigError, match=r"stripe\.request_deadline"):
             load_settings(path=None, env={"GATEWAY_STRIPE_REQUEST_DEADLINE": "0"})
+
+
+@pytest.fixture
+async def h(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> Harness:
+    return await start_harness(aiohttp_server, aiohttp_client, database_url)
+
+
+def a_session_request(h: Harness, order_id: str = "ord_shared") -> SessionRequest:
+    return SessionRequest(
+        order_id=order_id,
+        link_id="lk_shared",
+        ref="2026-04/shared",
+        currency="usd",
+        items=(LineItemRequest("Spring fee", 15000),),
+        customer_email="parent@example.com",
+        success_url="http://gw.example/pay/t/return?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url="http://gw.example/pay/t",
+        expires_at=datetime.fromtimestamp(h.clock.now() + 3600, UTC),
+    )
+
+
+class TestOneStripeCallPerOrder:
+    async def test_300_simultaneous_first_presses_make_one_create_call(self, h: Harness) -> None:
+        link = await h.issue()
+        # Stripe takes a moment per call, so that the presses overlap the first one's call.
+        h.emulator.faults.update({"latency": 0.2})
+        responses = await asyncio.gather(*(h.post(link) for _ in range(300)))
+        assert {r.status for r in responses} == {303}
+        assert len({r.headers["Location"] for r in responses}) == 1
+        (order,) = await h.orders(link)
+        assert order.status == "pending" and order.stripe_session_id is not None
+        assert h.stripe_posts() == [
+            ("POST", "/v1/checkout/sessions", f"gateway-checkout-{order.id}")
+        ]
+        assert h.emulator.sessions_created() == 1
+
+    async def test_a_cancelled_waiter_leaves_the_shared_call_to_the_others(
+        self, h: Harness
+    ) -> None:
+        payments = h.app[PAYMENTS]
+        request = a_session_request(h)
+        h.emulator.faults.update({"latency": 0.2})
+        first = asyncio.create_task(payments.create_session(request))
+        second = asyncio.create_task(payments.create_session(request))
+        await asyncio.sleep(0)  # both are waiting on the one call now
+        first.cancel()
+        info = await second
+        assert first.cancelled()
+        assert h.emulator.sessions[info.id]["client_reference_id"] == "ord_shared"
+        assert len(h.stripe_posts()) == 1
+
+    async def test_the_shared_call_s_error_reaches_every_waiter(self, h: Harness) -> None:
+        payments = h.app[PAYMENTS]
+        request = a_session_request(h)
+        h.emulator.faults.update({"fail_next": 1, "latency": 0.1})
+        results = await asyncio.gather(
+            *(payments.create_session(request) for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, PaymentProviderUnavailable) for r in results), results
+        assert len(h.stripe_posts()) == 1
+        assert h.emulator.sessions_created() == 0
