@@ -5,6 +5,13 @@ own that also marks the inbox row done. So an event is either fully applied and 
 left in the inbox as ``received`` / ``deferred`` / ``failed`` with its error, for Stripe's retry or
 the reconciler to apply later. Transitions are monotonic, so a duplicate, late or reordered event
 changes nothing.
+
+An event is checked before anything is written (:func:`parse_event`): every field the gateway
+reads must have the type and range Stripe documents, and every string it could store or query
+with must be printable text (no lone surrogate, no NUL) of a bounded length. An event that fails
+is *invalid*: never applied, recorded in the inbox as ``invalid`` with the reason when its id can
+be stored safely, and not recorded at all otherwise (see :mod:`gateway.web.stripe_webhook` for
+what the sender is answered).
 """
 
 from __future__ import annotations
@@ -45,7 +52,13 @@ SESSION_EVENTS: Mapping[str, SessionOutcome | None] = {
 }
 CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
 HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
-DONE = ("applied", "unchanged", "ignored")
+# Final outcomes: a later delivery of the same event id changes nothing.
+DONE = ("applied", "unchanged", "ignored", "invalid")
+# The last second a ``datetime`` can hold (9999-12-31 23:59:59 UTC): a larger timestamp is a
+# broken event, not a date.
+MAX_TIMESTAMP = 253_402_300_799
+# Above any amount Stripe accepts (12 digits at most), far below what a BIGINT column holds.
+MAX_AMOUNT = 10**12
 
 
 # The inbox statements, built once (they run on every delivery; see engine.run).
@@ -87,34 +100,154 @@ _INBOX_DONE = (
 )
 
 
-class MalformedEvent(ValueError):
-    pass
+class InvalidEvent(ValueError):
+    """A signed event the gateway cannot use. ``event_id`` is set only when the id itself is safe
+    to store (the inbox records the event as ``invalid``); ``event_type`` is always storable."""
+
+    def __init__(self, reason: str, event_id: str | None = None, event_type: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+        self.event_type = event_type
 
 
 @dataclass(frozen=True, slots=True)
 class EventResult:
     event_id: str
-    outcome: str  # applied | unchanged | ignored | duplicate | deferred
+    outcome: str  # applied | unchanged | ignored | invalid | duplicate | deferred
     order_id: str | None = None
+    error: str | None = None  # why an event is invalid
+
+
+def _is_text(value: object, limit: int) -> bool:
+    """A string that can be stored and sent to either database as it is: printable (so no lone
+    surrogate, no NUL, no control character) and at most ``limit`` characters."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
+def storable(value: object, limit: int) -> str:
+    """``value`` as text that any column and log can take: a lone surrogate or a NUL becomes its
+    backslash escape (so nothing unencodable is ever stored), anything but a string its repr."""
+    if not isinstance(value, str):
+        return ascii(value)[:limit]
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")[:limit]
+
+
+class _Unusable(ValueError):
+    pass
+
+
+class _Check:
+    """Checks on the fields of one Stripe object; the first failure raises ``_Unusable``."""
+
+    __slots__ = ("obj", "where")
+
+    def __init__(self, obj: Mapping[str, Any], where: str) -> None:
+        self.obj = obj
+        self.where = where
+
+    def fail(self, key: str, what: str) -> _Unusable:
+        return _Unusable(f"{self.where}.{key} is not {what}")
+
+    def text(self, key: str, limit: int, *, required: bool = False) -> None:
+        value = self.obj.get(key)
+        if value is None and not required:
+            return
+        if not _is_text(value, limit) or (required and not value):
+            raise self.fail(key, f"printable text of at most {limit} characters")
+
+    def timestamp(self, key: str) -> None:
+        value = self.obj.get(key)
+        if type(value) is not int or not 0 < value <= MAX_TIMESTAMP:
+            raise self.fail(key, "a Unix timestamp (a whole number of seconds)")
+
+    def amount(self, key: str) -> None:
+        value = self.obj.get(key)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_AMOUNT):
+            raise self.fail(key, "an amount in minor units")
+
+    def flag(self, key: str) -> None:
+        if self.obj.get(key) is not None and not isinstance(self.obj.get(key), bool):
+            raise self.fail(key, "true or false")
+
+    def payment_intent(self) -> None:
+        value = self.obj.get("payment_intent")
+        if isinstance(value, dict):
+            value = value.get("id")
+            if value is None:
+                raise self.fail("payment_intent.id", "an id")
+        if value is not None and not (_is_text(value, 255) and value):
+            raise self.fail("payment_intent", "an id")
+
+    def metadata(self) -> None:
+        """Only ``order_id`` is read; the rest is never stored."""
+        metadata = self.obj.get("metadata")
+        if metadata is None:
+            return
+        if not isinstance(metadata, dict):
+            raise self.fail("metadata", "an object")
+        _Check(metadata, f"{self.where}.metadata").text("order_id", 255)
+
+
+def _check_session(obj: Mapping[str, Any]) -> None:
+    """Everything :func:`session_info` and ``record_session`` read from a Checkout Session."""
+    check = _Check(obj, "data.object")
+    check.text("id", 255, required=True)
+    check.text("url", 8192)
+    check.text("status", 32, required=True)
+    check.text("payment_status", 32, required=True)
+    check.timestamp("expires_at")
+    check.timestamp("created")
+    check.text("client_reference_id", 255)
+    check.payment_intent()
+    check.amount("amount_total")
+    check.metadata()
+
+
+def _check_charge(obj: Mapping[str, Any]) -> None:
+    """Everything ``record_refund`` and ``record_dispute`` read from a charge or a dispute."""
+    check = _Check(obj, "data.object")
+    check.text("id", 255)
+    check.payment_intent()
+    check.metadata()
+    check.amount("amount_refunded")
+    check.flag("refunded")
+    check.amount("amount")
+    check.text("currency", 10)
+    check.text("reason", 100)
 
 
 def parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
+    """The event's id, type and object, or :class:`InvalidEvent` saying why it is unusable.
+
+    Only the fields of the handled types are checked: an event of another type is acknowledged
+    and ignored whatever its object holds, since nothing of it is read.
+    """
     if not isinstance(event, dict):
-        raise MalformedEvent("an event is a JSON object")
+        raise InvalidEvent("an event is a JSON object")
     event_id, event_type = event.get("id"), event.get("type")
+    if not _is_text(event_id, 255) or not event_id:
+        raise InvalidEvent("the event id is not printable text of at most 255 characters")
+    if not _is_text(event_type, 100) or not event_type:
+        raise InvalidEvent(
+            "the event type is not printable text of at most 100 characters",
+            event_id,
+            storable(event_type, 100),
+        )
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise MalformedEvent("event id missing")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
-        raise MalformedEvent("event type missing")
-    if not isinstance(obj, dict):
-        raise MalformedEvent("event data.object missing")
-    if event_type in SESSION_EVENTS:
-        try:
-            session_info(obj)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedEvent(f"not a checkout session: {exc}") from None
+    if event_type not in HANDLED_TYPES:
+        return event_id, event_type, obj if isinstance(obj, dict) else {}
+    try:
+        if not isinstance(obj, dict):
+            raise _Unusable("data.object is not an object")
+        if event_type in SESSION_EVENTS:
+            _check_session(obj)
+        else:
+            _check_charge(obj)
+    except _Unusable as exc:
+        raise InvalidEvent(str(exc), event_id, event_type) from None
     return event_id, event_type, obj
 
 
@@ -133,9 +266,13 @@ class WebhookService:
         """Store, then apply. Raises :class:`NotYetApplicable` when Stripe should retry.
 
         ``force`` re-applies an event already done (``gateway webhooks replay``); transitions
-        are idempotent, so that can only fill in what is missing.
+        are idempotent, so that can only fill in what is missing. An unusable event is not
+        applied: the answer's outcome is ``invalid`` (see :func:`parse_event`).
         """
-        event_id, event_type, obj = parse_event(event)
+        try:
+            event_id, event_type, obj = parse_event(event)
+        except InvalidEvent as exc:
+            return await self._invalid(exc, source)
         if not await self._receive(event_id, event_type, source) and not force:
             return EventResult(event_id, "duplicate")
         # A session's events are only plain statements: no ORM session needed (see write_rows).
@@ -165,7 +302,7 @@ class WebhookService:
             await self._mark(event_id, "deferred", str(exc))
             raise
         except Exception as exc:
-            await self._mark(event_id, "failed", f"{type(exc).__name__}: {exc}"[:1000])
+            await self._mark(event_id, "failed", storable(f"{type(exc).__name__}: {exc}", 1000))
             raise
         await self._recorder.follow_up(recorded, actor=source)
         return EventResult(event_id, outcome, recorded.order_id)
@@ -182,6 +319,39 @@ class WebhookService:
         async with self._db.write_rows() as session:
             (row,) = await run(session, _RECEIVE[self._db.is_sqlite], params)
         return row.outcome not in DONE
+
+    async def _invalid(self, exc: InvalidEvent, source: str) -> EventResult:
+        """Record an unusable event as ``invalid`` (when its id can be stored), changing nothing
+        else. A row already there keeps its outcome: an event id is one event."""
+        log.warning(
+            "webhook event unusable",
+            extra={"event_id": exc.event_id, "event_type": exc.event_type, "reason": exc.reason},
+        )
+        if exc.event_id is None:
+            return EventResult("", "invalid", error=exc.reason)
+        now = self.now()
+        insert = (sqlite_insert if self._db.is_sqlite else postgres_insert)(_inbox)
+        statement = (
+            insert.values(
+                event_id=exc.event_id,
+                type=exc.event_type,
+                received_at=now,
+                processed_at=now,
+                source=source,
+                outcome="invalid",
+                error=exc.reason,
+                attempts=1,
+            )
+            .on_conflict_do_update(
+                index_elements=[_inbox.c.event_id], set_={"attempts": _inbox.c.attempts + 1}
+            )
+            .returning(_inbox.c.outcome, _inbox.c.order_id)
+        )
+        async with self._db.write() as session:
+            row = (await session.execute(statement)).one()
+        if row.outcome != "invalid":
+            return EventResult(exc.event_id, "duplicate", row.order_id)
+        return EventResult(exc.event_id, "invalid", error=exc.reason)
 
     async def _mark(self, event_id: str, outcome: str, error: str) -> None:
         try:

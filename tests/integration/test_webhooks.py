@@ -7,8 +7,11 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from gateway.adapters.db.models import WebhookEvent
 from gateway.emulator import sign_webhook
+from gateway.web.keys import DATABASE
 from tests.harness import WEBHOOK_SECRET, Harness, session_id_from, start_harness
 
 
@@ -98,20 +101,204 @@ class TestSignature:
         old = sign(body, timestamp=int(time.time()) - 600)
         assert (await send(h, body, old)).status == 400
 
+    async def test_signature_dated_in_the_future_beyond_the_tolerance_is_refused(
+        self, h: Harness
+    ) -> None:
+        link, session_id = await pending_session(h)
+        h.emulator.pay(session_id)
+        body = completed_event(h, session_id)
+        ahead = sign(body, timestamp=int(time.time()) + 600)
+        response = await send(h, body, ahead)
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "signature_invalid"
+        assert [o.status for o in await h.orders(link)] == ["pending"]
+        assert await inbox(h) == []
+        # Within the tolerance, a signer's clock a little ahead is fine.
+        response = await send(h, body, sign(body, timestamp=int(time.time()) + 60))
+        assert (await response.json())["outcome"] == "applied"
+
+
+async def inbox(h: Harness) -> list[WebhookEvent]:
+    async with h.app[DATABASE].read() as session:
+        rows = await session.execute(sa.select(WebhookEvent).order_by(WebhookEvent.event_id))
+        return list(rows.scalars())
+
+
+def event_body(event_id: Any, event_type: Any, obj: Any) -> bytes:
+    return json.dumps(
+        {"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}
+    ).encode()
+
+
+DEEP = 50_000  # far deeper than the JSON parser goes (its recursion limit is about 1000)
+
+
+class TestUnusableEvents:
+    """The rule in gateway/web/stripe_webhook.py: unparseable → 400, signed but unusable → 200
+    ``invalid`` (recorded when the id is storable), never a 500, never a change to an order."""
+
     @pytest.mark.parametrize(
         "body",
         [
             b"not json",
-            b"[]",
-            b'{"id": "evt_1"}',
-            b'{"id": "evt_1", "type": "checkout.session.completed", "data": {}}',
-            b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {"id": 5}}}',
+            b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": '
+            + b"[" * DEEP
+            + b"]" * DEEP
+            + b"}}",
+            b'{"id": "evt_1", "data": ' + b'{"a": ' * DEEP + b"1" + b"}" * DEEP + b"}",
+            b'{"id": "evt_1", "type": "charge.refunded", "n": ' + b"7" * 5000 + b"}",
         ],
+        ids=["not-json", "deep-array", "deep-object", "5000-digit-number"],
     )
-    async def test_malformed_but_signed_events_are_400(self, h: Harness, body: bytes) -> None:
+    async def test_unparseable_signed_bodies_are_400_and_record_nothing(
+        self, h: Harness, body: bytes
+    ) -> None:
         response = await send(h, body)
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "malformed_event"
+        assert await inbox(h) == []
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[]",
+            b"5",
+            b'{"type": "checkout.session.completed", "data": {"object": {}}}',
+            b'{"id": 5, "type": "checkout.session.completed", "data": {"object": {}}}',
+            b'{"id": "evt_\\ud800", "type": "checkout.session.completed", "data": {}}',
+            b'{"id": "evt_\\u0000", "type": "customer.created", "data": {}}',
+            b'{"id": "' + b"e" * 256 + b'", "type": "customer.created", "data": {}}',
+        ],
+        ids=["array", "number", "no-id", "int-id", "lone-surrogate-id", "nul-id", "long-id"],
+    )
+    async def test_signed_documents_without_a_storable_id_are_acknowledged_not_recorded(
+        self, h: Harness, body: bytes
+    ) -> None:
+        link, _session_id = await pending_session(h)
+        response = await send(h, body)
+        assert response.status == 200
+        assert (await response.json())["outcome"] == "invalid"
+        assert await inbox(h) == []
+        assert [o.status for o in await h.orders(link)] == ["pending"]
+
+    async def test_an_event_type_that_is_not_text_is_recorded_escaped(self, h: Harness) -> None:
+        body = b'{"id": "evt_t", "type": "charge.\\ud800\\u0000", "data": {"object": {}}}'
+        response = await send(h, body)
+        assert (await response.json())["outcome"] == "invalid"
+        (row,) = await inbox(h)
+        assert (row.event_id, row.outcome, row.type) == (
+            "evt_t",
+            "invalid",
+            "charge.\\ud800\\x00",
+        )
+        assert "type" in (row.error or "")
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"expires_at": 1e20},
+            {"expires_at": 10**20},
+            {"expires_at": -1},
+            {"expires_at": 1_800_003_600.5},
+            {"expires_at": "1800003600"},
+            {"expires_at": True},
+            {"expires_at": None},
+            {"created": -(10**20)},
+            {"id": 5},
+            {"id": "cs_\ud800"},
+            {"id": "cs_\x00"},
+            {"id": "cs_" + "x" * 300},
+            {"url": 5},
+            {"status": 5},
+            {"payment_status": None},
+            {"client_reference_id": 5},
+            {"client_reference_id": "ord_\ud800"},
+            {"payment_intent": 5},
+            {"payment_intent": {"id": 5}},
+            {"payment_intent": "pi_\ud800"},
+            {"amount_total": "15000"},
+            {"amount_total": 10**30},
+            {"metadata": "order"},
+            {"metadata": {"order_id": 5}},
+            {"metadata": {"order_id": "ord_\ud800"}},
+        ],
+        ids=repr,
+    )
+    async def test_a_session_event_with_unusable_fields_is_recorded_invalid_and_changes_nothing(
+        self, h: Harness, changes: dict[str, Any]
+    ) -> None:
+        link, session_id = await pending_session(h)
+        h.emulator.pay(session_id)
+        body = completed_event(h, session_id, event_id="evt_bad", **changes)
+        response = await send(h, body)
+        assert response.status == 200
+        answer = await response.json()
+        assert answer["outcome"] == "invalid"
+        assert answer["error"].startswith("data.object.")
+        (row,) = await inbox(h)
+        assert (row.event_id, row.outcome, row.order_id) == ("evt_bad", "invalid", None)
+        assert row.error == answer["error"]
+        (order,) = await h.orders(link)
+        assert (order.status, order.payment_intent_id) == ("pending", None)
+        assert [a.action for a in await h.audit(link)] == ["link.issued", "order.created"]
+        # Sent again: the same answer, still nothing applied.
+        again = await (await send(h, body)).json()
+        assert again["outcome"] in ("invalid", "duplicate")
+        assert [o.status for o in await h.orders(link)] == ["pending"]
+        # The order itself was fine all along: the real event applies.
+        good = await send(h, completed_event(h, session_id, event_id="evt_good"))
+        assert (await good.json())["outcome"] == "applied"
+
+    async def test_nan_and_infinity_timestamps_are_invalid(self, h: Harness) -> None:
+        link, session_id = await pending_session(h)
+        h.emulator.pay(session_id)
+        for n, constant in enumerate((b"NaN", b"Infinity", b"-Infinity")):
+            body = completed_event(h, session_id, event_id=f"evt_{n}", expires_at=12345)
+            body = body.replace(b'"expires_at": 12345', b'"expires_at": ' + constant)
+            assert (await (await send(h, body)).json())["outcome"] == "invalid"
+        assert [o.status for o in await h.orders(link)] == ["pending"]
+        assert [r.outcome for r in await inbox(h)] == ["invalid"] * 3
+
+    @pytest.mark.parametrize(
+        ("event_type", "changes"),
+        [
+            ("charge.refunded", {"amount_refunded": "15000"}),
+            ("charge.refunded", {"amount_refunded": 1e20}),
+            ("charge.refunded", {"amount_refunded": 10**30}),
+            ("charge.refunded", {"amount_refunded": -5}),
+            ("charge.refunded", {"refunded": "yes"}),
+            ("charge.refunded", {"payment_intent": 5}),
+            ("charge.refunded", {"metadata": {"order_id": "\ud800"}}),
+            ("charge.dispute.created", {"reason": "fraud\ud800"}),
+            ("charge.dispute.created", {"amount": "15000"}),
+            ("charge.dispute.created", {"currency": 840}),
+            ("charge.dispute.created", {"id": ["dp_1"]}),
+        ],
+        ids=repr,
+    )
+    async def test_a_charge_event_with_unusable_fields_is_recorded_invalid_and_changes_nothing(
+        self, h: Harness, event_type: str, changes: dict[str, Any]
+    ) -> None:
+        link = await h.issue()
+        await h.pay_flow(link)
+        (order,) = await h.orders(link)
+        assert order.status == "paid" and order.payment_intent_id
+        if event_type == "charge.refunded":
+            h.emulator.refund_from_dashboard(order.payment_intent_id)
+        else:
+            h.emulator.dispute(order.payment_intent_id)
+        (event,) = [e for e in h.emulator.events if e["type"] == event_type]
+        obj = dict(event["data"]["object"], **changes)
+        response = await send(h, event_body("evt_charge", event_type, obj))
+        assert response.status == 200
+        assert (await response.json())["outcome"] == "invalid"
+        (order,) = await h.orders(link)
+        assert (order.status, order.refunded_amount, order.disputed) == ("paid", 0, False)
+        rows = {r.event_id: r.outcome for r in await inbox(h)}
+        assert rows["evt_charge"] == "invalid"
+        # The genuine event applies.
+        good = await send(h, event_body("evt_real", event_type, event["data"]["object"]))
+        assert (await good.json())["outcome"] == "applied"
 
 
 class TestApplying:
