@@ -3,6 +3,12 @@
 Human opens and bot previews are added up in memory and flushed in one transaction every few
 seconds (and at shutdown). Losing a few seconds of counts in a crash is acceptable; a database
 write on every page view, on the path bots hammer, is not.
+
+A flush must never wedge. Bot names are cleaned of bytes that are not text before they are
+counted (:func:`gateway.visitors.clean_header`), and if the database still refuses the batch for
+what is in it (rather than for being unreachable or locked), the batch is written in halves until
+each refused row is alone: that row is logged and dropped, every other row is written. Only a
+failure of the database itself puts the counts back for the next flush.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -20,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkPreview
 from gateway.clock import Clock
+from gateway.visitors.headers import clean_header
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -81,6 +88,33 @@ def _add_previews(sqlite: bool) -> Any:
     )
 
 
+# One counted row: (True, link id, tally) for human opens, (False, (link id, bot), tally).
+_Row: TypeAlias = tuple[bool, str | tuple[str, str], _Tally]
+# Errors that say the database could not be used, not that it refused what it was given.
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+
+
+def _unavailable(exc: Exception) -> bool:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _UNAVAILABLE)
+
+
+def _refused(row: _Row, exc: Exception) -> None:
+    is_open, key, tally = row
+    link_id, bot = (key, None) if isinstance(key, str) else key
+    log.error(
+        "open count dropped: the database refused it",
+        extra={
+            "kind": "open" if is_open else "preview",
+            "link_id": ascii(link_id)[:80],
+            "bot": None if bot is None else ascii(bot)[:120],
+            "count": tally.count,
+            "error": type(exc).__name__,
+        },
+    )
+
+
 class OpenRecorder:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
@@ -92,7 +126,7 @@ class OpenRecorder:
         self._bump(self._opens, link_id)
 
     def bot_preview(self, link_id: str, bot_name: str) -> None:
-        self._bump(self._previews, (link_id, bot_name[:100] or "unknown"))
+        self._bump(self._previews, (link_id, clean_header(bot_name[:100]) or "unknown"))
 
     def _bump(self, table: dict[K, _Tally], key: K) -> None:
         now = self._clock.now()
@@ -107,48 +141,74 @@ class OpenRecorder:
         return len(self._opens) + len(self._previews)
 
     async def flush(self) -> None:
-        """Write what was counted since the last flush, in one transaction."""
+        """Write what was counted since the last flush, in one transaction if the database
+        takes it (see the module's docstring for what happens when it does not)."""
         if not self._opens and not self._previews:
             return
-        opens, previews = self._opens, self._previews
+        rows: list[_Row] = [(True, key, tally) for key, tally in self._opens.items()]
+        rows += [(False, pkey, tally) for pkey, tally in self._previews.items()]
         self._opens, self._previews = {}, {}
+        pending = [rows]  # chunks not yet written, the next one last
         try:
-            async with self._db.write() as session:
-                # Two statements however many links were opened: one executemany each.
-                if opens:
-                    await session.execute(
-                        _ADD_OPENS,
-                        [
-                            {
-                                "b_id": link_id,
-                                "b_count": tally.count,
-                                "b_first": _utc(tally.first),
-                                "b_last": _utc(tally.last),
-                            }
-                            for link_id, tally in opens.items()
-                        ],
-                    )
-                if previews:
-                    await session.execute(
-                        _add_previews(self._db.is_sqlite),
-                        [
-                            {
-                                "link_id": link_id,
-                                "bot_name": bot,
-                                "count": tally.count,
-                                "first_at": _utc(tally.first),
-                                "last_at": _utc(tally.last),
-                            }
-                            for (link_id, bot), tally in previews.items()
-                        ],
-                    )
-        except Exception:
+            while pending:
+                chunk = pending[-1]
+                try:
+                    await self._write(chunk)
+                except Exception as exc:
+                    if _unavailable(exc):
+                        raise
+                    pending.pop()
+                    if len(chunk) == 1:
+                        _refused(chunk[0], exc)
+                    else:
+                        middle = len(chunk) // 2
+                        pending += [chunk[middle:], chunk[:middle]]
+                else:
+                    pending.pop()
+        except BaseException:  # the database is unavailable, or the task is being cancelled
             # Put the counts back so the next flush tries again, then let the caller log it.
-            for key, tally in opens.items():
-                self._merge(self._opens, key, tally)
-            for pkey, tally in previews.items():
-                self._merge(self._previews, pkey, tally)
+            for chunk in pending:
+                for is_open, key, tally in chunk:
+                    if is_open:
+                        self._merge(self._opens, cast(str, key), tally)
+                    else:
+                        self._merge(self._previews, cast(tuple[str, str], key), tally)
             raise
+
+    async def _write(self, rows: list[_Row]) -> None:
+        opens = [(cast(str, key), tally) for is_open, key, tally in rows if is_open]
+        previews = [
+            (cast(tuple[str, str], key), tally) for is_open, key, tally in rows if not is_open
+        ]
+        async with self._db.write() as session:
+            # Two statements however many links were opened: one executemany each.
+            if opens:
+                await session.execute(
+                    _ADD_OPENS,
+                    [
+                        {
+                            "b_id": link_id,
+                            "b_count": tally.count,
+                            "b_first": _utc(tally.first),
+                            "b_last": _utc(tally.last),
+                        }
+                        for link_id, tally in opens
+                    ],
+                )
+            if previews:
+                await session.execute(
+                    _add_previews(self._db.is_sqlite),
+                    [
+                        {
+                            "link_id": link_id,
+                            "bot_name": bot,
+                            "count": tally.count,
+                            "first_at": _utc(tally.first),
+                            "last_at": _utc(tally.last),
+                        }
+                        for (link_id, bot), tally in previews
+                    ],
+                )
 
     @staticmethod
     def _merge(table: dict[K, _Tally], key: K, tally: _Tally) -> None:

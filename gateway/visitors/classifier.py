@@ -51,6 +51,7 @@ from crawlerdetect.crawlerdetect import (
 )
 
 from .browsers import BROWSER_TEMPLATE, BrowserFacts, desktop_os, template_facts
+from .headers import clean_header
 from .inapp import IN_APP
 from .signatures import SIGNATURES
 
@@ -229,7 +230,8 @@ class Classifier:
         self._cached.cache_clear()
 
     def _classify(self, user_agent: str, flags: int) -> Visitor:
-        ua = user_agent.strip()[:MAX_LENGTH]
+        # Bytes that are not UTF-8 arrive as lone surrogates: cleaned before anything reads them.
+        ua = clean_header(user_agent.strip()[:MAX_LENGTH])
         if not ua:
             return Visitor(True, "tool", "empty user agent", confidence=0.9)
 
