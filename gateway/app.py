@@ -81,7 +81,7 @@ def create_app(
     app.middlewares.append(edge(metrics, pages, headers))
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
-    app.router.add_routes(health.routes)
+    health.setup_health(app)
     app.router.add_static("/static", resource_dir("static"), name="static")
 
     app.cleanup_ctx.append(_http_session)

@@ -8,6 +8,7 @@ process at start-up with a message that names the key, long before a parent clic
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -57,6 +58,8 @@ class ServerSettings:
     shutdown_timeout: Duration = Duration(10.0)
     # Largest request body accepted anywhere; webhooks and admin bulk uploads stay well below.
     max_body_bytes: int = 1_048_576
+    # Reverse proxies (CIDRs) whose X-Forwarded-For is believed; none: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,17 @@ class EmailSettings:
 class AdminSettings:
     # "name:sha256-hex" entries, or "name:plain-key" (hashed at load).
     api_keys: tuple[str, ...] = ()
+    # Brute-force brake: this many refused keys from one client within failure_window -> 429.
+    max_failures: int = 10
+    failure_window: Duration = Duration(60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # Optional guards on GET /metrics (both must pass when both are set): client networks
+    # (CIDRs), and the SHA-256 hex of a bearer token. Neither set: /metrics is open.
+    allow: tuple[str, ...] = ()
+    bearer_token_sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +168,7 @@ class Settings:
     email: EmailSettings = field(default_factory=EmailSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     bots: BotSettings = field(default_factory=BotSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     log: LogSettings = field(default_factory=LogSettings)
     demo: bool = False
@@ -300,3 +315,20 @@ def _check_values(settings: Settings) -> None:
     for entry in settings.admin.api_keys:
         if ":" not in entry:
             raise ConfigError("admin.api_keys: each entry is name:key")
+    if settings.admin.max_failures < 1:
+        raise ConfigError("admin.max_failures: expected at least 1")
+    for key, networks in (
+        ("server.trusted_proxies", settings.server.trusted_proxies),
+        ("metrics.allow", settings.metrics.allow),
+    ):
+        for network in networks:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: expected addresses or networks such as 10.0.0.0/8, got {network!r}"
+                ) from None
+    if settings.metrics.bearer_token_sha256 and not re.fullmatch(
+        r"[0-9a-fA-F]{64}", settings.metrics.bearer_token_sha256
+    ):
+        raise ConfigError("metrics.bearer_token_sha256: expected the 64 hex digits of a SHA-256")

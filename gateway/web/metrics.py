@@ -7,6 +7,8 @@ path: a path carries a token, and one series per token would be both a leak and 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Hashable
@@ -14,13 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.config import Settings
 from gateway.domain.errors import (
     ConflictRetryExhausted,
     PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
 from gateway.metrics import Metrics
-from gateway.web.keys import METRICS
+from gateway.web.clients import ClientResolver, in_networks, parse_networks
+from gateway.web.keys import METRICS, SETTINGS
 from gateway.web.pages import PAGES
 
 routes = web.RouteTableDef()
@@ -32,8 +36,41 @@ _PAY_ROUTES = frozenset({"pay", "confirm", "pay_return", "pay_renew"})
 _EVENT_TYPE = re.compile(r"^[a-z_.]{1,100}$")
 
 
+class MetricsGuard:
+    """``metrics.allow`` (client networks) and ``metrics.bearer_token_sha256``: when set, each
+    must pass. The client is found as everywhere else (``server.trusted_proxies``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._allow = parse_networks(settings.metrics.allow)
+        digest = settings.metrics.bearer_token_sha256
+        self._digest = bytes.fromhex(digest) if digest else None
+        self._clients = ClientResolver(settings.server.trusted_proxies)
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        if self._allow:
+            address = self._clients.address(request)
+            if address is None or not in_networks(address, self._allow):
+                return web.Response(status=403, text="forbidden: not an allowed network\n")
+        if self._digest is not None:
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            digest = hashlib.sha256(presented.strip().encode("utf-8")).digest()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(digest, self._digest):
+                return web.Response(
+                    status=401,
+                    text="unauthorized: a bearer token is required\n",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        return None
+
+
+METRICS_GUARD = web.AppKey("metrics_guard", MetricsGuard)
+
+
 @routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
+    refusal = request.app[METRICS_GUARD].refusal(request)
+    if refusal is not None:
+        return refusal
     m = request.app[METRICS]
     response = web.Response(body=m.render())
     response.content_type = "text/plain"
@@ -140,6 +177,7 @@ def count_stripe_error(metrics: Metrics, request: web.Request, exc: Exception) -
 def setup_metrics(app: web.Application) -> Metrics:
     """The app's metrics and ``GET /metrics``; the edge middleware does the counting."""
     metrics = app[METRICS] = Metrics()
+    app[METRICS_GUARD] = MetricsGuard(app[SETTINGS])
     app.router.add_routes(routes)
 
     async def watch_opens(app: web.Application) -> None:
