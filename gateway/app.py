@@ -51,6 +51,7 @@ from gateway.web.keys import (
 from gateway.web.metrics import setup_metrics
 from gateway.web.middleware import edge
 from gateway.web.pages import resource_dir, security_headers, setup_pages
+from gateway.web.static import StaticFiles
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,11 @@ def create_app(
 
     hsts = settings.server.public_url.startswith("https://")
     headers = security_headers(_checkout_origins(settings), hsts=hsts)
+    static = StaticFiles(resource_dir("static"), headers)
     page_globals = {
         "org_name": settings.checkout.org_name,
         "contact_email": settings.checkout.contact_email,
+        "static_url": static.url,
     }
     pages = setup_pages(app, page_globals, headers)
     metrics = setup_metrics(app)
@@ -82,7 +85,7 @@ def create_app(
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
     health.setup_health(app)
-    app.router.add_static("/static", resource_dir("static"), name="static")
+    app.router.add_routes(static.routes())
 
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_database(auto_migrate))
