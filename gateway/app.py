@@ -74,6 +74,11 @@ def create_app(
     hsts = settings.server.public_url.startswith("https://")
     headers = security_headers(_checkout_origins(settings), hsts=hsts)
     static = StaticFiles(resource_dir("static"), headers)
+    if not settings.checkout.contact_email:
+        log.warning(
+            "checkout.contact_email is not set: pages tell payers to contact %s, with no address",
+            settings.checkout.org_name,
+        )
     page_globals = {
         "org_name": settings.checkout.org_name,
         "contact_email": settings.checkout.contact_email,
