@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
-from gateway.domain.checkout import LinkState
+from gateway.domain.checkout import LinkState, OrderFacts
+from gateway.domain.orders import OrderStatus
 from gateway.services.admin_links import RenewOutcome
 from gateway.services.checkout import LinkView, Redirect
 from gateway.services.sessions import ReturnUrls
@@ -59,6 +60,33 @@ def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     return render(request, template, context, status=status, headers=ROBOTS)
 
 
+# Orders whose outcome came from the bank; the newest of them is what happened last.
+_SETTLED = frozenset(
+    {OrderStatus.PROCESSING, OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.REFUNDED}
+)
+
+
+def failed_payment(view: LinkView, session_id: str | None = None) -> OrderFacts | None:
+    """The payment the payer must hear failed (a bank debit turned down days later), if any.
+
+    With ``session_id`` (the return page): that session's own order, when it is the link's.
+    Otherwise: the newest order that reached the bank, when it failed. Only a link that can be
+    paid again has one (a paid or processing link says so instead).
+    """
+    if view.state is not LinkState.PAYABLE:
+        return None
+    orders = view.facts.orders
+    if session_id:
+        for order in orders:
+            if order.session_id == session_id:
+                return order if order.status is OrderStatus.FAILED else None
+    settled = [order for order in orders if order.status in _SETTLED]
+    if not settled:
+        return None
+    last = max(settled, key=lambda order: order.created_at)
+    return last if last.status is OrderStatus.FAILED else None
+
+
 @routes.get("/pay/{token}", name="pay")
 async def open_link(request: web.Request) -> web.Response:
     verified = _verify(request)
@@ -86,7 +114,12 @@ async def open_link(request: web.Request) -> web.Response:
     elif visitor.is_bot:
         app[OPENS].bot_preview(verified.link_id, visitor.name)
         app[METRICS].record_bot_preview(visitor.name)
-    context: dict[str, Any] = {"view": view, "token": token, "in_app": visitor.in_app}
+    context: dict[str, Any] = {
+        "view": view,
+        "token": token,
+        "in_app": visitor.in_app,
+        "failed": failed_payment(view),
+    }
     # The page is a function of the view (immutable, hashed by identity), the token and the
     # in-app hint; a snapshot reloaded after a change is a new view, so a new page.
     return render(
@@ -166,7 +199,8 @@ async def returned(request: web.Request) -> web.Response:
     view = await request.app[CHECKOUT].returned(verified.link_id, session_id or None)
     if view is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
-    return render(request, "return.html", {"view": view, "token": token}, headers=ROBOTS)
+    context = {"view": view, "token": token, "failed": failed_payment(view, session_id or None)}
+    return render(request, "return.html", context, headers=ROBOTS)
 
 
 # The answer to "email me a new link": (template variant, status). No address is ever shown.
