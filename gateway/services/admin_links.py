@@ -330,6 +330,15 @@ class RenewResult:
     new_link_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """The newest link issued in place of a renewed one, as the old link's page tells it."""
+
+    link_id: str
+    sent_at: datetime  # when it was last emailed (issued, if it never was)
+    state: LinkState
+
+
 # --- the service ----------------------------------------------------------------------------
 
 
@@ -614,6 +623,23 @@ class AdminLinks:
         if not result.ok:
             return RenewResult(RenewOutcome.EMAIL_FAILED, new_id)
         return RenewResult(RenewOutcome.SENT if fresh is not None else RenewOutcome.RESENT, new_id)
+
+    async def replacement(self, link_id: str) -> Replacement | None:
+        """What "Email me a new link" put in this link's place, if it did: read only."""
+        async with self._db.read() as session:
+            link = await session.get(Link, link_id)
+            if link is None or link.revoked_at is None:
+                return None
+            target = await self._latest_replacement(session, link)
+            if target.id == link.id:
+                return None
+            orders = (
+                (await session.execute(sa.select(Order).where(Order.link_id == target.id)))
+                .scalars()
+                .all()
+            )
+        state = link_view(target, (), orders, self.now()).state
+        return Replacement(target.id, target.last_sent_at or target.created_at, state)
 
     async def _latest_replacement(self, session: Any, link: Link) -> Link:
         current = link

@@ -54,9 +54,13 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
         )
 
 
-def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
+async def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
     context = {"view": view, "token": token, "can_renew": request.app[MAILER].enabled}
+    if view.state is LinkState.REVOKED:
+        # Withdrawn by "Email me a new link" (say when the new one went, offer it again) or by
+        # the organisation (say who to contact).
+        context["renewal"] = await request.app[ADMIN].replacement(view.id)
     return render(request, template, context, status=status, headers=ROBOTS)
 
 
@@ -108,7 +112,7 @@ async def open_link(request: web.Request) -> web.Response:
     if view is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
     if view.state is not LinkState.PAYABLE:
-        return _refusal(request, view, token)
+        return await _refusal(request, view, token)
     if request.method == "GET" and not visitor.is_bot:
         app[OPENS].human_open(verified.link_id)
     elif visitor.is_bot:
@@ -184,7 +188,7 @@ async def confirm(request: web.Request) -> web.Response:
         metrics.paid_blocks.labels(result.view.state.value).inc()
     else:
         metrics.confirms.labels("refused").inc()
-    return _refusal(request, result.view, token)
+    return await _refusal(request, result.view, token)
 
 
 @routes.get("/pay/{token}/return", name="pay_return")

@@ -1,5 +1,6 @@
-"""What parents see (issue 11 item 3): a failed bank debit is told on the link and the return
-page, and neither promises "nothing more to do" while the bank decides."""
+"""What parents see (issue 11 items 3 and 4): a failed bank debit is told on the link and the
+return page, and a link replaced by "Email me a new link" says when the new one was emailed and
+offers to send it again."""
 
 from __future__ import annotations
 
@@ -91,3 +92,74 @@ class TestFailedBankDebit:
         await h.pay_flow(link)
         paid = await text_of(await h.get(link))
         assert "Already paid" in paid and "did not go through" not in paid
+
+
+# --- item 4: the old link after "Email me a new link" ----------------------------------------
+
+
+class TestRenewedLink:
+    async def renewed(self, h: AdminHarness) -> Any:
+        old = await h.issue(valid_for=HOUR)
+        h.clock.advance(2 * HOUR)
+        renewed = await h.client.post(
+            f"/pay/{old.token}/renew", headers={**BROWSER_HEADERS, "Origin": "null"}
+        )
+        assert renewed.status == 200
+        return old
+
+    async def test_says_a_new_link_was_emailed_on_that_date_and_offers_it_again(
+        self, mailing: AdminHarness, mail_sink: MailSink
+    ) -> None:
+        old = await self.renewed(mailing)
+        page = await mailing.get(old)
+        assert page.status == 410
+        body = await text_of(page)
+        assert "A new link was emailed to you" in body
+        assert f"replaced on {FAKE_DAY}" in body
+        assert "withdrawn" not in body and "contact them" not in body
+        assert f'action="/pay/{old.token}/renew"' in body
+        assert f"Contact {ORG} at" in body and CONTACT in body
+
+        again = await mailing.client.post(
+            f"/pay/{old.token}/renew", headers={**BROWSER_HEADERS, "Origin": "null"}
+        )
+        assert again.status == 200 and "Check your inbox" in await again.text()
+        assert len(mail_sink.messages) == 2
+        # The renewal rate limit (3 a day per link) still applies.
+        third = await mailing.client.post(
+            f"/pay/{old.token}/renew", headers={**BROWSER_HEADERS, "Origin": "null"}
+        )
+        fourth = await mailing.client.post(
+            f"/pay/{old.token}/renew", headers={**BROWSER_HEADERS, "Origin": "null"}
+        )
+        assert (third.status, fourth.status) == (200, 429)
+        assert len(mail_sink.messages) == 3
+        new_urls = {re.search(r"/pay/\S+", m.text())[0] for m in mail_sink.messages}  # type: ignore[index]
+        assert len(new_urls) == 1  # the same new link, sent again
+
+    async def test_once_the_new_link_is_paid_the_old_one_says_so(
+        self, mailing: AdminHarness, mail_sink: MailSink
+    ) -> None:
+        old = await self.renewed(mailing)
+        (mail,) = mail_sink.messages
+        found = re.search(r"/pay/([A-Za-z0-9._-]+)", mail.text())
+        assert found
+        new_token = found[1]
+        pressed = await mailing.post(new_token)
+        assert pressed.status == 303
+        mailing.emulator.pay(session_id_from(pressed.headers["Location"]))
+        await mailing.emulator.deliver_webhooks()
+
+        body = await text_of(await mailing.get(old))
+        assert "A new link was emailed to you" in body and "has been paid" in body
+        assert "/renew" not in body  # nothing to send again
+
+    async def test_a_link_withdrawn_by_the_organisation_still_says_withdrawn(
+        self, mailing: AdminHarness
+    ) -> None:
+        link = await mailing.issue()
+        revoked = await mailing.api("POST", f"/links/{link.id}/revoke", json={})
+        assert revoked.status == 200
+        body = await text_of(await mailing.get(link))
+        assert "This link was withdrawn" in body and "new link" not in body
+        assert f"please contact {ORG} at" in body and f'href="mailto:{CONTACT}"' in body
