@@ -122,8 +122,13 @@ async def reconcile(settings: Settings, args: argparse.Namespace) -> None:
         ):
             for entry in data[key]:
                 print(f"  {key.replace('_', ' ')}: {entry}")
-    if report.errors:
-        raise CliError("reconcile finished with errors (see above); run it again later")
+        for failure in report.failures:
+            print(f"  failed: {failure['step']} {failure['item']}: {failure['error']}")
+    if not report.ok:
+        raise CliError(
+            f"reconcile finished with {len(report.errors)} error(s) and "
+            f"{len(report.failures)} failed item(s) (see above); the rest was done"
+        )
 
 
 async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:

@@ -194,6 +194,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.reconcile_failures = Counter(
+            "gateway_reconcile_failures",
+            "Items a reconciler run reported and skipped, by step (replay, settle, recover, "
+            "retire, refund).",
+            ["step"],
+            registry=r,
+        )
         self.emails = Counter(
             "gateway_emails",
             "Link emails, by purpose (link, renewal) and outcome (sent, failed).",
@@ -257,7 +264,10 @@ class Metrics:
         if not data.get("ran", True):
             self.reconcile_runs.labels("skipped").inc()
             return
-        self.reconcile_runs.labels("errors" if data.get("errors") else "ran").inc()
+        failures = data.get("failures") or []
+        self.reconcile_runs.labels("errors" if data.get("errors") or failures else "ran").inc()
+        for failure in failures:
+            self.reconcile_failures.labels(_label(str(failure.get("step")))).inc()
         for kind in (
             "events_applied",
             "orders_settled",

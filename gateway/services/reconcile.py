@@ -9,11 +9,18 @@ twice, or racing a webhook, changes nothing the second time:
 2. settle pending and processing orders from their sessions and payment intents;
 3. recover orders whose session was created but never saved (a request that died in between);
 4. retire other attempts of links that are paid, and refund flagged duplicates when configured.
+
+One bad item never stops a pass: each event, order or refund is tried on its own, and one that
+fails (an order whose payment intent or session Stripe does not know, a broken event, anything
+unexpected) is logged, listed in the report's ``failures`` and skipped, and the later ones are
+still settled. Only Stripe being unreachable :data:`UNREACHABLE_LIMIT` times in a row ends a step
+early: the rest would wait for the same outage, and the next pass starts over.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +38,7 @@ from gateway.services.audit import audit
 from gateway.services.lease import Lease
 from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending, lock_link
 from gateway.services.sessions import session_request
-from gateway.services.webhooks import HANDLED_TYPES, WebhookService
+from gateway.services.webhooks import HANDLED_TYPES, WebhookService, is_text, storable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ CHECKPOINT_OVERLAP = 300
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
 # A pending order younger than this may still be in the hands of the request that created it.
 IN_FLIGHT_GRACE = timedelta(minutes=2)
+# Stripe unreachable for this many items in a row: the step stops until the next pass.
+UNREACHABLE_LIMIT = 3
 
 
 @dataclass
@@ -56,7 +65,9 @@ class ReconcileReport:
     attempts_retired: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # a whole step that could not run (or ended)
+    # One per item skipped: {"step": "settle", "item": "ord_…", "error": "…"}.
+    failures: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def fixes(self) -> int:
@@ -68,8 +79,61 @@ class ReconcileReport:
             + len(self.refunds)
         )
 
+    @property
+    def ok(self) -> bool:
+        return not (self.errors or self.failures)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fixes": self.fixes}
+        return {**asdict(self), "fixes": self.fixes, "failed": len(self.failures)}
+
+
+class _StripeUnreachable(Exception):
+    pass
+
+
+class _Unusable(GatewayError):
+    """An item the reconciler cannot use (reported as a failure; no traceback needed)."""
+
+
+class _Items:
+    """One step's loop: each item runs on its own, so that one failure is reported and skipped
+    instead of ending the step (and leaving every later order unsettled)."""
+
+    __slots__ = ("report", "step", "unreachable")
+
+    def __init__(self, report: ReconcileReport, step: str) -> None:
+        self.report = report
+        self.step = step
+        self.unreachable = 0
+
+    async def attempt(self, item: str, work: Awaitable[object]) -> bool:
+        """Run ``work`` for ``item``; False (and a failure in the report) when it failed."""
+        try:
+            await work
+        except PaymentProviderUnavailable as exc:
+            self._failed(item, exc)
+            self.unreachable += 1
+            if self.unreachable >= UNREACHABLE_LIMIT:
+                raise _StripeUnreachable(
+                    f"Stripe unreachable {self.unreachable} times in a row; "
+                    "the rest waits for the next pass"
+                ) from exc
+            return False
+        except Exception as exc:  # one item's trouble, whatever it is, never ends the pass
+            log.warning(
+                "reconcile skipped an item",
+                extra={"step": self.step, "item": item},
+                exc_info=not isinstance(exc, GatewayError),
+            )
+            self._failed(item, exc)
+            self.unreachable = 0  # Stripe answered (or Stripe was not the trouble)
+            return False
+        self.unreachable = 0
+        return True
+
+    def _failed(self, item: str, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+        self.report.failures.append({"step": self.step, "item": item, "error": message[:500]})
 
 
 class Reconciler:
@@ -107,14 +171,18 @@ class Reconciler:
                 self._recover_sessions,
                 self._retire_and_refund,
             ):
+                name = step.__name__.strip("_")
                 try:
                     await step(report)
-                except GatewayError as exc:
+                except (GatewayError, _StripeUnreachable) as exc:
                     # Stripe trouble in one step: report it, go on with the others.
-                    report.errors.append(f"{step.__name__.strip('_')}: {exc}")
+                    report.errors.append(f"{name}: {exc}")
+                except Exception as exc:
+                    log.exception("reconcile step failed", extra={"step": name})
+                    report.errors.append(f"{name}: {type(exc).__name__}: {exc}"[:500])
         finally:
             await self._lease.release()
-        if report.fixes or report.errors:
+        if report.fixes or not report.ok:
             log.info("reconciled", extra={"report": report.as_dict()})
         return report
 
@@ -128,27 +196,40 @@ class Reconciler:
         start = max(oldest, int(row.value) - CHECKPOINT_OVERLAP) if row else oldest
         events = await self._provider.list_events(created_from=start, types=list(HANDLED_TYPES))
         report.events_checked = len(events)
-        done = await self._webhooks.known_event_ids([str(e.get("id")) for e in events])
+        # Only ids that can be queried as they are (a broken one is reported when replayed).
+        ids = [str(e["id"]) for e in events if is_text(e.get("id"), 255)]
+        done = await self._webhooks.known_event_ids(ids)
         pending = [event for event in events if event.get("id") not in done]
         # Events of one second have no reliable order (a refund may list before the payment
         # it refunds); what could not apply yet is tried again after the rest, while that helps.
+        items = _Items(report, "replay")
+        failed: list[dict[str, object]] = []
         while pending:
-            deferred = []
+            deferred: list[dict[str, object]] = []
             for event in pending:
-                try:
-                    result = await self._webhooks.handle(event, source="reconcile")
-                except NotYetApplicable:
-                    deferred.append(event)
-                    continue
-                if result.outcome == "applied":
-                    report.events_applied.append(f"{event['id']} {event.get('type')}")
+                key = storable(event.get("id"), 255)
+                if not await items.attempt(key, self._replay(report, event, deferred)):
+                    failed.append(event)
             if len(deferred) == len(pending):
                 break
             pending = deferred
-        report.events_deferred = [str(event["id"]) for event in pending]
-        # Next time, start again from the oldest event that is still waiting.
-        checkpoint = min([int(str(event.get("created") or now)) for event in pending] + [now])
+        report.events_deferred = [storable(event.get("id"), 255) for event in pending]
+        # Next time, start again from the oldest event that is still waiting (or failed).
+        checkpoint = min([_created(event, now) for event in pending + failed] + [now])
         await self._save_checkpoint(checkpoint)
+
+    async def _replay(
+        self, report: ReconcileReport, event: dict[str, object], deferred: list[dict[str, object]]
+    ) -> None:
+        try:
+            result = await self._webhooks.handle(event, source="reconcile")
+        except NotYetApplicable:
+            deferred.append(event)
+            return
+        if result.outcome == "applied":
+            report.events_applied.append(f"{result.event_id} {event.get('type')}")
+        elif result.outcome == "invalid":
+            raise _Unusable(f"Stripe listed an event the gateway cannot use: {result.error}")
 
     async def _save_checkpoint(self, value: int) -> None:
         async with self._db.write() as session:
@@ -174,24 +255,37 @@ class Reconciler:
                     .order_by(Order.created_at)
                 )
             ).all()
+        items = _Items(report, "settle")
         for order_id, status, session_id, intent_id in rows:
-            assert session_id is not None
-            info = await self._provider.retrieve_session(session_id)
-            outcome: SessionOutcome | None = None
-            if status == OrderStatus.PROCESSING.value and (intent_id or info.payment_intent_id):
-                intent = await self._provider.retrieve_payment_intent(
-                    intent_id or info.payment_intent_id or ""
-                )
-                outcome = intent.outcome()
-            elif info.outcome() is not SessionOutcome.OPEN:
-                outcome = info.outcome()
-            if outcome is None:
-                continue
-            recorded = await self._recorder.record(info, actor="reconciler", outcome=outcome)
-            if recorded.changed:
-                report.orders_settled.append(f"{order_id} {status}→{recorded.to_status}")
-            if recorded.duplicate_of:
-                report.duplicates.append(order_id)
+            await items.attempt(
+                order_id, self._settle_one(report, order_id, status, session_id, intent_id)
+            )
+
+    async def _settle_one(
+        self,
+        report: ReconcileReport,
+        order_id: str,
+        status: str,
+        session_id: str | None,
+        intent_id: str | None,
+    ) -> None:
+        assert session_id is not None
+        info = await self._provider.retrieve_session(session_id)
+        outcome: SessionOutcome | None = None
+        if status == OrderStatus.PROCESSING.value and (intent_id or info.payment_intent_id):
+            intent = await self._provider.retrieve_payment_intent(
+                intent_id or info.payment_intent_id or ""
+            )
+            outcome = intent.outcome()
+        elif info.outcome() is not SessionOutcome.OPEN:
+            outcome = info.outcome()
+        if outcome is None:
+            return
+        recorded = await self._recorder.record(info, actor="reconciler", outcome=outcome)
+        if recorded.changed:
+            report.orders_settled.append(f"{order_id} {status}→{recorded.to_status}")
+        if recorded.duplicate_of:
+            report.duplicates.append(order_id)
 
     # 3 ----------------------------------------------------------------------------------------
 
@@ -202,31 +296,37 @@ class Reconciler:
             orders = (
                 (
                     await session.execute(
-                        sa.select(Order).where(
+                        sa.select(Order)
+                        .where(
                             Order.status == OrderStatus.PENDING.value,
                             Order.stripe_session_id.is_(None),
                             Order.created_at < now - IN_FLIGHT_GRACE,
                         )
+                        .order_by(Order.created_at)
                     )
                 )
                 .scalars()
                 .all()
             )
+        items = _Items(report, "recover")
         for order in orders:
-            info = await self._find_session(order, now)
-            if info is not None:
-                await self._save_recovered(order, info)
-                report.sessions_recovered.append(f"{order.id} {info.id}")
-                if info.outcome() is not SessionOutcome.OPEN:
-                    recorded = await self._recorder.record(info, actor="reconciler")
-                    if recorded.changed:
-                        report.orders_settled.append(
-                            f"{order.id} {recorded.from_status}→{recorded.to_status}"
-                        )
-            elif order.session_expires_at is None or order.session_expires_at <= now:
-                # No session exists, and none made now could be paid: the attempt is over.
-                await self._cancel_abandoned(order)
-                report.orders_settled.append(f"{order.id} pending→canceled (no session)")
+            await items.attempt(order.id, self._recover_one(report, order, now))
+
+    async def _recover_one(self, report: ReconcileReport, order: Order, now: datetime) -> None:
+        info = await self._find_session(order, now)
+        if info is not None:
+            await self._save_recovered(order, info)
+            report.sessions_recovered.append(f"{order.id} {info.id}")
+            if info.outcome() is not SessionOutcome.OPEN:
+                recorded = await self._recorder.record(info, actor="reconciler")
+                if recorded.changed:
+                    report.orders_settled.append(
+                        f"{order.id} {recorded.from_status}→{recorded.to_status}"
+                    )
+        elif order.session_expires_at is None or order.session_expires_at <= now:
+            # No session exists, and none made now could be paid: the attempt is over.
+            await self._cancel_abandoned(order)
+            report.orders_settled.append(f"{order.id} pending→canceled (no session)")
 
     async def _find_session(self, order: Order, now: datetime) -> SessionInfo | None:
         if (
@@ -311,25 +411,30 @@ class Reconciler:
         async with self._db.read() as session:
             leftovers = (
                 await session.execute(
-                    sa.select(Order.id, Order.link_id.in_(paid)).where(
+                    sa.select(Order.id, Order.link_id.in_(paid))
+                    .where(
                         Order.status == OrderStatus.PENDING.value,
                         Order.link_id.in_(paid) | Order.link_id.in_(revoked),
                     )
+                    .order_by(Order.created_at)
                 )
             ).all()
             duplicates = (
                 (
                     await session.execute(
-                        sa.select(Order.id).where(
+                        sa.select(Order.id)
+                        .where(
                             Order.duplicate_of.is_not(None),
                             Order.status == OrderStatus.PAID.value,
                             Order.refund_id.is_(None),
                         )
+                        .order_by(Order.created_at)
                     )
                 )
                 .scalars()
                 .all()
             )
+        retiring = _Items(report, "retire")
         for order_id, on_paid_link in leftovers:
             reason = CancelReason.SUPERSEDED if on_paid_link else CancelReason.REVOKED
             detail = (
@@ -337,15 +442,21 @@ class Reconciler:
                 if on_paid_link
                 else "link revoked"
             )
-            try:
-                await self._recorder.retire(
-                    order_id, reason=reason, actor="reconciler", detail=detail
-                )
+            work = self._recorder.retire(order_id, reason=reason, actor="reconciler", detail=detail)
+            if await retiring.attempt(order_id, work):
                 report.attempts_retired.append(order_id)
-            except PaymentProviderUnavailable as exc:
-                report.errors.append(f"retire {order_id}: {exc}")
+        refunding = _Items(report, "refund")
         for order_id in duplicates:
             if order_id not in report.duplicates:
                 report.duplicates.append(order_id)
-            if await self._recorder.refund_duplicate(order_id, actor="reconciler"):
-                report.refunds.append(order_id)
+            await refunding.attempt(order_id, self._refund_one(report, order_id))
+
+    async def _refund_one(self, report: ReconcileReport, order_id: str) -> None:
+        if await self._recorder.refund_duplicate(order_id, actor="reconciler"):
+            report.refunds.append(order_id)
+
+
+def _created(event: dict[str, object], now: int) -> int:
+    """An event's creation time, for the checkpoint (``now`` when it has none usable)."""
+    created = event.get("created")
+    return created if type(created) is int and 0 < created <= now else now

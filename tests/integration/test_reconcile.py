@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from gateway.adapters.db.models import WebhookEvent
-from gateway.services.reconcile import ReconcileReport
-from gateway.web.keys import DATABASE, RECONCILER
+from gateway.adapters.db.models import Link, Order, WebhookEvent
+from gateway.services.reconcile import UNREACHABLE_LIMIT, ReconcileReport
+from gateway.web.keys import DATABASE, METRICS, RECONCILER
 from tests.harness import Harness, session_id_from, start_harness
 from tests.processes import ROOT, gateway_env
 
@@ -322,3 +323,169 @@ class TestWebhookCommands:
         assert (row["source"], row["attempts"]) == ("replay", 2)
         table = await self.cli(h, database_url, "webhooks", "list")
         assert event["id"] in table and "checkout.session.completed" in table
+
+
+async def set_row(h: Harness, model: Any, row_id: str, **values: Any) -> None:
+    """Write a row directly: the state a bug, an old version or a hand edit could leave."""
+    async with h.app[DATABASE].write() as session:
+        await session.execute(sa.update(model).where(model.id == row_id).values(**values))
+
+
+async def run_reconcile(h: Harness) -> ReconcileReport:
+    report = await h.app[RECONCILER].run()
+    assert report.ran
+    h.app[METRICS].record_reconcile(report)
+    return report
+
+
+def failed(report: ReconcileReport) -> list[tuple[str, str]]:
+    return [(f["step"], f["item"]) for f in report.failures]
+
+
+class TestOneBadItemDoesNotStopAPass:
+    """Issue 10, item 13: a failure is counted, reported and skipped; the later items go on."""
+
+    async def test_orders_stripe_does_not_know_are_reported_and_later_orders_are_settled(
+        self, h: Harness
+    ) -> None:
+        unknown_intent, unknown_session = await h.issue(ref="a"), await h.issue(ref="b")
+        await h.post(unknown_intent)
+        h.clock.advance(1)
+        await h.post(unknown_session)
+        (a,), (b,) = await h.orders(unknown_intent), await h.orders(unknown_session)
+        await set_row(h, Order, a.id, status="processing", payment_intent_id="pi_unknown")
+        await set_row(h, Order, b.id, stripe_session_id="cs_unknown")
+        h.clock.advance(60)
+        later = [await h.issue(ref=f"later{i}") for i in range(2)]
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        for link in later:
+            await h.pay_flow(link)
+        # Stripe's event list unavailable this time: settling from the sessions has to do it.
+        h.emulator.faults.update({"fail_next": 1, "paths": ["/v1/events"]})
+        report = await run_reconcile(h)
+        h.emulator.faults.update({"paths": None})
+        assert [await statuses(h, link) for link in later] == [["paid"], ["paid"]]
+        assert len(report.orders_settled) == 2
+        assert failed(report) == [("settle", a.id), ("settle", b.id)]
+        assert "No such payment_intent" in report.failures[0]["error"]
+        assert "No such checkout.session" in report.failures[1]["error"]
+        assert report.as_dict()["failed"] == 2 and not report.ok
+        metrics = h.app[METRICS].render().decode()
+        assert 'gateway_reconcile_failures_total{step="settle"} 2.0' in metrics
+        assert 'gateway_reconcile_runs_total{result="errors"} 1.0' in metrics
+        assert [await statuses(h, link) for link in (unknown_intent, unknown_session)] == [
+            ["processing"],
+            ["pending"],
+        ]
+        again = await run_reconcile(h)  # reported each pass until someone looks; nothing else
+        assert failed(again) == [("settle", a.id), ("settle", b.id)] and again.fixes == 0
+
+    async def test_an_event_the_gateway_cannot_use_does_not_stop_the_replay(
+        self, h: Harness
+    ) -> None:
+        first, second = await h.issue(ref="first"), await h.issue(ref="second")
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        await h.pay_flow(first)
+        broken = next(e for e in h.emulator.events if e["type"] == "checkout.session.completed")
+        broken["data"]["object"]["expires_at"] = 10**20
+        h.clock.advance(1)
+        await h.pay_flow(second)
+        report = await run_reconcile(h)
+        assert failed(report) == [("replay", broken["id"])]
+        assert "expires_at" in report.failures[0]["error"]
+        assert len(report.events_applied) == 1  # the second payment's event
+        # The first payment is settled all the same, from its session.
+        assert await statuses(h, first) == await statuses(h, second) == ["paid"]
+        again = await run_reconcile(h)  # recorded as invalid: not tried again
+        assert again.ok and again.fixes == 0
+
+    async def test_one_attempt_that_cannot_be_retired_does_not_keep_the_others(
+        self, h: Harness
+    ) -> None:
+        links = [await h.issue(ref=f"r{i}") for i in range(2)]
+        for link in links:
+            await h.post(link)
+            h.clock.advance(1)
+        (bad,), (good,) = [await h.orders(link) for link in links]
+        await set_row(h, Order, bad.id, stripe_session_id="cs_unknown")
+        for link in links:  # revoked while Stripe could not be reached: still pending
+            await set_row(h, Link, link.id, revoked_at=bad.created_at)
+        report = await run_reconcile(h)
+        assert ("retire", bad.id) in failed(report)
+        assert report.attempts_retired == [good.id]
+        (good,) = await h.orders(links[1])
+        assert (good.status, good.cancel_reason) == ("canceled", "revoked")
+
+    async def test_one_duplicate_that_cannot_be_refunded_does_not_keep_the_others(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h = await start_harness(
+            aiohttp_server, aiohttp_client, database_url, refund_duplicates=True
+        )
+        duplicates = []
+        for i in range(2):
+            link = await h.issue(ref=f"d{i}")
+            old = session_id_from((await h.post(link)).headers["Location"])
+            h.clock.advance(31 * 60)
+            new = session_id_from((await h.post(link)).headers["Location"])
+            h.emulator.pay(new)
+            h.emulator.sessions[old]["status"] = "open"  # paid in another tab as well
+            h.emulator.pay(old)
+            h.emulator.faults.update({"drop_next": 1, "paths": ["/v1/refunds"]})
+            await h.emulator.deliver_webhooks()  # the automatic refund fails: left to reconcile
+            (duplicate,) = [o for o in await h.orders(link) if o.duplicate_of]
+            assert duplicate.status == "paid" and duplicate.refund_id is None
+            duplicates.append(duplicate)
+        h.emulator.faults.update({"paths": None})
+        await set_row(h, Order, duplicates[0].id, payment_intent_id="pi_unknown")
+        report = await run_reconcile(h)
+        assert failed(report) == [("refund", duplicates[0].id)]
+        assert report.refunds == [duplicates[1].id]
+        assert len(h.emulator.refunds) == 1
+
+    async def test_stripe_unreachable_several_times_in_a_row_ends_the_step(
+        self, h: Harness
+    ) -> None:
+        links = [await h.issue(ref=f"u{i}") for i in range(UNREACHABLE_LIMIT + 1)]
+        for link in links:
+            await h.post(link)
+        h.emulator.faults.update(
+            {"fail_next": UNREACHABLE_LIMIT, "paths": ["/v1/checkout/sessions/"]}
+        )
+        report = await run_reconcile(h)
+        h.emulator.faults.update({"paths": None})
+        assert [step for step, _ in failed(report)] == ["settle"] * UNREACHABLE_LIMIT
+        assert any(e.startswith("settle_orders: Stripe unreachable") for e in report.errors)
+        assert (await run_reconcile(h)).ok  # the next pass goes through
+
+    async def test_the_cli_reports_failures_in_its_json_and_exits_non_zero(
+        self, h: Harness, database_url: str
+    ) -> None:
+        broken, later = await h.issue(ref="broken"), await h.issue(ref="later")
+        await h.post(broken)
+        (order,) = await h.orders(broken)
+        await set_row(h, Order, order.id, status="processing", payment_intent_id="pi_unknown")
+        h.clock.advance(60)
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        await h.pay_flow(later)
+        env = gateway_env(database_url, str(h.emulator_server.make_url("")).rstrip("/"), 1)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "reconcile",
+            "--json",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 2
+        assert b"1 failed item(s)" in err
+        report = json.loads(out)
+        assert report["failed"] == 1
+        (failure,) = report["failures"]
+        assert (failure["step"], failure["item"]) == ("settle", order.id)
+        assert "No such payment_intent" in failure["error"]
+        assert await statuses(h, later) == ["paid"]
