@@ -295,15 +295,23 @@ def load_settings(
     return settings
 
 
+# A session's life is stale_after + min_remaining. Stripe refuses an expires_at less than 30
+# minutes ahead *when it receives the request*, so exactly 30m fails after a second of latency:
+# keep a minute's margin. It accepts at most 24 hours ahead.
+MIN_SESSION_LIFETIME = 31 * 60
+MAX_SESSION_LIFETIME = 24 * 3600
+
+
 def _check_values(settings: Settings) -> None:
     checkout = settings.checkout
-    if checkout.stale_after + checkout.min_remaining < 1800:
+    lifetime = checkout.stale_after + checkout.min_remaining
+    if not MIN_SESSION_LIFETIME <= lifetime <= MAX_SESSION_LIFETIME:
         raise ConfigError(
-            "checkout.stale_after + checkout.min_remaining must be at least 30m "
-            "(Stripe sessions live between 30 minutes and 24 hours)"
+            "checkout.stale_after + checkout.min_remaining (GATEWAY_CHECKOUT_STALE_AFTER, "
+            f"GATEWAY_CHECKOUT_MIN_REMAINING) must be between 31m and 24h, got {lifetime:g}s: "
+            "it is each Checkout Session's life, and Stripe wants expires_at 30 minutes to "
+            "24 hours ahead when the request reaches it (the extra minute covers latency)"
         )
-    if checkout.stale_after + checkout.min_remaining > 86400:
-        raise ConfigError("checkout.stale_after + checkout.min_remaining must be at most 24h")
     if not re.fullmatch(r"[a-z]{3}", checkout.default_currency):
         raise ConfigError("checkout.default_currency: expected a three-letter ISO code like usd")
     if settings.stripe.request_deadline <= 0:

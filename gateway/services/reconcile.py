@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import KeyValue, Link, LinkItem, Order
 from gateway.clock import Clock
-from gateway.config import CheckoutSettings, ReconcileSettings
+from gateway.config import MIN_SESSION_LIFETIME, CheckoutSettings, ReconcileSettings
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo
@@ -332,7 +332,7 @@ class Reconciler:
         if (
             now - order.created_at < IDEMPOTENCY_WINDOW
             and order.session_expires_at is not None
-            and order.session_expires_at - now > timedelta(minutes=31)
+            and order.session_expires_at - now > timedelta(seconds=MIN_SESSION_LIFETIME)
         ):
             # Within Stripe's idempotency window the same key returns the session that the dead
             # request created (or creates it now: the attempt then simply goes on).

@@ -86,6 +86,38 @@ class TestLoading:
         with pytest.raises(ConfigError, match=key):
             load_settings(env=env)
 
+    @pytest.mark.parametrize(
+        ("stale_after", "min_remaining"),
+        [("15m", "15m"), ("10m", "20m"), ("30m", "59s"), ("23h", "3601"), ("24h", "1s")],
+    )
+    def test_a_session_life_outside_31m_to_24h_stops_the_start_naming_both_keys(
+        self, stale_after: str, min_remaining: str
+    ) -> None:
+        env = {
+            "GATEWAY_CHECKOUT_STALE_AFTER": stale_after,
+            "GATEWAY_CHECKOUT_MIN_REMAINING": min_remaining,
+        }
+        with pytest.raises(ConfigError) as caught:
+            load_settings(env=env)
+        for name in ("checkout.stale_after", "checkout.min_remaining", "31m", "24h"):
+            assert name in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("stale_after", "min_remaining"), [("30m", "1m"), ("1m", "30m"), ("12h", "12h")]
+    )
+    def test_a_session_life_from_31m_to_24h_is_accepted(
+        self, stale_after: str, min_remaining: str
+    ) -> None:
+        env = {
+            "GATEWAY_CHECKOUT_STALE_AFTER": stale_after,
+            "GATEWAY_CHECKOUT_MIN_REMAINING": min_remaining,
+        }
+        checkout = load_settings(env=env).checkout
+        assert (checkout.stale_after, checkout.min_remaining) == (
+            parse_duration(stale_after),
+            parse_duration(min_remaining),
+        )
+
     def test_unknown_key_in_file_is_an_error(self, tmp_path: Path) -> None:
         config = tmp_path / "c.toml"
         config.write_text("[checkout]\nstale_afer = 5\n")
