@@ -13,13 +13,18 @@ the database, however many links are open. If the feed stops answering, entries 
 
 Concurrent misses for one link share one load, and a load that raced an invalidation is not
 stored, so an invalidated link can never be refilled with what it was before.
+
+The snapshot is a :class:`~gateway.bounded.BoundedCache`: bounded in entries and in estimated
+bytes (``weigh``). A reader that wants links in another form (the GET path keeps each payable
+link as a compressed page, a few hundred bytes, so a large organisation's links all fit) takes a
+:meth:`SnapshotCache.sibling`: one invalidation, one change feed and one freshness rule for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -27,8 +32,34 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import Link, Order
+from gateway.bounded import BoundedCache, estimate_bytes
 
 T = TypeVar("T")
+U = TypeVar("U")
+
+# An entry is (loaded at, value): the tuple and its float, beyond the value itself.
+_STAMPED = 80
+
+
+class _Load(Generic[T]):
+    """One load in flight. ``stale`` once its key is invalidated: its result is not stored."""
+
+    __slots__ = ("future", "stale")
+
+    def __init__(self, future: asyncio.Future[T | None]) -> None:
+        self.future = future
+        self.stale = False
+
+
+class _Family:
+    """What a snapshot and its siblings share: the members (every invalidation reaches each) and
+    when the change feed last answered."""
+
+    __slots__ = ("feed_seen_at", "members")
+
+    def __init__(self) -> None:
+        self.members: list[SnapshotCache[Any]] = []
+        self.feed_seen_at: float | None = None
 
 
 class SnapshotCache(Generic[T]):
@@ -38,18 +69,44 @@ class SnapshotCache(Generic[T]):
         max_entries: int = 20_000,
         monotonic: Callable[[], float] = time.monotonic,
         long_ttl: float = 300.0,
+        *,
+        max_bytes: int = 8 << 20,
+        weigh: Callable[[T], int] = estimate_bytes,
+        _family: _Family | None = None,
     ) -> None:
         self._ttl = ttl
         self._long_ttl = max(long_ttl, ttl)
-        self._feed_seen_at: float | None = None
-        self._max = max_entries
         self._monotonic = monotonic
-        self._entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
-        self._generation: dict[str, int] = {}
-        # Bumped when the generations are forgotten, so a load that started before cannot
-        # mistake a reset count for "nothing changed".
-        self._epoch = 0
-        self._loading: dict[str, asyncio.Future[T | None]] = {}
+        self._weigh = weigh
+        self._entries: BoundedCache[str, tuple[float, T]] = BoundedCache(
+            max_entries, max_bytes, weigh=self._weigh_entry
+        )
+        self._loading: dict[str, _Load[T]] = {}
+        self._family = _family or _Family()
+        self._family.members.append(self)
+
+    def _weigh_entry(self, key: str, entry: tuple[float, T]) -> int:
+        return sys.getsizeof(key) + _STAMPED + self._weigh(entry[1])
+
+    def sibling(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        weigh: Callable[[U], int] = estimate_bytes,
+    ) -> SnapshotCache[U]:
+        """Another snapshot of the same keys, holding another form of their values: what
+        invalidates a key in either invalidates it in both (a load racing it is stored by
+        neither), and one change feed keeps both fresh."""
+        return SnapshotCache(
+            self._ttl,
+            max_entries,
+            self._monotonic,
+            self._long_ttl,
+            max_bytes=max_bytes,
+            weigh=weigh,
+            _family=self._family,
+        )
 
     async def get(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
         entry = self._entries.get(key)
@@ -57,49 +114,62 @@ class SnapshotCache(Generic[T]):
             return entry[1]
         inflight = self._loading.get(key)
         if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        generation = (self._epoch, self._generation.get(key, 0))
+            return await asyncio.shield(inflight.future)
+        loading: _Load[T] = _Load(asyncio.get_running_loop().create_future())
+        self._loading[key] = loading
         started = self._monotonic()
         try:
             value = await load()
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            loading.future.set_exception(exc)
+            loading.future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
             raise
         finally:
-            self._loading.pop(key, None)
-        if value is not None and (self._epoch, self._generation.get(key, 0)) == generation:
-            self._entries[key] = (started, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-        future.set_result(value)
+            if self._loading.get(key) is loading:
+                del self._loading[key]
+        if value is not None and not loading.stale:
+            self._entries.put(key, (started, value))
+        loading.future.set_result(value)
         return value
 
     def _current_ttl(self) -> float:
-        seen = self._feed_seen_at
+        seen = self._family.feed_seen_at
         if seen is not None and self._monotonic() - seen < 3 * self._ttl:
             return self._long_ttl
         return self._ttl
 
     def feed_alive(self) -> None:
         """The change feed just polled successfully: long-lived entries are safe."""
-        self._feed_seen_at = self._monotonic()
+        self._family.feed_seen_at = self._monotonic()
 
     def invalidate(self, key: str | None) -> None:
         if key is None:
             return
-        self._entries.pop(key, None)
-        self._generation[key] = self._generation.get(key, 0) + 1
-        if len(self._generation) > 4 * self._max:
-            self._generation.clear()  # bounded; a stale generation only costs one reload
-            self._epoch += 1
+        for member in self._family.members:
+            member._entries.pop(key)
+            # A load in flight read the link before this change: it must not be stored, and
+            # whoever asks from now on waits for a load that starts after the change.
+            loading = member._loading.pop(key, None)
+            if loading is not None:
+                loading.stale = True
 
     def clear(self) -> None:
-        for key in list(self._entries):
-            self.invalidate(key)
+        for member in self._family.members:
+            for key in member._entries.key_list():
+                self.invalidate(key)
+            for key in list(member._loading):
+                self.invalidate(key)
+
+    @property
+    def count(self) -> int:
+        """Entries held. (No ``__len__``: callers write ``snapshots or SnapshotCache(...)``, and
+        an empty snapshot must not read as false.)"""
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held (at most ``max_bytes``)."""
+        return self._entries.bytes
 
 
 class ChangeFeed:

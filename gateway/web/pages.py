@@ -3,7 +3,7 @@ response built with DESIGN §6's headers already in it."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import sys
 from collections.abc import Hashable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -12,11 +12,23 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import escape
 from multidict import CIMultiDict
 
+from gateway.bounded import BoundedCache, estimate_bytes
 from gateway.domain.money import format_minor
 
 HTML = "text/html; charset=utf-8"
+
+# Stands in for the token when a page is rendered once for every token: the shape and alphabet
+# of a real one, so any filter a template applies treats it the same way.
+TOKEN_MARK = "lk_TOKENxMARKxx.TOKENx.TOKENxMARKxTOKENxMARKxTOKEN"  # noqa: S105 - not a secret
+TOKEN_MARK_BYTES = TOKEN_MARK.encode("ascii")
+
+
+def _weigh_page(key: Hashable, body: bytes) -> int:
+    # The key holds what it names (a view, a token): it stays alive as long as the page.
+    return estimate_bytes(key) + sys.getsizeof(body)
 
 
 # What every answer says it is: no product, language or library version for a scanner to match.
@@ -81,18 +93,27 @@ class Pages:
     A page that depends on nothing but its context can be given a ``cache_key``: it is then
     rendered and encoded once, and later requests only copy the bytes into a response. The key
     must identify everything the page shows (a frozen view is hashable and compared in full).
-    Each response starts from a prepared copy of the security headers, so nothing has to add
-    them one by one on the way out.
+    The cache is bounded in bytes as well as entries (``max_bytes``; a key is weighed with what
+    it holds). A page whose only variable is the token (the bot preview) is not cached per
+    token at all: :meth:`render_for_token` renders it once with a stand-in and joins the real
+    token in per request. Each response starts from a prepared copy of the security headers,
+    so nothing has to add them one by one on the way out.
     """
 
     def __init__(
-        self, env: jinja2.Environment, headers: Mapping[str, str], max_entries: int = 2048
+        self,
+        env: jinja2.Environment,
+        headers: Mapping[str, str],
+        max_entries: int = 2048,
+        max_bytes: int = 2 << 20,
     ) -> None:
         self._env = env
         self._headers = CIMultiDict({"Content-Type": HTML, **headers})
         self._with_extra: dict[int, tuple[Mapping[str, str], CIMultiDict[str]]] = {}
-        self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._max = max_entries
+        self._bodies: BoundedCache[Hashable, bytes] = BoundedCache(
+            max_entries, max_bytes, weigh=_weigh_page
+        )
+        self._token_parts: dict[str, list[bytes]] = {}
 
     def render(
         self,
@@ -109,16 +130,40 @@ class Pages:
             key = (template, cache_key)
             cached = self._bodies.get(key)
             if cached is None:
-                body = self._bodies[key] = self._render(template, context)
-                if len(self._bodies) > self._max:
-                    self._bodies.popitem(last=False)
+                body = self._render(template, context)
+                self._bodies.put(key, body)
             else:
                 body = cached
-                self._bodies.move_to_end(key)
         return web.Response(body=body, status=status, headers=self._headers_with(headers))
 
-    def _render(self, template: str, context: dict[str, Any]) -> bytes:
+    def render_for_token(
+        self,
+        template: str,
+        token: str,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        """A page whose context is only ``{"token": token}``, with no per-token cache: rendered
+        once with :data:`TOKEN_MARK` in the token's place, then the (escaped) token joined in."""
+        parts = self._token_parts.get(template)
+        if parts is None:
+            parts = self._token_parts[template] = self.render_bytes(
+                template, {"token": TOKEN_MARK}
+            ).split(TOKEN_MARK_BYTES)
+        body = str(escape(token)).encode("utf-8").join(parts)
+        return self.respond(body, status=status, headers=headers)
+
+    def respond(
+        self, body: bytes, *, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        """A response for a page rendered elsewhere (headers as :meth:`render` gives them)."""
+        return web.Response(body=body, status=status, headers=self._headers_with(headers))
+
+    def render_bytes(self, template: str, context: dict[str, Any]) -> bytes:
         return self._env.get_template(template).render(context).encode("utf-8")
+
+    _render = render_bytes
 
     def _headers_with(self, extra: Mapping[str, str] | None) -> CIMultiDict[str]:
         if not extra:

@@ -4,6 +4,7 @@ writes seen within a poll of the change feed, and a stopped feed falling back to
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -93,6 +94,60 @@ class TestSnapshotCache:
         gate.set()
         assert await slow == "old"
         assert await cache.get("k", load) == "new"
+
+
+    async def test_held_to_a_byte_budget_whatever_the_values_weigh(self) -> None:
+        budget = 256 * 1024
+
+        async def fill() -> SnapshotCache[bytes]:
+            cache: SnapshotCache[bytes] = SnapshotCache(
+                ttl=60.0, max_entries=1_000_000, max_bytes=budget
+            )
+            for i in range(2000):
+                await cache.get(f"lk_{i:012d}", lambda: _async(b"x" * 4000))
+            return cache
+
+        tracemalloc.start()
+        try:
+            cache = await fill()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert cache.bytes <= budget and held <= budget * 1.1
+        assert 50 <= cache.count <= 64  # ~4.2 KB each
+
+    async def test_a_sibling_is_invalidated_with_its_snapshot(self) -> None:
+        views: SnapshotCache[str] = SnapshotCache(ttl=60.0)
+        pages: SnapshotCache[bytes] = views.sibling(max_entries=10, max_bytes=1 << 20)
+        await views.get("k", lambda: _async("view 1"))
+        await pages.get("k", lambda: _async(b"page 1"))
+        views.invalidate("k")  # what writers and the change feed call
+        assert await pages.get("k", lambda: _async(b"page 2")) == b"page 2"
+        assert await views.get("k", lambda: _async("view 2")) == "view 2"
+        pages.clear()
+        assert views.count == 0 and pages.count == 0
+
+    async def test_a_sibling_load_racing_an_invalidation_is_not_stored(self) -> None:
+        views: SnapshotCache[str] = SnapshotCache(ttl=60.0)
+        pages: SnapshotCache[str] = views.sibling(max_entries=10, max_bytes=1 << 20)
+        gate = asyncio.Event()
+
+        async def slow() -> str:
+            await gate.wait()
+            return "old"
+
+        racing = asyncio.ensure_future(pages.get("k", slow))
+        await asyncio.sleep(0)
+        views.invalidate("k")
+        # Asked after the change: not handed the load that started before it.
+        assert await pages.get("k", lambda: _async("new")) == "new"
+        gate.set()
+        assert await racing == "old"
+        assert await pages.get("k", lambda: _async("newer")) == "new"
+
+
+async def _async(value: Any) -> Any:
+    return value
 
 
 class TestChangeFeed:
