@@ -31,7 +31,7 @@ from gateway.services.admin_links import (
     validate_row,
 )
 from gateway.services.email import EmailNotConfigured, LinkMailer
-from gateway.web.admin_auth import AdminKeys, parse_keys
+from gateway.web.admin_auth import AdminKeys, Throttled
 from gateway.web.admin_json import detail_json, order_json, page_json
 from gateway.web.keys import (
     ADMIN,
@@ -66,14 +66,15 @@ def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.config_dict[METRICS]
     if request.match_info.route.name not in _PUBLIC:
-        actor = request.config_dict[ADMIN_KEYS].actor_for(request.headers.get("Authorization"))
+        # Refusals are logged by the brake in admin_auth, at most once a minute per client.
+        actor = request.config_dict[ADMIN_KEYS].authenticate(request)
+        if isinstance(actor, Throttled):
+            metrics.admin_requests.labels("throttled").inc()
+            refused = error(429, "too_many_failures", "too many refused keys; retry later")
+            refused.headers["Retry-After"] = str(actor.retry_after)
+            return refused
         if actor is None:
             metrics.admin_requests.labels("unauthorized").inc()
-            # Never the presented key; the route is enough to spot a misconfigured client.
-            log.warning(
-                "admin request refused",
-                extra={"route": request.match_info.route.name, "method": request.method},
-            )
             return error(401, "unauthorized", "a valid admin key is required (Bearer)")
         request[ACTOR] = actor
     try:
@@ -309,7 +310,7 @@ def setup_admin(app: web.Application) -> None:
     Call after the app's own service context is registered (this one depends on it).
     """
     settings = app[SETTINGS]
-    app[ADMIN_KEYS] = AdminKeys(parse_keys(settings.admin.api_keys))
+    app[ADMIN_KEYS] = AdminKeys.from_settings(settings, app[CLOCK])
     api = web.Application(middlewares=[admin_middleware])
     api.router.add_routes(routes)
     app.add_subapp("/admin/api", api)
