@@ -17,7 +17,14 @@ import aiohttp
 import stripe
 
 from gateway.domain.errors import PaymentProviderRejected, PaymentProviderUnavailable
-from gateway.domain.payments import PaymentIntentInfo, RefundInfo, SessionInfo, SessionRequest
+from gateway.domain.payments import (
+    KeyInUse,
+    PaymentIntentInfo,
+    RefundInfo,
+    ServerErrorKept,
+    SessionInfo,
+    SessionRequest,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,16 +78,31 @@ def session_info(session: Any) -> SessionInfo:
     )
 
 
+def _server_error(what: str, exc: stripe.StripeError) -> PaymentProviderUnavailable:
+    """Stripe's own answers get their own types: a 409 ``idempotency_key_in_use`` (another
+    request holds the key) and a 500 in Stripe's error shape, which Stripe keeps under the key.
+    Anything else (a proxy's 502, a 503) is plain unavailability."""
+    message = f"{what}: Stripe answered {exc.http_status}"
+    err = exc.error
+    code = getattr(err, "code", None) if err else None
+    kind = getattr(err, "type", None) if err else None
+    if exc.http_status == 409 and code == "idempotency_key_in_use":
+        return KeyInUse(f"{message} (idempotency key in use)")
+    if exc.http_status == 500 and kind == "api_error":
+        return ServerErrorKept(message)
+    return PaymentProviderUnavailable(message)
+
+
 async def _call(what: str, call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         error = PaymentProviderUnavailable(f"{what}: {type(exc).__name__}")
     except stripe.APIError as exc:
-        error = PaymentProviderUnavailable(f"{what}: Stripe answered {exc.http_status}")
+        error = _server_error(what, exc)
     except stripe.StripeError as exc:
-        if exc.http_status is not None and exc.http_status >= 500:
-            error = PaymentProviderUnavailable(f"{what}: Stripe answered {exc.http_status}")
+        if exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 409):
+            error = _server_error(what, exc)
         else:
             err = exc.error
             raise PaymentProviderRejected(

@@ -10,7 +10,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from gateway.domain.errors import PaymentProviderUnavailable
 from gateway.domain.orders import SessionOutcome
+
+
+class ServerErrorKept(PaymentProviderUnavailable):
+    """Stripe answered a request with a 500 and keeps that answer under the request's
+    idempotency key, replaying it for 24 hours: the same key will not create anything.
+
+    Stripe treats a 500 as indeterminate (an object may have been made anyway), so whoever
+    gives up the key first looks for what it may have made.
+    """
+
+
+class KeyInUse(PaymentProviderUnavailable):
+    """Stripe's 409 ``idempotency_key_in_use``: another request with the same idempotency key
+    (another replica pressing the same order) is still being processed. Asking again once it
+    is done gets its answer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """The ``/v1`` API: Stripe's wire format on top of ``StripeEmulator``.
 
 One middleware does what Stripe's edge does for every request, in this order: authenticate,
-add injected latency, maybe fail or drop the connection (before applying), decode the form,
-serialize and replay by idempotency key, run the handler, maybe drop the connection after
-applying. Handlers only translate between parameters and emulator calls.
+add injected latency, maybe fail (a 500, kept under the request's idempotency key as Stripe
+keeps it) or drop the connection (before applying), decode the form, serialize and replay by
+idempotency key, run the handler, maybe drop the connection after applying. Handlers only
+translate between parameters and emulator calls.
 """
 
 from __future__ import annotations
@@ -55,7 +56,14 @@ def _error_response(error: StripeError, request: web.Request) -> web.Response:
     response = stripe_json(error.body(), request, status=error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="Stripe"'
+    if error.status == 500 and _is_keyed(request):
+        # The 500 is kept under the key: retrying with it only replays the same answer.
+        response.headers["Stripe-Should-Retry"] = "false"
     return response
+
+
+def _is_keyed(request: web.Request) -> bool:
+    return request.method == "POST" and bool(request.headers.get("Idempotency-Key"))
 
 
 def _api_key(request: web.Request) -> str | None:
@@ -149,16 +157,21 @@ async def stripe_edge(request: web.Request, handler: Handler) -> web.StreamRespo
             return _drop_connection(request)
         if fault is RequestFault.FAIL:
             await _processing_time(request)
-            raise StripeError.api_error()
+            error = StripeError.api_error()
+            if idempotency_key:
+                await _keep_server_error(request, idempotency_key, error)
+            raise error
         params = await _decode_params(request)
         request[PARAMS_KEY] = params
         request[CONTEXT_KEY] = RequestContext(request[REQUEST_ID_KEY], idempotency_key)
         # Sessions past their deadline expire before anything can observe them.
         emulator.expire_due_sessions()
         if idempotency_key:
-            response = await _idempotent(request, handler, idempotency_key, params)
+            response = await _idempotent(request, handler, idempotency_key, params, fault)
         else:
             response = await _run(request, handler)
+            if fault is RequestFault.FAIL_AFTER_APPLY:
+                raise StripeError.api_error()
     except StripeError as error:
         response = _error_response(error, request)
     if idempotency_key:
@@ -197,31 +210,53 @@ def _unrecognized(request: web.Request) -> StripeError:
     )
 
 
+async def _keep_server_error(request: web.Request, key: str, error: StripeError) -> None:
+    """Stripe saves the result of a keyed POST once its endpoint began, "regardless of what
+    they were", 500s included, and replays it for 24 hours (docs: error-low-level). A key that
+    already holds an answer, is in use, or came with undecodable parameters keeps nothing."""
+    store = request.config_dict[EMULATOR_KEY].idempotency
+    try:
+        params = await _decode_params(request)
+        if store.in_use(key) or store.lookup(key, request.method, request.path, params):
+            return
+    except StripeError:
+        return
+    store.store(
+        key,
+        method=request.method,
+        path=request.path,
+        params=params,
+        status=error.status,
+        body=json.dumps(error.body(), indent=2).encode(),
+        request_id=request[REQUEST_ID_KEY],
+    )
+
+
 async def _idempotent(
-    request: web.Request, handler: Handler, key: str, params: Params
+    request: web.Request, handler: Handler, key: str, params: Params, fault: RequestFault
 ) -> web.StreamResponse:
     """Shielded: once a keyed request has started it finishes and records its result even if
     the client goes away and the server cancels the handler (as aiohttp's test server does).
     Otherwise a retry with the same key would apply the change a second time, which Stripe
     never does."""
-    outcome = await asyncio.shield(_idempotent_unshielded(request, handler, key, params))
+    outcome = await asyncio.shield(_idempotent_unshielded(request, handler, key, params, fault))
     if isinstance(outcome, StripeError):
         raise outcome
     return outcome
 
 
 async def _idempotent_unshielded(
-    request: web.Request, handler: Handler, key: str, params: Params
+    request: web.Request, handler: Handler, key: str, params: Params, fault: RequestFault
 ) -> web.StreamResponse | StripeError:
     # Errors are returned, not raised: if the caller was cancelled nobody would retrieve them.
     try:
-        return await _idempotent_serialized(request, handler, key, params)
+        return await _idempotent_serialized(request, handler, key, params, fault)
     except StripeError as error:
         return error
 
 
 async def _idempotent_serialized(
-    request: web.Request, handler: Handler, key: str, params: Params
+    request: web.Request, handler: Handler, key: str, params: Params, fault: RequestFault
 ) -> web.StreamResponse:
     store = request.config_dict[EMULATOR_KEY].idempotency
     async with store.serialized(key):
@@ -233,11 +268,20 @@ async def _idempotent_serialized(
             replay.headers["Request-Id"] = stored.request_id
             replay.headers["Stripe-Version"] = API_VERSION
             replay.headers["Idempotent-Replayed"] = "true"
+            if stored.status >= 500:
+                replay.headers["Stripe-Should-Retry"] = "false"
             return replay
         response = await _run(request, handler)
-        # Only successful results are kept: a request that failed (validation, an injected
-        # fault, a conflict) can be retried with the same key and succeed.
-        if isinstance(response, web.Response) and 200 <= response.status < 300:
+        if fault is RequestFault.FAIL_AFTER_APPLY:
+            # Applied, yet answered (and remembered) as a 500.
+            error = StripeError.api_error()
+            response = _error_response(error, request)
+        # Successful results and 500s are kept (injected 500s before applying, by
+        # ``_keep_server_error``): a request refused by validation can be retried with the same
+        # key and succeed.
+        if isinstance(response, web.Response) and (
+            200 <= response.status < 300 or response.status == 500
+        ):
             body = response.body
             assert isinstance(body, bytes)
             store.store(

@@ -20,13 +20,17 @@ class Faults:
     latency: float = 0.0
     """Seconds added before answering each API request."""
     fail_next: int = 0
-    """The next N API requests answer 500 ``api_error`` without being applied."""
+    """The next N API requests answer 500 ``api_error`` without being applied. As at Stripe, a
+    POST's 500 is kept under its idempotency key: the same key replays it for 24 hours."""
     error_rate: float = 0.0
-    """Probability that an API request answers 500 without being applied."""
+    """Probability that an API request answers 500 without being applied (kept like the above)."""
     drop_next: int = 0
     """The next N API requests lose their connection before being applied."""
     drop_after_apply_next: int = 0
     """The next N API requests are applied, then lose their connection: the caller never hears."""
+    fail_after_apply_next: int = 0
+    """The next N API requests are applied, then answer 500 ``api_error`` (kept under the key):
+    Stripe's indeterminate 500, after which an object may exist although the answer says not."""
     paths: list[str] | None = None
     """Restrict the API faults above to these path prefixes (``None``: every ``/v1`` path)."""
     webhook_loss_rate: float = 0.0
@@ -61,7 +65,13 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, list) and all(isinstance(p, str) for p in value):
             return list(value)
         raise ValueError("paths must be a list of path prefixes or null")
-    if name in {"fail_next", "drop_next", "drop_after_apply_next", "lose_next_webhooks"}:
+    if name in {
+        "fail_next",
+        "drop_next",
+        "drop_after_apply_next",
+        "fail_after_apply_next",
+        "lose_next_webhooks",
+    }:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer")
         return value
@@ -87,6 +97,7 @@ class RequestFault(Enum):
     FAIL = "fail"  # 500 without applying
     DROP = "drop"  # connection closed before applying
     DROP_AFTER_APPLY = "drop_after_apply"
+    FAIL_AFTER_APPLY = "fail_after_apply"  # applied, then a 500
 
 
 @dataclass
@@ -117,6 +128,9 @@ class FaultDecider:
         if faults.drop_after_apply_next > 0:
             faults.drop_after_apply_next -= 1
             return RequestFault.DROP_AFTER_APPLY
+        if faults.fail_after_apply_next > 0:
+            faults.fail_after_apply_next -= 1
+            return RequestFault.FAIL_AFTER_APPLY
         return RequestFault.NONE
 
     def latency_for(self, path: str) -> float:

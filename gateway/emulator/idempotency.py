@@ -1,10 +1,12 @@
 """Idempotency keys as Stripe implements them.
 
-A POST with an ``Idempotency-Key`` stores its successful response for 24 hours (emulator clock);
-the same key with the same method, path and parameters replays that response byte for byte,
-anything else with the key is an ``idempotency_error``. Requests sharing a key are serialized so
-two concurrent first attempts cannot both create an object. Failed requests are not stored (as
-Stripe does for 5xx and for requests rejected before running), so a retry can succeed.
+A POST with an ``Idempotency-Key`` stores its successful response, or the 500 it failed with,
+for 24 hours (emulator clock); the same key with the same method, path and parameters replays
+that response byte for byte, anything else with the key is an ``idempotency_error``. Requests
+sharing a key are serialized so two concurrent first attempts cannot both create an object.
+Requests refused by validation are not stored (Stripe saves nothing for a request whose endpoint
+never began), so a corrected retry can succeed; a 500 is stored, as Stripe stores it, so the
+same key keeps answering 500 until it is forgotten.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class IdempotencyStore:
             if self._users[key] == 0:
                 del self._users[key]
                 del self._locks[key]
+
+    def in_use(self, key: str) -> bool:
+        """A request with this key is being processed now."""
+        return key in self._users
 
     def lookup(
         self, key: str, method: str, path: str, params: dict[str, Any]

@@ -46,7 +46,12 @@ from gateway.domain.errors import (
     PaymentProviderUnavailable,
 )
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
-from gateway.domain.payments import PaymentProvider, SessionInfo, SessionRequest
+from gateway.domain.payments import (
+    PaymentProvider,
+    ServerErrorKept,
+    SessionInfo,
+    SessionRequest,
+)
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
 from gateway.services.payments import PaymentRecorder, Recorded, cancel_pending, lock_link
@@ -311,7 +316,27 @@ class CheckoutService:
                 await self._retire_stale(facts, request, deadline)
                 replaced = True
                 continue  # decide again: now there is no pending order (or a payment)
-            info = await self._within(deadline, self._provider.create_session(request))
+            try:
+                info = await self._within(deadline, self._provider.create_session(request))
+            except ServerErrorKept:
+                if kind != "resumed":
+                    raise  # the payer gets the 503 page; the next press resumes and lands here
+                # An earlier press got a 500 for this order, which Stripe replays for its key for
+                # 24 hours: the order can never get a session by asking again. Look for one it
+                # got anyway; without one, the order is replaced by a new one (a new key) now.
+                found = await self._session_despite_error(request, facts.created_at, deadline)
+                if found is None or found.outcome() is not SessionOutcome.OPEN:
+                    await self._close_attempt(
+                        facts.id,
+                        request,
+                        found,
+                        reason=CancelReason.SUPERSEDED,
+                        detail="superseded: Stripe answered its session request with a server "
+                        "error, which it replays for the attempt's key",
+                    )
+                    replaced = True
+                    continue  # decide again: a new order, or the payment that was found
+                info = found
             failpoints.hit("after_session_created")
             await self._save_session(request.order_id, info)
             self._recorder.snapshots.invalidate(link_id)
@@ -374,43 +399,80 @@ class CheckoutService:
         if stale.session_id:
             info = await self._within(deadline, self._provider.expire_session(stale.session_id))
         else:
-            info = await self._recover_session(request, deadline)
+            info = await self._recover_session(request, stale.created_at, deadline)
             if info is not None and info.outcome() is SessionOutcome.OPEN:
                 info = await self._within(deadline, self._provider.expire_session(info.id))
         if info is not None and info.outcome() is SessionOutcome.OPEN:
             raise PaymentProviderUnavailable("Stripe did not expire the stale session")
+        await self._close_attempt(
+            stale.id,
+            request,
+            info,
+            reason=CancelReason.STALE,
+            detail=f"stale: older than {int(self._settings.stale_after)}s",
+        )
+
+    async def _close_attempt(
+        self,
+        order_id: str,
+        request: SessionRequest,
+        info: SessionInfo | None,
+        *,
+        reason: CancelReason,
+        detail: str,
+    ) -> None:
+        """End a pending attempt whose session (``info``, if it has one) can no longer be paid:
+        record the payment if the payer got there first, else cancel the order (kept)."""
         if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
             await self.record(info, actor="visitor")
             return
         async with self._db.write() as session:
             await cancel_pending(
                 session,
-                order_id=stale.id,
+                order_id=order_id,
                 link_id=request.link_id,
-                reason=CancelReason.STALE,
+                reason=reason,
                 actor="visitor",
                 now=self.now(),
                 session_info=info,
-                detail=f"stale: older than {int(self._settings.stale_after)}s"
-                + (f"; session {info.id} expired" if info else "; no session was created"),
+                detail=detail
+                + (f"; session {info.id} {info.status}" if info else "; no session was created"),
             )
 
     async def _recover_session(
-        self, request: SessionRequest, deadline: float
+        self, request: SessionRequest, created_at: datetime, deadline: float
     ) -> SessionInfo | None:
         """Find the session of an order whose creating request died before saving it.
 
         Stripe keeps an idempotency key for 24 hours, so asking again with the order's key returns
         the session if one was made. If none was, Stripe would make one now, unless the order's
         ``expires_at`` is too close, which Stripe rejects: then no session of this order can be
-        open (any made would carry that same expiry), and the order can simply be canceled.
+        open (any made would carry that same expiry), and the order can simply be canceled. If
+        the key holds a 500, the sessions made since the order are searched instead.
         """
         try:
             info = await self._within(deadline, self._provider.create_session(request))
         except PaymentProviderRejected:
             return None
+        except ServerErrorKept:
+            return await self._session_despite_error(request, created_at, deadline)
         await self._save_session(request.order_id, info)
         return info
+
+    async def _session_despite_error(
+        self, request: SessionRequest, created_at: datetime, deadline: float
+    ) -> SessionInfo | None:
+        """The session an order's create made although Stripe answered it with a 500, if any.
+
+        Stripe calls a 500 indeterminate: the session may exist. It would carry the order id in
+        its metadata (and ``client_reference_id``), and be created between the order and now.
+        """
+        start = int(created_at.timestamp()) - 60
+        end = int(self._clock.now()) + 60
+        sessions = await self._within(
+            deadline, self._provider.list_sessions(created_from=start, created_to=end)
+        )
+        return next((s for s in sessions if s.order_id == request.order_id), None)
 
     async def record(
         self, info: SessionInfo, *, actor: str, outcome: SessionOutcome | None = None

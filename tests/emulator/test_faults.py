@@ -8,7 +8,7 @@ import stripe
 
 from gateway.clock import FakeClock
 from gateway.emulator import Faults, StripeEmulator
-from tests.emulator.conftest import make_client, session_params
+from tests.emulator.conftest import API_KEY, make_client, session_params
 
 
 async def test_fail_next_gives_api_errors_and_applies_nothing(
@@ -23,28 +23,39 @@ async def test_fail_next_gives_api_errors_and_applies_nothing(
     assert emulator.faults.fail_next == 0
 
 
-async def test_sdk_retries_outlast_fail_next(
-    http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
+async def test_sdk_retries_of_a_read_outlast_fail_next(
+    http: aiohttp.ClientSession, base_url: str, emulator: StripeEmulator
 ) -> None:
     client = make_client(base_url, http, retries=2)
     emulator.faults.fail_next = 2
-    session = await client.v1.checkout.sessions.create_async(
-        session_params(clock), options={"idempotency_key": "k1"}
-    )
-    assert session.status == "open"
-    assert emulator.sessions_created() == 1
-    keys = [key for method, _, key in emulator.request_log if method == "POST"]
-    assert keys == ["k1", "k1", "k1"]
+    listing = await client.v1.checkout.sessions.list_async()
+    assert listing.data == []
+    assert [path for _, path, _ in emulator.request_log] == ["/v1/checkout/sessions"] * 3
 
 
 async def test_sdk_gives_up_with_api_error_when_failures_outlast_retries(
-    http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
+    http: aiohttp.ClientSession, base_url: str, emulator: StripeEmulator
 ) -> None:
     client = make_client(base_url, http, retries=2)
     emulator.faults.fail_next = 3
     with pytest.raises(stripe.APIError):
-        await client.v1.checkout.sessions.create_async(session_params(clock))
+        await client.v1.checkout.sessions.list_async()
     assert len(emulator.request_log) == 3
+
+
+async def test_a_post_s_500_tells_the_sdk_not_to_retry_it(
+    http: aiohttp.ClientSession, base_url: str, clock: FakeClock, emulator: StripeEmulator
+) -> None:
+    # Stripe keeps the 500 under the key, so a retry could only replay it.
+    client = make_client(base_url, http, retries=2)
+    emulator.faults.fail_next = 1
+    with pytest.raises(stripe.APIError) as caught:
+        await client.v1.checkout.sessions.create_async(
+            session_params(clock), options={"idempotency_key": "k1"}
+        )
+    assert caught.value.headers is not None
+    assert caught.value.headers["Stripe-Should-Retry"] == "false"
+    assert [key for _, _, key in emulator.request_log] == ["k1"]
     assert emulator.sessions_created() == 0
 
 
@@ -144,18 +155,73 @@ async def test_faults_can_be_restricted_to_paths(
     assert emulator.faults.fail_next == 0
 
 
-async def test_fault_errors_are_not_stored_for_the_idempotency_key(
+async def test_a_500_is_kept_under_its_idempotency_key_and_replayed_for_24_hours(
     client: stripe.StripeClient, clock: FakeClock, emulator: StripeEmulator
 ) -> None:
     emulator.faults.fail_next = 1
     options: stripe.RequestOptions = {"idempotency_key": "order-1"}
     params = session_params(clock)
+    with pytest.raises(stripe.APIError) as first:
+        await client.v1.checkout.sessions.create_async(params, options=options)
+    clock.advance(24 * 3600 - 60)
+    with pytest.raises(stripe.APIError) as replayed:
+        await client.v1.checkout.sessions.create_async(params, options=options)
+    assert emulator.faults.fail_next == 0  # the second answer is the first one, replayed
+    assert replayed.value.http_status == 500
+    assert replayed.value.http_body == first.value.http_body
+    assert replayed.value.request_id == first.value.request_id
+    assert replayed.value.headers is not None
+    assert replayed.value.headers["Idempotent-Replayed"] == "true"
+    assert replayed.value.headers["Stripe-Should-Retry"] == "false"
+    assert emulator.sessions_created() == 0
+    # Another key (a new attempt) goes through; the old key is forgotten after 24 hours.
+    other = await client.v1.checkout.sessions.create_async(
+        session_params(clock), options={"idempotency_key": "order-2"}
+    )
+    assert other.status == "open"
+    clock.advance(60)
+    later = await client.v1.checkout.sessions.create_async(session_params(clock), options=options)
+    assert later.status == "open"
+
+
+async def test_a_500_on_a_key_that_already_holds_an_answer_changes_nothing(
+    client: stripe.StripeClient, clock: FakeClock, emulator: StripeEmulator
+) -> None:
+    options: stripe.RequestOptions = {"idempotency_key": "order-1"}
+    params = session_params(clock)
+    session = await client.v1.checkout.sessions.create_async(params, options=options)
+    emulator.faults.fail_next = 1
     with pytest.raises(stripe.APIError):
         await client.v1.checkout.sessions.create_async(params, options=options)
-    session = await client.v1.checkout.sessions.create_async(params, options=options)
-    assert session.status == "open"
-    assert session.last_response is not None
-    assert "Idempotent-Replayed" not in session.last_response.headers
+    replayed = await client.v1.checkout.sessions.create_async(params, options=options)
+    assert replayed.id == session.id
+
+
+async def test_fail_after_apply_makes_the_session_and_answers_a_kept_500(
+    client: stripe.StripeClient, clock: FakeClock, emulator: StripeEmulator
+) -> None:
+    emulator.faults.fail_after_apply_next = 1
+    options: stripe.RequestOptions = {"idempotency_key": "order-1"}
+    params = session_params(clock)
+    for _ in range(2):  # the answer, then its replay
+        with pytest.raises(stripe.APIError) as caught:
+            await client.v1.checkout.sessions.create_async(params, options=options)
+        assert caught.value.http_status == 500
+    assert emulator.sessions_created() == 1  # made, although both answers said otherwise
+    (made,) = emulator.sessions.values()
+    listing = await client.v1.checkout.sessions.list_async({"created": {"gte": made["created"]}})
+    assert [s.id for s in listing.data] == [made["id"]]
+
+
+async def test_a_500_without_a_key_is_not_kept(
+    http: aiohttp.ClientSession, base_url: str, emulator: StripeEmulator
+) -> None:
+    emulator.faults.fail_next = 1
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with http.post(f"{base_url}/v1/checkout/sessions", headers=headers) as resp:
+        assert resp.status == 500
+        assert "Stripe-Should-Retry" not in resp.headers
+    assert len(emulator.idempotency) == 0
 
 
 def test_fault_settings_are_validated() -> None:

@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.domain.errors import PaymentProviderUnavailable
 from gateway.domain.payments import LineItemRequest, SessionRequest
 from gateway.web.keys import PAYMENTS
-from tests.harness import Harness, start_harness
+from tests.harness import Harness, session_id_from, start_harness
 
 
 def stripe_settings(**changes: Any) -> Any:
@@ -123,3 +123,74 @@ class TestOneStripeCallPerOrder:
         assert all(isinstance(r, PaymentProviderUnavailable) for r in results), results
         assert len(h.stripe_posts()) == 1
         assert h.emulator.sessions_created() == 0
+
+
+class TestKeptServerError:
+    """Stripe keeps a 500 under the idempotency key and replays it for 24 hours."""
+
+    async def test_the_next_press_replaces_the_order_at_once(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"fail_next": 1})
+        failed = await h.post(link)
+        assert failed.status == 503
+        (first,) = await h.orders(link)
+
+        pressed = await h.post(link)
+        assert pressed.status == 303
+        orders = {o.id: o for o in await h.orders(link)}  # both made at the same (fake) time
+        old = orders.pop(first.id)
+        (new,) = orders.values()
+        assert (old.status, old.cancel_reason, old.stripe_session_id) == (
+            "canceled",
+            "superseded",
+            None,
+        )
+        assert new.status == "pending"
+        assert new.stripe_session_id == session_id_from(pressed.headers["Location"])
+        assert h.emulator.sessions[new.stripe_session_id]["metadata"]["order_id"] == new.id
+        assert h.emulator.sessions_created() == 1
+        # The old key was asked once more (its 500 replayed), the sessions searched, then a
+        # new order went to Stripe with its own key.
+        assert [(m, p, k) for m, p, k in h.emulator.request_log] == [
+            ("POST", "/v1/checkout/sessions", f"gateway-checkout-{old.id}"),
+            ("POST", "/v1/checkout/sessions", f"gateway-checkout-{old.id}"),
+            ("GET", "/v1/checkout/sessions", None),
+            ("POST", "/v1/checkout/sessions", f"gateway-checkout-{new.id}"),
+        ]
+        canceled = [a for a in await h.audit(link) if a.action == "order.canceled"]
+        assert len(canceled) == 1 and "server error" in (canceled[0].detail or "")
+
+    async def test_a_session_made_despite_the_500_is_found_and_used(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"fail_after_apply_next": 1})
+        assert (await h.post(link)).status == 503
+        (made,) = h.emulator.sessions.values()  # Stripe made it; the answer said 500
+
+        pressed = await h.post(link)
+        assert pressed.status == 303
+        assert session_id_from(pressed.headers["Location"]) == made["id"]
+        (order,) = await h.orders(link)
+        assert (order.status, order.stripe_session_id) == ("pending", made["id"])
+        assert h.emulator.sessions_created() == 1  # never a second session for the link
+
+    async def test_a_stale_order_whose_key_holds_a_500_is_replaced(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"fail_next": 1})
+        assert (await h.post(link)).status == 503
+        h.clock.advance(31 * 60)
+        pressed = await h.post(link)
+        assert pressed.status == 303
+        old, new = await h.orders(link)
+        assert (old.status, old.cancel_reason) == ("canceled", "stale")
+        assert new.stripe_session_id == session_id_from(pressed.headers["Location"])
+        assert h.emulator.sessions_created() == 1
+
+    async def test_stripe_down_for_the_search_too_changes_nothing(self, h: Harness) -> None:
+        link = await h.issue()
+        h.emulator.faults.update({"fail_next": 1})
+        assert (await h.post(link)).status == 503
+        h.emulator.faults.update({"fail_next": 2})  # the replayed create, then the search
+        assert (await h.post(link)).status == 503
+        (order,) = await h.orders(link)
+        assert order.status == "pending"  # not canceled: a session might exist for it
+        assert (await h.post(link)).status == 303
