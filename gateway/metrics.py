@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from gateway.visitors.headers import clean_header
+from gateway.visitors.names import bot_label
 
 # Page latencies are milliseconds on the hot path and seconds when Stripe is slow.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -243,8 +243,9 @@ class Metrics:
         self.pages.inc((kind, status))
 
     def record_bot_preview(self, bot: str) -> None:
-        # A header's bytes that are not text would make every later scrape fail to encode.
-        self.bot_previews.inc((clean_header(bot),))
+        # One series per name in a bounded set (visitors.names): "other" for any other name,
+        # which also keeps a header's bytes that are not text out of every later scrape.
+        self.bot_previews.inc((bot_label(bot),))
 
     def record_session(self, kind: str) -> None:
         self.sessions.labels(_label(kind)).inc()

@@ -4,8 +4,10 @@ Human opens and bot previews are added up in memory and flushed in one transacti
 seconds (and at shutdown). Losing a few seconds of counts in a crash is acceptable; a database
 write on every page view, on the path bots hammer, is not.
 
-A flush must never wedge. Bot names are cleaned of bytes that are not text before they are
-counted (:func:`gateway.visitors.clean_header`), and if the database still refuses the batch for
+Previews are stored under a bounded set of bot names (:func:`gateway.visitors.names.bot_label`:
+the known ones, else "other"), so made-up names cannot add rows, nor bytes that are not text.
+
+A flush must never wedge: if the database still refuses the batch for
 what is in it (rather than for being unreachable or locked), the batch is written in halves until
 each refused row is alone: that row is logged and dropped, every other row is written. Only a
 failure of the database itself puts the counts back for the next flush.
@@ -26,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkPreview
 from gateway.clock import Clock
-from gateway.visitors.headers import clean_header
+from gateway.visitors.names import bot_label
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -126,7 +128,7 @@ class OpenRecorder:
         self._bump(self._opens, link_id)
 
     def bot_preview(self, link_id: str, bot_name: str) -> None:
-        self._bump(self._previews, (link_id, clean_header(bot_name[:100]) or "unknown"))
+        self._bump(self._previews, (link_id, bot_label(bot_name)))
 
     def _bump(self, table: dict[K, _Tally], key: K) -> None:
         now = self._clock.now()

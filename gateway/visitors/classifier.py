@@ -23,6 +23,10 @@ Request signals (HEAD, no ``Accept-Language``, no ``Sec-Fetch-*``) only lower ``
 they never turn a recognised browser into a bot, because privacy tools and old browsers omit
 them too.
 
+A bot's ``name`` is never text taken from its user agent: it is one of ``names.BOT_NAMES`` (a
+signature's, a tool's, a well-known crawler's, or "other") or ``config: <pattern>``, because it
+becomes a metric label and a stored row per link (see ``names``).
+
 Crawler library, chosen by measurement on this repo's corpus (tests/data/user_agents), scoring
 each library on strings from a source that is not its own (device-detector's bot fixtures,
 943 strings), plus people (11,126) and in-app browsers (1,187):
@@ -53,6 +57,7 @@ from crawlerdetect.crawlerdetect import (
 from .browsers import BROWSER_TEMPLATE, BrowserFacts, desktop_os, template_facts
 from .headers import clean_header
 from .inapp import IN_APP
+from .names import CONFIG_PREFIX, EMPTY, TOOLS, crawler_name
 from .signatures import SIGNATURES
 
 VisitorKind = Literal["human", "preview", "scanner", "crawler", "tool"]
@@ -64,7 +69,7 @@ class Visitor:
 
     is_bot: bool
     kind: VisitorKind
-    name: str  # "Mobile Safari", "Facebook in-app", "Slackbot", "curl"...
+    name: str  # "Mobile Safari", "Slackbot", "curl"... (a bot's: from names.BOT_NAMES)
     in_app: str | None = None  # the app, when a person is in an in-app browser
     listed: bool = False  # matched the explicit preview/scanner list: refuse its POSTs
     confidence: float = 1.0  # 0..1; lowered by missing request signals
@@ -148,28 +153,7 @@ _IOS_WEBVIEW: Final = re.compile(
     r"\((?:iPhone|iPad|iPod)[^)]*\) AppleWebKit/[\d.]+ \(KHTML, like Gecko\) Mobile/\w+$"
 )
 
-_TOOLS: Final[tuple[tuple[str, str], ...]] = (
-    (r"^curl/", "curl"),
-    (r"^Wget/", "Wget"),
-    (r"python-requests/", "python-requests"),
-    (r"^Go-http-client/", "Go-http-client"),
-    (r"\bokhttp/", "OkHttp"),
-    (r"aiohttp/", "aiohttp"),
-    (r"python-httpx/", "httpx"),
-    (r"Python-urllib/", "urllib"),
-    (r"^axios/", "axios"),
-    (r"node-fetch", "node-fetch"),
-    (r"^undici", "undici"),
-    (r"^Java/", "Java"),
-    (r"Apache-HttpClient/", "Apache HttpClient"),
-    (r"libwww-perl/", "libwww-perl"),
-    (r"^PostmanRuntime/", "Postman"),
-    (r"^HTTPie/", "HTTPie"),
-    (r"^Dalvik/", "Android app"),
-    (r"CFNetwork/", "Apple app"),
-    (r"HeadlessChrome/", "HeadlessChrome"),
-)
-_TOOL_RE: Final = re.compile("|".join(f"({pattern})" for pattern, _ in _TOOLS), re.IGNORECASE)
+_TOOL_RE: Final = re.compile("|".join(f"({pattern})" for pattern, _ in TOOLS), re.IGNORECASE)
 
 # Confidence for a person, minus what missing request signals take away.
 _HUMAN_CONFIDENCE: Final = 0.95
@@ -233,11 +217,11 @@ class Classifier:
         # Bytes that are not UTF-8 arrive as lone surrogates: cleaned before anything reads them.
         ua = clean_header(user_agent.strip()[:MAX_LENGTH])
         if not ua:
-            return Visitor(True, "tool", "empty user agent", confidence=0.9)
+            return Visitor(True, "tool", EMPTY, confidence=0.9)
 
         if self._extra is not None and (match := self._extra.search(ua)):
             pattern = self._extra_patterns[(match.lastindex or 1) - 1]
-            return Visitor(True, "crawler", f"config: {pattern}", confidence=0.95)
+            return Visitor(True, "crawler", f"{CONFIG_PREFIX}{pattern}"[:100], confidence=0.95)
 
         if match := BROWSER_TEMPLATE.fullmatch(ua):
             facts = template_facts(match.lastgroup or "", ua)
@@ -260,21 +244,21 @@ class Classifier:
                 facts = _cheap_facts(ua, app)
                 return _human(f"{app} in-app", app, facts, flags)
 
-        if crawler := _crawler_match(ua):
+        if _crawler_match(ua):
             if tool := _TOOL_RE.search(ua):
-                return Visitor(True, "tool", _TOOLS[(tool.lastindex or 1) - 1][1], confidence=0.9)
-            return Visitor(True, "crawler", crawler, confidence=0.9)
+                return Visitor(True, "tool", TOOLS[(tool.lastindex or 1) - 1][1], confidence=0.9)
+            return Visitor(True, "crawler", crawler_name(lowered), confidence=0.9)
 
         if bot_marks or _MOZILLA_ONLY.search(ua):
             # A URL or "compatible; ...bot" in a browser-like string: a bot the lists miss.
-            return Visitor(True, "crawler", _bot_name(ua), confidence=0.8)
+            return Visitor(True, "crawler", crawler_name(lowered), confidence=0.8)
 
         if not browser_shaped:
             if tool := _TOOL_RE.search(ua):
-                return Visitor(True, "tool", _TOOLS[(tool.lastindex or 1) - 1][1], confidence=0.9)
-            return Visitor(True, "tool", _first_token(ua), confidence=0.8)
+                return Visitor(True, "tool", TOOLS[(tool.lastindex or 1) - 1][1], confidence=0.9)
+            return Visitor(True, "tool", crawler_name(lowered), confidence=0.8)
 
-        return _parsed(ua, flags)
+        return _parsed(ua, lowered, flags)
 
 
 def _human(name: str, in_app: str | None, facts: BrowserFacts, flags: int) -> Visitor:
@@ -303,33 +287,21 @@ def _cheap_facts(ua: str, app: str) -> BrowserFacts:
     return BrowserFacts(os, app, mobile)
 
 
-def _crawler_match(ua: str) -> str | None:
-    """The crawler list's match, after crawlerdetect's own exclusions of browser words."""
+def _crawler_match(ua: str) -> bool:
+    """Whether the crawler list matches, after crawlerdetect's own exclusions of browser words."""
     agent: str = get_compiled_exclusions_regex().sub("", _HUMAN_WORDS.sub("", ua))
     if not agent.strip():
-        return None
-    match = get_compiled_crawler_regex().search(agent)
-    if match is None:
-        return None
-    return str(match.group(0))
+        return False
+    return get_compiled_crawler_regex().search(agent) is not None
 
 
-def _bot_name(ua: str) -> str:
-    match = re.search(r"compatible; ([^;)+]+)", ua)
-    return (match.group(1).strip() if match else _first_token(ua))[:40]
-
-
-def _first_token(ua: str) -> str:
-    return re.split(r"[/\s;(]", ua, maxsplit=1)[0][:40] or ua[:40]
-
-
-def _parsed(ua: str, flags: int) -> Visitor:
+def _parsed(ua: str, lowered: str, flags: int) -> Visitor:
     """Slow path: an unusual browser string. Ask ``user-agents`` for device facts."""
     import user_agents  # imported here: its rule set takes time to load and is rarely needed
 
     parsed = user_agents.parse(_HUMAN_WORDS.sub("", ua))
     if parsed.is_bot:
-        return Visitor(True, "crawler", str(parsed.browser.family), confidence=0.7)
+        return Visitor(True, "crawler", crawler_name(lowered), confidence=0.7)
     facts = BrowserFacts(
         str(parsed.os.family) if parsed.os.family != "Other" else None,
         str(parsed.browser.family) if parsed.browser.family != "Other" else None,
