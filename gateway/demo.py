@@ -34,8 +34,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.clock import Clock, SystemClock
-from gateway.config import Settings
-from gateway.demo_mail import MailSink, mail_page_routes
+from gateway.config import ConfigError, Settings
 from gateway.domain.links import validate_new_link
 from gateway.emulator import StripeEmulator, create_emulator_app
 from gateway.logs import configure_logging
@@ -349,6 +348,8 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
         webhook_secret=DEMO_WEBHOOK_SECRET,
         seed=secrets.randbits(32),
     )
+    from gateway.demo_mail import MailSink, mail_page_routes  # aiosmtpd: the demo extra
+
     # Mail goes to a local sink, shown at /_demo/mail: the sample addresses are not real.
     sink = MailSink()
     await sink.start(args.host)
@@ -398,6 +399,14 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        import aiosmtpd  # noqa: F401 - only the demo's mail sink needs it
+    except ImportError:
+        raise ConfigError(
+            "gateway demo needs the demo extra (its local mail sink, aiosmtpd): "
+            "pip install 'checkout-link-gateway[demo]', or from a clone: "
+            "pip install -r requirements/demo.lock"
+        ) from None
     settings = demo_settings(settings, args)
     configure_logging(settings.log.level, settings.log.json)
     previous = start_fresh(Path(args.database).resolve())
