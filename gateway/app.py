@@ -89,6 +89,7 @@ def create_app(
     app.middlewares.append(edge(metrics, pages, headers))
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
+    stripe_webhook.log_needed_events(settings.server.public_url)
     health.setup_health(app)
     app.router.add_routes(static.routes())
 

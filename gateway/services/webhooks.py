@@ -17,14 +17,15 @@ what the sender is answered).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import failpoints
 from gateway.adapters.db.engine import Database, run
@@ -50,8 +51,22 @@ SESSION_EVENTS: Mapping[str, SessionOutcome | None] = {
     "checkout.session.async_payment_failed": SessionOutcome.FAILED,
     "checkout.session.expired": SessionOutcome.EXPIRED,
 }
-CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
-HANDLED_TYPES = (*SESSION_EVENTS, *CHARGE_EVENTS)
+
+
+class _RecordCharge(Protocol):
+    def __call__(
+        self, session: AsyncSession, obj: Mapping[str, Any], /, *, actor: str, now: datetime
+    ) -> Awaitable[Recorded]: ...
+
+
+# Event type -> how its charge or dispute is recorded.
+CHARGE_EVENTS: Mapping[str, _RecordCharge] = {
+    "charge.refunded": record_refund,
+    "charge.dispute.created": record_dispute,
+}
+# Every type the gateway applies, and so every type its Stripe webhook endpoint must send (the
+# start-up log line and the reconciler's event list use this tuple; a test holds the README to it).
+HANDLED_TYPES: tuple[str, ...] = (*SESSION_EVENTS, *CHARGE_EVENTS)
 # Final outcomes: a later delivery of the same event id changes nothing.
 DONE = ("applied", "unchanged", "ignored", "invalid")
 # The last second a ``datetime`` can hold (9999-12-31 23:59:59 UTC): a larger timestamp is a
@@ -119,7 +134,7 @@ class EventResult:
     error: str | None = None  # why an event is invalid
 
 
-def _is_text(value: object, limit: int) -> bool:
+def is_text(value: object, limit: int) -> bool:
     """A string that can be stored and sent to either database as it is: printable (so no lone
     surrogate, no NUL, no control character) and at most ``limit`` characters."""
     return isinstance(value, str) and len(value) <= limit and value.isprintable()
@@ -154,7 +169,7 @@ class _Check:
         value = self.obj.get(key)
         if value is None and not required:
             return
-        if not _is_text(value, limit) or (required and not value):
+        if not is_text(value, limit) or (required and not value):
             raise self.fail(key, f"printable text of at most {limit} characters")
 
     def timestamp(self, key: str) -> None:
@@ -177,7 +192,7 @@ class _Check:
             value = value.get("id")
             if value is None:
                 raise self.fail("payment_intent.id", "an id")
-        if value is not None and not (_is_text(value, 255) and value):
+        if value is not None and not (is_text(value, 255) and value):
             raise self.fail("payment_intent", "an id")
 
     def metadata(self) -> None:
@@ -227,9 +242,9 @@ def parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
     if not isinstance(event, dict):
         raise InvalidEvent("an event is a JSON object")
     event_id, event_type = event.get("id"), event.get("type")
-    if not _is_text(event_id, 255) or not event_id:
+    if not is_text(event_id, 255) or not event_id:
         raise InvalidEvent("the event id is not printable text of at most 255 characters")
-    if not _is_text(event_type, 100) or not event_type:
+    if not is_text(event_type, 100) or not event_type:
         raise InvalidEvent(
             "the event type is not printable text of at most 100 characters",
             event_id,
@@ -372,11 +387,10 @@ class WebhookService:
             return await record_session(
                 session, session_info(obj), outcome=SESSION_EVENTS[event_type], actor=actor, now=now
             )
-        if event_type == "charge.refunded":
-            return await record_refund(session, obj, actor=actor, now=now)
-        if event_type == "charge.dispute.created":
-            return await record_dispute(session, obj, actor=actor, now=now)
-        return Recorded(None)
+        record = CHARGE_EVENTS.get(event_type)
+        if record is None:
+            return Recorded(None)
+        return await record(session, obj, actor=actor, now=now)
 
     async def recent(self, *, limit: int = 50, outcome: str | None = None) -> list[WebhookEvent]:
         async with self._db.read() as session:

@@ -35,6 +35,7 @@ import stripe
 from aiohttp import web
 
 from gateway.services.payments import NotYetApplicable
+from gateway.services.webhooks import HANDLED_TYPES
 from gateway.web.keys import SETTINGS, WEBHOOKS
 from gateway.web.metrics import note_webhook
 
@@ -42,6 +43,20 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_WEBHOOK_BYTES = 512 * 1024
+
+
+def log_needed_events(public_url: str) -> None:
+    """At start-up, say which events the Stripe webhook endpoint must send. Stripe sends only
+    the types the endpoint was set up with, and the gateway cannot ask it (a restricted key
+    cannot read the endpoint's settings): a type left out is a payment, refund or dispute that
+    only the reconciler would find, later."""
+    log.info(
+        "the Stripe webhook endpoint %s/stripe/webhook must send these %d event types: %s",
+        public_url.rstrip("/"),
+        len(HANDLED_TYPES),
+        ", ".join(HANDLED_TYPES),
+        extra={"event_types": list(HANDLED_TYPES)},
+    )
 
 
 def _error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -10,9 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import WebhookEvent
+from gateway.app import create_app
 from gateway.emulator import sign_webhook
+from gateway.services.webhooks import HANDLED_TYPES
 from gateway.web.keys import DATABASE
+from tests import harness
 from tests.harness import WEBHOOK_SECRET, Harness, session_id_from, start_harness
+from tests.processes import ROOT
 
 
 @pytest.fixture
@@ -389,3 +394,36 @@ class TestApplying:
     async def test_oversized_webhook_is_413(self, h: Harness) -> None:
         response = await send(h, b"{" + b" " * (600 * 1024) + b"}")
         assert response.status == 413
+
+
+class TestTheEventsTheGatewayNeeds:
+    """Issue 10, item 20: one tuple says which event types Stripe must send."""
+
+    def test_the_handled_types_include_refunds_and_disputes(self) -> None:
+        assert set(HANDLED_TYPES) == {
+            "checkout.session.completed",
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.async_payment_failed",
+            "checkout.session.expired",
+            "charge.refunded",
+            "charge.dispute.created",
+        }
+
+    def test_the_readme_set_up_lists_every_handled_type(self) -> None:
+        readme = (ROOT / "README.md").read_text()
+        start = readme.index("In the Stripe dashboard, add a webhook endpoint")
+        paragraph = readme[start : readme.index("\n\n", start)]
+        for event_type in HANDLED_TYPES:
+            assert f"`{event_type}`" in paragraph
+
+    def test_start_up_logs_every_type_the_endpoint_must_send(
+        self, caplog: pytest.LogCaptureFixture, sqlite_url: str
+    ) -> None:
+        settings = harness.test_settings(sqlite_url, "http://127.0.0.1:9")
+        with caplog.at_level(logging.INFO, logger="gateway.web.stripe_webhook"):
+            create_app(settings, background_tasks=False)
+        (record,) = [r for r in caplog.records if "must send" in r.getMessage()]
+        assert "/stripe/webhook" in record.getMessage()
+        for event_type in HANDLED_TYPES:
+            assert event_type in record.getMessage()
+        assert record.event_types == list(HANDLED_TYPES)  # type: ignore[attr-defined]
