@@ -292,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="webhooks_command", required=True
     )
     p = hooks.add_parser("list", help="received events, newest first")
-    p.add_argument("--outcome", help="applied, unchanged, ignored, invalid, deferred, failed, received")
+    p.add_argument(
+        "--outcome", help="applied, unchanged, ignored, invalid, deferred, failed, received"
+    )
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=webhooks_list)
