@@ -12,12 +12,20 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gateway.cli_admin import add_bulk_and_resend, add_list_and_show, print_json, print_table
+from gateway.cli_admin import (
+    CommandFailed,
+    add_bulk_and_resend,
+    add_list_and_show,
+    open_admin,
+    print_json,
+    print_table,
+)
 from gateway.config import ConfigError, Settings, load_settings, parse_duration
 from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.money import format_minor
 from gateway.runtime import open_runtime
+from gateway.services.email import EmailNotConfigured
 from gateway.web.admin_json import iso, order_json
 
 
@@ -45,22 +53,40 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
         valid_for=valid_for,
         max_valid_for=settings.tokens.max_age,
     )
-    async with open_runtime(settings) as rt:
-        issued = await rt.links.issue(new, actor="cli")
-    if args.json:
-        print_json(
-            {
-                "id": issued.id,
-                "url": issued.url,
-                "token": issued.token,
-                "ref": new.ref,
-                "amount_total": new.amount_total,
-                "currency": new.currency,
-            }
+    async with open_admin(settings) as a:
+        if args.send and not a.mailer.enabled:
+            raise EmailNotConfigured
+        created = await a.admin.create(
+            new, actor="cli", send=args.send, allow_duplicate_ref=args.allow_duplicate_ref
         )
+    data = created.as_dict()
+    if args.json:
+        print_json(data)
     else:
-        print(f"Link {issued.id} for {new.name}: {format_minor(new.amount_total, new.currency)}")
-        print(issued.url)
+        if created.existing:
+            print(
+                f"Ref {created.ref} already has a live link, so none was created: {created.id}"
+                " (pass --allow-duplicate-ref to issue another, or revoke that one first)"
+            )
+            if created.differs:
+                print(f"  it differs from what you typed in: {', '.join(created.differs)}")
+        else:
+            print(f"Link {created.id} created")
+        print(f"  payer  {data['name']} <{data['payer_email']}>")
+        for item in data["items"]:
+            qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
+            print(f"  item   {item['description']}: {item['amount_display']}{qty}")
+        print(f"  total  {data['total']}")
+        print(f"  url    {created.url}")
+        if created.email is not None and created.email.ok:
+            print(f"  emailed to {data['payer_email']}")
+        elif created.email_skipped:
+            print(f"  not emailed: {created.email_skipped}")
+    if created.email is not None and not created.email.ok:
+        raise CommandFailed(
+            f"{created.id}: email not sent: {created.email.error}; the link exists: "
+            f"'gateway links resend {created.id}' tries again"
+        )
 
 
 async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
@@ -268,11 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--item",
         action="append",
         metavar='"DESCRIPTION=AMOUNT[xQTY]"',
-        help='a line item in major units, e.g. "Spring fee=150.00" (repeatable)',
+        help='a line item in major units, e.g. "Spring fee=150.00" or "Kit=1,250.00x2" '
+        "(a dot for decimals; repeatable)",
     )
     p.add_argument("--currency")
-    p.add_argument("--ref", default="")
+    p.add_argument(
+        "--ref",
+        default="",
+        help="your reference (e.g. 2026-04/family-7); a ref with a live link is not issued again",
+    )
     p.add_argument("--valid-for", help="e.g. 30d (default from config)")
+    p.add_argument("--send", action="store_true", help="email the link to the payer now")
+    p.add_argument(
+        "--allow-duplicate-ref",
+        action="store_true",
+        help="issue a second live link for a ref that already has one",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=links_create)
 

@@ -26,8 +26,15 @@ from gateway.runtime import Runtime, open_runtime
 from gateway.services.admin_links import (
     STATUSES,
     AdminLinks,
+    BulkInterrupted,
     BulkInvalid,
     LinkFilter,
+)
+from gateway.services.bulk_files import (
+    MAX_BODY_BYTES,
+    BulkFile,
+    BulkFormatError,
+    load_json,
     parse_csv,
     parse_json,
 )
@@ -91,15 +98,19 @@ def _date(value: str, *, end: bool) -> datetime:
 # --- links bulk ---------------------------------------------------------------------------
 
 
-def _read_rows(path: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    stripped = text.lstrip()
-    if path.lower().endswith(".json") or stripped.startswith(("[", "{")):
-        try:
-            return parse_json(json.loads(text))
-        except ValueError as exc:
-            raise ValidationFailed({"file": f"not valid JSON: {exc}"}) from None
-    return parse_csv(text)
+def _read_rows(path: str) -> BulkFile:
+    """The file's rows, read by the same rules as the API's (:mod:`gateway.services.bulk_files`)."""
+    if path == "-":
+        body = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+    else:
+        with Path(path).open("rb") as handle:
+            body = handle.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise BulkFormatError(f"the file is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if path.lower().endswith(".json") or stripped.startswith((b"[", b"{")):
+        return parse_json(load_json(body))
+    return parse_csv(body)
 
 
 async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
@@ -107,6 +118,10 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
         rows = _read_rows(args.file)
     except OSError as exc:
         raise ValidationFailed({"file": f"cannot read {args.file}: {exc.strerror}"}) from None
+    except BulkFormatError as exc:
+        raise ValidationFailed({"file": str(exc)}) from None
+    for warning in rows.warnings:
+        print(f"gateway: warning: {warning}", file=sys.stderr)
     async with open_admin(settings) as a:
         try:
             report = await a.admin.bulk(
@@ -127,6 +142,8 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                         file=sys.stderr,
                     )
             raise ValidationFailed({"file": str(exc)}) from None
+        except BulkInterrupted as exc:
+            raise CommandFailed(str(exc)) from None
     data = report.as_dict()
     if args.json:
         print_json(data)
@@ -137,6 +154,10 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                     r["row"],
                     r["ref"],
                     r["status"],
+                    r.get("name", ""),
+                    r.get("payer_email", ""),
+                    _items_cell(r.get("items")),
+                    r.get("total", ""),
                     r.get("id", ""),
                     _email_cell(r.get("email")),
                     "; ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
@@ -144,7 +165,7 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                 ]
                 for r in data["rows"]
             ],
-            ["row", "ref", "status", "id", "email", "notes"],
+            ["row", "ref", "status", "name", "email", "items", "total", "id", "sent", "notes"],
         )
         verb = "would create" if report.dry_run else "created"
         print(
@@ -157,6 +178,14 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
             f"{data['emails_failed']} email(s) not sent; the links exist: run the same command "
             "again (links never sent are retried) or 'gateway links resend ID'"
         )
+
+
+def _items_cell(items: list[dict[str, Any]] | None) -> str:
+    return "; ".join(
+        f"{i['description']} {i['amount_display']}"
+        + (f" x{i['quantity']}" if i["quantity"] > 1 else "")
+        for i in items or []
+    )
 
 
 def _email_cell(email: dict[str, Any] | None) -> str:
@@ -192,6 +221,7 @@ async def links_list(settings: Settings, args: argparse.Namespace) -> None:
                 created_to=_date(args.created_to, end=True) if args.created_to else None,
                 limit=args.limit,
                 offset=args.offset,
+                cursor=args.cursor,
             )
         )
     data = page_json(page)
@@ -216,8 +246,9 @@ async def links_list(settings: Settings, args: argparse.Namespace) -> None:
         ],
         ["id", "ref", "name", "amount", "state", "status", "opens", "previews", "sent", "created"],
     )
-    if page.next_offset is not None:
-        print(f"(showing {len(page.links)} of {page.total}; next: --offset {page.next_offset})")
+    if page.next_cursor is not None:
+        total = f"{page.total}" if page.total_exact else f"{page.total}+"
+        print(f"(showing {len(page.links)} of {total}; next page: --cursor {page.next_cursor})")
 
 
 def _sent_cell(delivery: dict[str, Any]) -> str:
@@ -281,9 +312,14 @@ def add_list_and_show(links: argparse._SubParsersAction[argparse.ArgumentParser]
     p = links.add_parser("list", help="list links, newest first")
     p.add_argument("--ref-prefix")
     p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--offset", type=int, default=0, help="rows to skip (slow when deep)")
+    p.add_argument("--cursor", help="the next_cursor a previous page printed")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--status", choices=STATUSES)
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        help="failed: a delayed payment (bank debit) failed and nothing was paid since",
+    )
     p.add_argument("--created-from", help="ISO date or date-time (inclusive)")
     p.add_argument("--created-to", help="ISO date (that whole day) or date-time (exclusive)")
     p.add_argument(
@@ -304,10 +340,12 @@ def add_bulk_and_resend(links: argparse._SubParsersAction[argparse.ArgumentParse
         help="issue links from a CSV or JSON file (one transaction; rows keyed by ref)",
         description=(
             "Columns: email, name, ref, and items ('Desc=150.00 | Kit=25x2') or amount; "
-            "optional description, currency, valid_for. A ref that already has a link (not "
-            "revoked) is reported as existing and not created again; --send emails links never "
-            "sent successfully, --resend existing ones too. Any invalid row stops the run with "
-            "nothing created, unless --skip-invalid."
+            "optional description, currency, valid_for. CSV in UTF-8 (or Windows-1252), "
+            "separated by commas, semicolons or tabs; up to 100,000 rows. A ref that already "
+            "has a link (not revoked) is reported as existing and not created again; --send "
+            "emails links never sent successfully, --resend existing ones too. Any invalid row "
+            "stops the run with nothing created, unless --skip-invalid. Row numbers are the "
+            "spreadsheet's (header = row 1)."
         ),
     )
     p.add_argument("file", help="CSV (with a header) or JSON file; - for standard input")

@@ -1,14 +1,28 @@
-"""What an admin does with links beyond one at a time: filtered lists, bulk issuance, resending,
-and the payer's own "email me a new link" on an expired page.
+"""What an admin does with links beyond one at a time: filtered lists, issuing with a ref,
+bulk issuance, resending, and the payer's own "email me a new link" on an expired page.
 
-Bulk runs are keyed by ``ref``, so running the same file twice is safe (see :meth:`bulk`).
+Rules:
+
+- **One live link per ref.** A ref that already has a live (not revoked) link is not issued
+  again, whether by ``links create`` or a bulk file: the existing link is returned and said to
+  be existing (with ``differs`` when email, name or amount changed), unless the admin passes
+  ``allow_duplicate_ref``. The check and the insert are one step (:meth:`LinkService.issue_many`).
+- **Bulk runs** (:meth:`AdminLinks.bulk`) are keyed by ``ref``, so running the same file twice is
+  safe. Every row is validated before anything is written: one invalid row creates nothing
+  (unless ``skip_invalid``). Rows are then written in transactions of :data:`BATCH_ROWS`, so a
+  100,000-row file never holds SQLite's write lock for long; a file of up to
+  :data:`BATCH_ROWS` rows is one transaction. If the database fails mid-run, the batches
+  already written stay (the error says how many rows); running the file again creates the rest.
+- **Listing** is newest first, by ``(created_at, id)``, with an opaque cursor for the next page
+  (constant cost at any depth) and a count that stops at :data:`COUNT_CAP` (``total_exact``
+  says whether it did). ``offset`` still works, at a cost that grows with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import base64
+import binascii
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,27 +34,52 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import AuditEntry, Link, LinkPreview, Order
+from gateway.adapters.db.models import AuditEntry, Link, LinkItem, LinkPreview, Order
 from gateway.clock import Clock
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.checkout import LinkState
 from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
-from gateway.domain.links import ItemSpec, NewLink, validate_new_link
+from gateway.domain.links import ItemSpec, NewLink, text_problem, validate_new_link
+from gateway.domain.money import format_minor
 from gateway.domain.payments import PaymentProvider
 from gateway.services.audit import audit
+from gateway.services.bulk_files import (
+    COLUMNS,
+    MAX_ROWS,
+    BulkFile,
+    BulkFormatError,
+    FileRow,
+    as_file_rows,
+    parse_csv,
+    parse_json,
+)
 from gateway.services.checkout import link_view
-from gateway.services.email import LinkMailer, SendResult
+from gateway.services.email import EmailNotConfigured, LinkMailer, SendResult
 from gateway.services.links import LinkService
 from gateway.services.payments import lock_link
 
 log = logging.getLogger(__name__)
 
-MAX_BULK_ROWS = 2000
+MAX_BULK_ROWS = MAX_ROWS
+BATCH_ROWS = 2000
+COUNT_CAP = 1000
 SEND_CONCURRENCY = 4
 # What an admin can filter on. ``duplicate`` is a flag (a second payment arrived), the others are
 # one status each, computed in SQL exactly as the payer's page computes its state.
-STATUSES = ("issued", "opened", "pending", "paid", "processing", "expired", "revoked", "duplicate")
-_BULK_COLUMNS = {"email", "name", "description", "currency", "items", "amount", "ref", "valid_for"}
+STATUSES = (
+    "issued",
+    "opened",
+    "pending",
+    "failed",
+    "paid",
+    "processing",
+    "expired",
+    "revoked",
+    "duplicate",
+)
+_NOT_SENDABLE = ("paid", "processing", "revoked", "expired")
+
+__all__ = ["BulkFile", "BulkFormatError", "FileRow", "parse_csv", "parse_json"]
 
 
 class LinkNotSendable(GatewayError):
@@ -62,13 +101,14 @@ class LinkFilter:
     created_to: datetime | None = None
     limit: int = 100
     offset: int = 0
+    cursor: str | None = None  # from a page's next_cursor; wins over offset
 
 
 @dataclass(frozen=True, slots=True)
 class LinkSummary:
     link: Link
     state: str  # what the payer's page shows: payable, paid, processing, revoked, expired
-    status: str  # the admin's finer view (issued, opened, pending instead of payable)
+    status: str  # the admin's finer view (issued, opened, pending, failed instead of payable)
     duplicate: bool
     previews: dict[str, int]
 
@@ -76,22 +116,45 @@ class LinkSummary:
 @dataclass(frozen=True, slots=True)
 class LinkPage:
     links: list[LinkSummary]
-    total: int
+    total: int  # exact when total_exact, else "at least" (the count stops at COUNT_CAP)
     limit: int
     offset: int
+    next_cursor: str | None = None
+    total_exact: bool = True
 
     @property
     def next_offset(self) -> int | None:
-        after = self.offset + len(self.links)
-        return after if after < self.total else None
+        if self.next_cursor is None:
+            return None
+        return self.offset + len(self.links)
+
+
+def encode_cursor(created_at: datetime, link_id: str) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{link_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, link_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(when)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed({"cursor": "not a cursor this API gave out"}) from None
+    if created_at.tzinfo is None or not link_id:
+        raise ValidationFailed({"cursor": "not a cursor this API gave out"})
+    return created_at, link_id
 
 
 def admin_status(state: LinkState, orders: Sequence[Order], open_count: int) -> str:
-    """The admin's finer view of a payable link: issued, opened, or a payment pending."""
+    """The admin's finer view of a payable link: issued, opened, a payment pending, or a
+    delayed payment (bank debit) that failed and nothing paid since."""
     if state is not LinkState.PAYABLE:
         return state.value
     if any(o.status == "pending" for o in orders):
         return "pending"
+    if any(o.status == "failed" for o in orders):
+        return "failed"
     return "opened" if open_count else "issued"
 
 
@@ -107,14 +170,17 @@ def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
     expired = Link.valid_until <= now
     payable = sa.and_(~paid, ~processing, ~revoked, ~expired)
     pending = _has_order("pending")
+    failed = _has_order("failed")
+    quiet = sa.and_(payable, ~pending, ~failed)
     conditions: dict[str, sa.ColumnElement[bool]] = {
         "paid": paid,
         "processing": sa.and_(~paid, processing),
         "revoked": sa.and_(~paid, ~processing, revoked),
         "expired": sa.and_(~paid, ~processing, ~revoked, expired),
         "pending": sa.and_(payable, pending),
-        "opened": sa.and_(payable, ~pending, Link.open_count > 0),
-        "issued": sa.and_(payable, ~pending, Link.open_count == 0),
+        "failed": sa.and_(payable, ~pending, failed),
+        "opened": sa.and_(quiet, Link.open_count > 0),
+        "issued": sa.and_(quiet, Link.open_count == 0),
         "duplicate": sa.exists().where(Order.link_id == Link.id, Order.duplicate_of.is_not(None)),
     }
     return conditions[status]
@@ -124,12 +190,40 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# --- what a person confirms -----------------------------------------------------------------
+
+
+def items_json(items: Sequence[Any], currency: str) -> list[dict[str, Any]]:
+    """Items as stored (minor units) and as a person reads them back."""
+    return [
+        {
+            "description": i.description,
+            "amount": i.amount,
+            "quantity": i.quantity,
+            "amount_display": format_minor(i.amount, currency),
+        }
+        for i in items
+    ]
+
+
+def new_link_json(new: NewLink) -> dict[str, Any]:
+    """What was understood from a request or a row, to show back before or after issuing."""
+    return {
+        "name": new.name,
+        "payer_email": new.email,
+        "items": items_json(new.items, new.currency),
+        "amount_total": new.amount_total,
+        "currency": new.currency,
+        "total": format_minor(new.amount_total, new.currency),
+    }
+
+
 # --- bulk -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class BulkRow:
-    row: int  # 1-based data row (a CSV's header is row 0)
+    row: int  # the spreadsheet's row number (header = row 1); JSON rows count from 1
     ref: str
     status: str = "invalid"  # would_create | created | existing | invalid | skipped
     errors: dict[str, str] = field(default_factory=dict)
@@ -138,9 +232,12 @@ class BulkRow:
     differs: list[str] = field(default_factory=list)
     email: SendResult | None = None
     new: NewLink | None = None
+    sent_before: bool = False  # an existing link emailed successfully before
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"row": self.row, "ref": self.ref, "status": self.status}
+        if self.new is not None:
+            data.update(new_link_json(self.new))
         if self.errors:
             data["errors"] = self.errors
         if self.id:
@@ -156,6 +253,7 @@ class BulkRow:
 class BulkReport:
     dry_run: bool
     rows: list[BulkRow]
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
@@ -176,6 +274,7 @@ class BulkReport:
             "skipped": self.count("skipped"),
             "emails_sent": sum(1 for e in emailed if e.ok),
             "emails_failed": sum(1 for e in emailed if not e.ok),
+            "warnings": self.warnings,
             "rows": [r.as_dict() for r in self.rows],
         }
 
@@ -184,53 +283,32 @@ class BulkInvalid(GatewayError):
     """At least one row is wrong and the run was not told to skip them: nothing was created."""
 
     def __init__(self, report: BulkReport) -> None:
-        rows = ", ".join(str(r.row) for r in report.invalid)
-        super().__init__(f"{len(report.invalid)} invalid row(s): {rows}; nothing was created")
+        rows = ", ".join(str(r.row) for r in report.invalid[:50])
+        more = f" and {len(report.invalid) - 50} more" if len(report.invalid) > 50 else ""
+        super().__init__(f"{len(report.invalid)} invalid row(s): {rows}{more}; nothing was created")
         self.report = report
 
 
-class BulkFormatError(GatewayError):
-    """The file itself cannot be read (not CSV/JSON, missing columns, too many rows)."""
+class BulkInterrupted(GatewayError):
+    """The database failed after some batches were written: those links exist, the rest not."""
 
-
-def parse_csv(text: str) -> list[dict[str, Any]]:
-    """Rows of a CSV with a header. ``items`` holds ``Desc=Amount[xQty]`` parts separated by
-    ``|``; or an ``amount`` column makes one item described by ``description``."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if not header:
-        raise BulkFormatError("the CSV is empty (expected a header row)")
-    missing = {"email", "name", "ref"} - set(header)
-    if missing:
-        raise BulkFormatError(f"missing column(s): {', '.join(sorted(missing))}")
-    if "items" not in header and "amount" not in header:
-        raise BulkFormatError("an 'items' or an 'amount' column is required")
-    unknown = sorted(set(header) - _BULK_COLUMNS)
-    if unknown:
-        raise BulkFormatError(
-            f"unknown column(s): {', '.join(unknown)} (known: {', '.join(sorted(_BULK_COLUMNS))})"
+    def __init__(self, created: int, remaining: int) -> None:
+        super().__init__(
+            f"the run stopped after {created} link(s) were created ({remaining} row(s) not "
+            "written); run the same file again: rows already created are recognised by ref"
         )
-    reader.fieldnames = header
-    rows: list[dict[str, Any]] = []
-    for raw in reader:
-        if None in raw:  # more cells than headers
-            rows.append({**{k: v for k, v in raw.items() if k is not None}, "_extra": True})
-            continue
-        if not any((v or "").strip() for v in raw.values()):
-            continue  # blank line
-        rows.append(dict(raw))
-    return rows
+        self.created = created
+        self.remaining = remaining
 
 
-def parse_json(data: object) -> list[dict[str, Any]]:
-    """``[{...}, ...]`` or ``{"rows": [...]}``; items as strings or objects."""
-    if isinstance(data, dict):
-        data = data.get("rows")
-    if not isinstance(data, list):
-        raise BulkFormatError('expected a list of rows or {"rows": [...]}')
-    if not all(isinstance(row, dict) for row in data):
-        raise BulkFormatError("every row must be a JSON object")
-    return [dict(row) for row in data]
+def _text(row: Mapping[str, Any], key: str, errors: dict[str, str]) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        errors.setdefault(key, "expected text")
+        return ""
+    return str(value)  # validate_new_link checks the text itself
 
 
 def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
@@ -240,8 +318,12 @@ def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
         amount = row.get("amount")
         if amount in (None, ""):
             return "items or amount is required"
-        description = str(row.get("description") or "").strip() or "Payment"
-        return [f"{description}={amount}"]
+        if isinstance(amount, bool) or not isinstance(amount, str | int | float):
+            return "amount must be a number like 150.00"
+        description = row.get("description") or ""
+        if not isinstance(description, str):
+            return "description must be text"
+        return [f"{description.strip() or 'Payment'}={amount}"]
     if isinstance(items, str):
         return [part.strip() for part in items.split("|") if part.strip()]
     if not isinstance(items, list):
@@ -251,26 +333,35 @@ def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
         if isinstance(item, str):
             parsed.append(item)
         elif isinstance(item, dict) and "description" in item and "amount" in item:
+            description, amount = item["description"], item["amount"]
             quantity = item.get("quantity", 1)
-            suffix = f"x{quantity}" if quantity not in (1, "1", None) else ""
-            parsed.append(f"{item['description']}={item['amount']}{suffix}")
+            if not isinstance(description, str) or isinstance(amount, bool):
+                return "an item's description must be text and its amount a number"
+            if not isinstance(amount, str | int | float):
+                return "an item's amount must be a number like 150.00"
+            if isinstance(quantity, bool) or not isinstance(quantity, int | str):
+                return "an item's quantity must be a whole number"
+            suffix = f"x{quantity}" if quantity not in (1, "1") else ""
+            parsed.append(f"{description}={amount}{suffix}")
         else:
             return 'each item is "Description=Amount" or {"description", "amount", "quantity"}'
     return parsed
 
 
 def validate_row(
-    row: Mapping[str, Any], settings: Settings, *, require_ref: bool = True
+    row: Mapping[str, Any] | FileRow, settings: Settings, *, require_ref: bool = True
 ) -> tuple[NewLink | None, dict[str, str]]:
     """One row (or one API request) to a :class:`NewLink`, with every problem reported."""
-    if row.get("_extra"):
-        return None, {"row": "more cells than columns"}
-    unknown = sorted(set(row) - _BULK_COLUMNS)
+    if isinstance(row, FileRow):
+        if row.extra:
+            return None, {"row": "more cells than columns"}
+        row = row.fields
+    unknown = sorted(str(k) for k in set(row) - COLUMNS)
     if unknown:
         return None, {"row": f"unknown field(s): {', '.join(unknown)}"}
     errors: dict[str, str] = {}
-    ref = str(row.get("ref") or "").strip()
-    if not ref and require_ref:
+    ref = _text(row, "ref", errors).strip()
+    if not ref and require_ref and "ref" not in errors:
         # The ref is what makes a second run of the same file harmless.
         errors["ref"] = "a ref is required in bulk files (it identifies the row on a re-run)"
     valid_for: float = settings.checkout.default_valid_for
@@ -285,10 +376,10 @@ def validate_row(
         items = []
     try:
         new = validate_new_link(
-            email=str(row.get("email") or ""),
-            name=str(row.get("name") or ""),
-            description=str(row.get("description") or ""),
-            currency=str(row.get("currency") or settings.checkout.default_currency),
+            email=_text(row, "email", errors),
+            name=_text(row, "name", errors),
+            description=_text(row, "description", errors),
+            currency=_text(row, "currency", errors) or settings.checkout.default_currency,
             items=items,
             ref=ref,
             valid_for=valid_for,
@@ -301,7 +392,7 @@ def validate_row(
     return (None, errors) if errors else (new, {})
 
 
-def _differences(link: Link, new: NewLink) -> list[str]:
+def differences(link: Link, new: NewLink) -> list[str]:
     differs = []
     if link.email.lower() != new.email.lower():
         differs.append("email")
@@ -310,6 +401,43 @@ def _differences(link: Link, new: NewLink) -> list[str]:
     if (link.amount_total, link.currency) != (new.amount_total, new.currency):
         differs.append("amount")
     return differs
+
+
+# --- one link -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What ``links create`` did: a new link, or the live link its ref already had."""
+
+    id: str
+    url: str
+    token: str
+    ref: str
+    existing: bool
+    shown: dict[str, Any]  # name, payer_email, items, total: of the new link or the existing one
+    differs: list[str] = field(default_factory=list)
+    email: SendResult | None = None
+    email_skipped: str | None = None  # why an existing link was not emailed again
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "token": self.token,
+            "ref": self.ref,
+            "status": "existing" if self.existing else "created",
+            "existing": self.existing,
+            **self.shown,
+            "amount_display": self.shown["total"],
+        }
+        if self.differs:
+            data["differs"] = self.differs
+        if self.email is not None:
+            data["email"] = {"sent": self.email.ok, "error": self.email.error}
+        elif self.email_skipped:
+            data["email"] = {"sent": False, "error": None, "skipped": self.email_skipped}
+        return data
 
 
 # --- renewal --------------------------------------------------------------------------------
@@ -372,41 +500,63 @@ class AdminLinks:
                 raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
             where.append(status_condition(f.status, now))
         if f.ref_prefix:
+            problem = text_problem(f.ref_prefix)
+            if problem:
+                raise ValidationFailed({"ref_prefix": problem})
             where.append(Link.ref.like(_like_prefix(f.ref_prefix), escape="\\"))
         if f.created_from:
             where.append(Link.created_at >= f.created_from)
         if f.created_to:
             where.append(Link.created_at < f.created_to)
+        page_where = list(where)
+        offset = f.offset
+        if f.cursor:
+            created_at, link_id = decode_cursor(f.cursor)
+            page_where.append(
+                sa.or_(
+                    Link.created_at < created_at,
+                    sa.and_(Link.created_at == created_at, Link.id < link_id),
+                )
+            )
+            offset = 0
         async with self._db.read() as session:
-            total = (
-                await session.execute(sa.select(sa.func.count()).select_from(Link).where(*where))
+            counted = (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(
+                        sa.select(Link.id).where(*where).limit(COUNT_CAP + 1).subquery()
+                    )
+                )
             ).scalar_one()
-            links = (
+            rows = (
                 (
                     await session.execute(
                         sa.select(Link)
-                        .where(*where)
+                        .where(*page_where)
                         .options(selectinload(Link.orders))
-                        .order_by(Link.created_at.desc(), Link.id)
-                        .limit(f.limit)
-                        .offset(f.offset)
+                        .order_by(Link.created_at.desc(), Link.id.desc())
+                        .limit(f.limit + 1)
+                        .offset(offset)
                     )
                 )
                 .scalars()
                 .all()
             )
+            links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
             if links:
-                rows = await session.execute(
+                found = await session.execute(
                     sa.select(LinkPreview).where(LinkPreview.link_id.in_([x.id for x in links]))
                 )
-                for p in rows.scalars():
+                for p in found.scalars():
                     previews.setdefault(p.link_id, {})[p.bot_name] = p.count
+        last = links[-1] if links and more else None
         return LinkPage(
             [self._summary(link, now, previews.get(link.id, {})) for link in links],
-            int(total),
+            min(int(counted), COUNT_CAP),
             f.limit,
             f.offset,
+            next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+            total_exact=int(counted) <= COUNT_CAP,
         )
 
     def _summary(self, link: Link, now: datetime, previews: dict[str, int]) -> LinkSummary:
@@ -430,99 +580,160 @@ class AdminLinks:
             raise NotFound(link_id)
         return self._summary(link, self.now(), {}).status
 
+    # --- one link ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        new: NewLink,
+        *,
+        actor: str,
+        send: bool = False,
+        allow_duplicate_ref: bool = False,
+    ) -> Created:
+        """Issue one link; with a ref that already has a live link, return that link instead
+        (unless ``allow_duplicate_ref``). With ``send``, email it, unless it is an existing
+        link that was emailed successfully before (``resend`` does that)."""
+        if send and not self._mailer.enabled:
+            raise EmailNotConfigured
+        (issued,) = await self._links.issue_many(
+            [new], actor=actor, reuse_refs=bool(new.ref) and not allow_duplicate_ref
+        )
+        existing = issued.existing
+        shown = new_link_json(new)
+        differs: list[str] = []
+        if existing is not None:
+            async with self._db.read() as session:
+                stored = (
+                    (
+                        await session.execute(
+                            sa.select(LinkItem)
+                            .where(LinkItem.link_id == existing.id)
+                            .order_by(LinkItem.position)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            shown = {
+                "name": existing.name,
+                "payer_email": existing.email,
+                "items": items_json(stored, existing.currency),
+                "amount_total": existing.amount_total,
+                "currency": existing.currency,
+                "total": format_minor(existing.amount_total, existing.currency),
+            }
+            differs = differences(existing, new)
+        email: SendResult | None = None
+        skipped: str | None = None
+        if send:
+            if existing is not None and existing.sent_count > 0:
+                skipped = "emailed before; use resend to email it again"
+            else:
+                status = await self.status_of(issued.id) if existing is not None else "issued"
+                if status in _NOT_SENDABLE:
+                    email = SendResult(issued.id, False, f"not sent: the link is {status}")
+                else:
+                    email = await self._mailer.send_link(issued.id, actor=actor)
+        return Created(
+            issued.id,
+            issued.url,
+            issued.token,
+            new.ref,
+            existing is not None,
+            shown,
+            differs,
+            email,
+            skipped,
+        )
+
     # --- bulk -------------------------------------------------------------------------------
 
     async def bulk(
         self,
-        rows: Sequence[Mapping[str, Any]],
+        rows: BulkFile | Sequence[Mapping[str, Any] | FileRow],
         *,
         actor: str,
         dry_run: bool = False,
         skip_invalid: bool = False,
         send: bool = False,
         resend: bool = False,
+        batch_rows: int = BATCH_ROWS,
     ) -> BulkReport:
-        """Issue a link per row, all in one transaction, then (optionally) email them.
+        """Issue a link per row (see the module docstring), then (optionally) email them.
 
         Idempotent by ``ref``: a row whose ref already has a link that is not revoked is reported
         as ``existing`` and not created again. With ``send``, a link is emailed when it has never
         been sent successfully (new links, and earlier failures); ``resend`` emails existing
         links again too. So running the same file twice neither duplicates links nor emails.
         """
-        if len(rows) > MAX_BULK_ROWS:
-            raise BulkFormatError(f"at most {MAX_BULK_ROWS} rows per file, got {len(rows)}")
-        if not rows:
+        warnings = list(rows.warnings) if isinstance(rows, BulkFile) else []
+        file_rows = as_file_rows(rows if isinstance(rows, BulkFile) else list(rows))
+        if len(file_rows) > MAX_BULK_ROWS:
+            raise BulkFormatError(
+                f"at most {MAX_BULK_ROWS:,} rows per file, got {len(file_rows):,}"
+            )
+        if not file_rows:
             raise BulkFormatError("the file has no rows")
-        report = BulkReport(dry_run, [])
+        report = BulkReport(dry_run, [], warnings)
         seen: dict[str, int] = {}
-        for index, row in enumerate(rows, start=1):
-            new, errors = validate_row(row, self._settings)
-            ref = str(row.get("ref") or "").strip()
+        for file_row in file_rows:
+            new, errors = validate_row(file_row, self._settings)
+            ref = new.ref if new is not None else str(file_row.fields.get("ref") or "").strip()
             if ref and ref in seen:
                 errors["ref"] = f"the same ref as row {seen[ref]}"
                 new = None
             elif ref:
-                seen[ref] = index
-            report.rows.append(BulkRow(index, ref, errors=errors, new=new))
+                seen[ref] = file_row.number
+            report.rows.append(BulkRow(file_row.number, ref, errors=errors, new=new))
         if report.invalid and not skip_invalid and not dry_run:
             raise BulkInvalid(report)
         for r in report.invalid:
             r.status = "invalid" if dry_run or not skip_invalid else "skipped"
-
         if send and not dry_run and not self._mailer.enabled:
-            from gateway.services.email import EmailNotConfigured
-
             raise EmailNotConfigured
         todo = [r for r in report.rows if r.new is not None]
-        existing = await self._existing({r.ref for r in todo})
-        to_create: list[BulkRow] = []
-        for r in todo:
-            link = existing.get(r.ref)
-            if link is not None:
-                r.status, r.id = "existing", link.id
-                r.url = self._links.url_for(link.id, link.created_at)[1]
-                assert r.new is not None
-                r.differs = _differences(link, r.new)
-            else:
-                r.status = "would_create" if dry_run else "created"
-                to_create.append(r)
         if dry_run:
+            existing = await self._links.live_by_ref([r.ref for r in todo])
+            for r in todo:
+                self._mark(r, existing.get(r.ref), "would_create")
             return report
-        if to_create:
-            issued = await self._links.issue_many(
-                [r.new for r in to_create if r.new is not None], actor=actor
-            )
-            for r, made in zip(to_create, issued, strict=True):
-                r.id, r.url = made.id, made.url
+        created = 0
+        for start in range(0, len(todo), max(batch_rows, 1)):
+            batch = todo[start : start + batch_rows]
+            try:
+                issued = await self._links.issue_many(
+                    [r.new for r in batch if r.new is not None], actor=actor, reuse_refs=True
+                )
+            except Exception:
+                if not created:
+                    raise
+                log.exception("bulk run interrupted", extra={"links_created": created})
+                raise BulkInterrupted(created, len(todo) - start) from None
+            for r, made in zip(batch, issued, strict=True):
+                self._mark(r, made.existing, "created")
+                if made.existing is None:
+                    r.id, r.url = made.id, made.url
+                    created += 1
         if send:
-            await self._send_rows(report, existing, resend=resend, actor=actor)
+            await self._send_rows(report, resend=resend, actor=actor)
         return report
 
-    async def _existing(self, refs: set[str]) -> dict[str, Link]:
-        if not refs:
-            return {}
-        found: dict[str, Link] = {}
-        async with self._db.read() as session:
-            rows = await session.execute(
-                sa.select(Link)
-                .where(Link.ref.in_(sorted(refs)), Link.revoked_at.is_(None))
-                .order_by(Link.created_at)
-            )
-            for link in rows.scalars():
-                found[link.ref] = link  # the newest wins
-        return found
+    def _mark(self, r: BulkRow, link: Link | None, new_status: str) -> None:
+        if link is None:
+            r.status = new_status
+            return
+        r.status, r.id = "existing", link.id
+        r.url = self._links.url_for(link.id, link.created_at)[1]
+        r.sent_before = link.sent_count > 0
+        assert r.new is not None
+        r.differs = differences(link, r.new)
 
-    async def _send_rows(
-        self, report: BulkReport, existing: dict[str, Link], *, resend: bool, actor: str
-    ) -> None:
-        wanted: list[BulkRow] = []
-        for r in report.rows:
-            if r.status == "created":
-                wanted.append(r)
-            elif r.status == "existing":
-                link = existing[r.ref]
-                if resend or link.sent_count == 0:
-                    wanted.append(r)
+    async def _send_rows(self, report: BulkReport, *, resend: bool, actor: str) -> None:
+        wanted = [
+            r
+            for r in report.rows
+            if r.status == "created" or (r.status == "existing" and (resend or not r.sent_before))
+        ]
         # A few at a time: quick for a team of 30, gentle with a small club's mail relay.
         gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
@@ -530,7 +741,7 @@ class AdminLinks:
             assert r.id is not None
             async with gate:
                 status = await self.status_of(r.id) if r.status == "existing" else "issued"
-                if status in ("paid", "processing", "revoked", "expired"):
+                if status in _NOT_SENDABLE:
                     r.email = SendResult(r.id, False, f"not sent: the link is {status}")
                     return
                 r.email = await self._mailer.send_link(r.id, actor=actor)
@@ -541,7 +752,7 @@ class AdminLinks:
 
     async def resend(self, link_id: str, *, actor: str) -> SendResult:
         status = await self.status_of(link_id)
-        if status in ("paid", "processing", "revoked", "expired"):
+        if status in _NOT_SENDABLE:
             raise LinkNotSendable(link_id, status)
         return await self._mailer.send_link(link_id, actor=actor)
 

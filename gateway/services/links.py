@@ -27,12 +27,19 @@ from gateway.services.ids import new_link_id
 from gateway.services.payments import PaymentRecorder, cancel_pending, lock_link
 from gateway.services.snapshots import SnapshotCache
 
+# Issuing links with a ref takes this PostgreSQL advisory lock (transaction-scoped), so "is there
+# a live link for this ref?" and the insert are one step across replicas; SQLite's write lock
+# (BEGIN IMMEDIATE) does the same there.
+REF_LOCK_KEY = 0x67775F726566  # "gw_ref"
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedLink:
     id: str
     token: str
     url: str
+    # Set when a live link for the ref existed and was returned instead of a new one.
+    existing: Link | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +81,66 @@ class LinkService:
         token, url = self.url_for(link.id, link.created_at)
         return IssuedLink(link.id, token, url)
 
-    async def issue_many(self, news: Sequence[NewLink], *, actor: str) -> list[IssuedLink]:
-        """Issue several links in ONE transaction: a bulk run creates all of them or none."""
+    async def issue_many(
+        self, news: Sequence[NewLink], *, actor: str, reuse_refs: bool = False
+    ) -> list[IssuedLink]:
+        """Issue several links in ONE transaction: all of them or none.
+
+        With ``reuse_refs``, a link whose ref already has a live (not revoked) link is not
+        issued: that link is returned, with ``existing`` set. The check and the inserts are one
+        step (see :data:`REF_LOCK_KEY`), so two runs at the same moment cannot both issue one.
+        Rows go in as plain multi-row inserts: tens of thousands a second, not hundreds.
+        """
         now = self.now()
         async with self._db.write() as session:
-            links = [self.add_link(session, new, actor=actor, now=now) for new in news]
-        return [IssuedLink(link.id, *self.url_for(link.id, link.created_at)) for link in links]
+            found: dict[str, Link] = {}
+            refs = sorted({new.ref for new in news if new.ref}) if reuse_refs else []
+            if refs:
+                if not self._db.is_sqlite:
+                    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(REF_LOCK_KEY)))
+                found = await live_links_by_ref(session, refs)
+            results: list[IssuedLink] = []
+            links: list[dict[str, Any]] = []
+            items: list[dict[str, Any]] = []
+            entries: list[dict[str, Any]] = []
+            for new in news:
+                existing = found.get(new.ref) if new.ref else None
+                if existing is not None:
+                    results.append(
+                        IssuedLink(
+                            existing.id,
+                            *self.url_for(existing.id, existing.created_at),
+                            existing=existing,
+                        )
+                    )
+                    continue
+                link_id = new_link_id()
+                links.append(_link_row(link_id, new, actor=actor, now=now))
+                items.extend(
+                    {
+                        "link_id": link_id,
+                        "position": position,
+                        "description": item.description,
+                        "amount": item.amount,
+                        "quantity": item.quantity,
+                    }
+                    for position, item in enumerate(new.items)
+                )
+                entries.append(
+                    {
+                        "at": now,
+                        "link_id": link_id,
+                        "action": "link.issued",
+                        "actor": actor,
+                        "detail": f"{len(new.items)} item(s), {new.amount_total} {new.currency}",
+                    }
+                )
+                results.append(IssuedLink(link_id, *self.url_for(link_id, now)))
+            if links:
+                await session.execute(sa.insert(Link), links)
+                await session.execute(sa.insert(LinkItem), items)
+                await session.execute(sa.insert(AuditEntry), entries)
+        return results
 
     def add_link(
         self,
@@ -169,6 +230,11 @@ class LinkService:
             await self._cancel_pending(order, actor=actor, provider=provider)
         self._invalidate(link_id)
         return True
+
+    async def live_by_ref(self, refs: Sequence[str]) -> dict[str, Link]:
+        """The live (not revoked) link of each ref that has one; the newest when several do."""
+        async with self._db.read() as session:
+            return await live_links_by_ref(session, refs)
 
     def _invalidate(self, link_id: str) -> None:
         if self._snapshots is not None:
@@ -270,6 +336,44 @@ class LinkService:
             if status:
                 stmt = stmt.where(Order.status == status)
             return (await session.execute(stmt)).scalars().all()
+
+
+def _link_row(link_id: str, new: NewLink, *, actor: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": link_id,
+        "email": new.email,
+        "name": new.name,
+        "description": new.description,
+        "currency": new.currency,
+        "amount_total": new.amount_total,
+        "ref": new.ref,
+        "created_at": now,
+        "created_by": actor,
+        "valid_until": now + timedelta(seconds=new.valid_for),
+        "replaces_id": None,
+        "open_count": 0,
+        "sent_count": 0,
+    }
+
+
+# Refs per query: well under SQLite's limit of bound parameters.
+_REFS_PER_QUERY = 5000
+
+
+async def live_links_by_ref(session: AsyncSession, refs: Sequence[str]) -> dict[str, Link]:
+    """Inside the caller's transaction: the newest live (not revoked) link of each ref."""
+    found: dict[str, Link] = {}
+    wanted = sorted(set(refs))
+    for start in range(0, len(wanted), _REFS_PER_QUERY):
+        rows = await session.execute(
+            sa.select(Link)
+            .where(Link.ref.in_(wanted[start : start + _REFS_PER_QUERY]))
+            .where(Link.revoked_at.is_(None))
+            .order_by(Link.created_at, Link.id)
+        )
+        for link in rows.scalars():
+            found[link.ref] = link  # the newest wins
+    return found
 
 
 __all__ = ["IssuedLink", "LinkDetail", "LinkService", "link_state"]

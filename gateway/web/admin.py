@@ -19,16 +19,23 @@ from aiohttp.typedefs import Handler
 from gateway.adapters.mail import SmtpMailer
 from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
+from gateway.domain.links import text_problem
 from gateway.domain.orders import OrderStatus
 from gateway.services.admin_links import (
     AdminLinks,
-    BulkFormatError,
+    BulkInterrupted,
     BulkInvalid,
     LinkFilter,
     LinkNotSendable,
+    validate_row,
+)
+from gateway.services.bulk_files import (
+    MAX_BODY_BYTES,
+    BulkFormatError,
+    BulkTooLarge,
+    load_json,
     parse_csv,
     parse_json,
-    validate_row,
 )
 from gateway.services.email import EmailNotConfigured, LinkMailer
 from gateway.web.admin_auth import AdminKeys, Throttled
@@ -89,8 +96,15 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
             rows=[r.as_dict() for r in exc.report.invalid],
             report=exc.report.as_dict(),
         )
+    except BulkTooLarge as exc:
+        response = error(413, "too_large", str(exc))
     except BulkFormatError as exc:
         response = error(400, "bad_file", str(exc))
+    except BulkInterrupted as exc:
+        # Not the admin's fault, but not a mystery either: what exists and what to do.
+        response = error(
+            500, "bulk_interrupted", str(exc), created=exc.created, remaining=exc.remaining
+        )
     except BadRequest as exc:
         response = error(400, "bad_request", str(exc))
     except NotFound:
@@ -113,6 +127,24 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(await request.text() or "null")
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+
+
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The raw body, read in chunks up to ``limit`` bytes (bulk files may exceed the app's
+    ``server.max_body_bytes``, which only ``request.read()`` enforces)."""
+    too_large = f"the file is larger than {limit // (1024 * 1024)} MB; split it"
+    if request.content_length is not None and request.content_length > limit:
+        raise BulkTooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BulkTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class BadRequest(Exception):
@@ -173,48 +205,48 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(base))
 
 
+def _body_flag(body: dict[str, Any], name: str) -> bool:
+    value = body.pop(name, False)
+    if not isinstance(value, bool):
+        raise ValidationFailed({name: "expected true or false"})
+    return value
+
+
 @routes.post("/links", name="admin_create_link")
 async def create_link(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
-    send = body.pop("send", False)
-    if not isinstance(send, bool):
-        raise ValidationFailed({"send": "expected true or false"})
+    send = _body_flag(body, "send")
+    allow_duplicate_ref = _body_flag(body, "allow_duplicate_ref")
     settings = request.config_dict[SETTINGS]
     new, errors = validate_row(body, settings, require_ref=False)
     if new is None:
         raise ValidationFailed(errors)
-    mailer = request.config_dict[MAILER]
-    if send and not mailer.enabled:
+    if send and not request.config_dict[MAILER].enabled:
         raise EmailNotConfigured
-    issued = await request.config_dict[LINKS].issue(new, actor=_actor(request))
-    request.config_dict[METRICS].links_issued.labels("api").inc()
-    data: dict[str, Any] = {
-        "id": issued.id,
-        "url": issued.url,
-        "token": issued.token,
-        "ref": new.ref,
-        "amount_total": new.amount_total,
-        "currency": new.currency,
-    }
-    if send:
-        result = await mailer.send_link(issued.id, actor=_actor(request))
-        request.config_dict[METRICS].record_email("link", result.ok)
-        data["email"] = {"sent": result.ok, "error": result.error}
-    return web.json_response(data, status=201)
+    created = await request.config_dict[ADMIN].create(
+        new, actor=_actor(request), send=send, allow_duplicate_ref=allow_duplicate_ref
+    )
+    if not created.existing:
+        request.config_dict[METRICS].links_issued.labels("api").inc()
+    if created.email is not None:
+        request.config_dict[METRICS].record_email("link", created.email.ok)
+    return web.json_response(created.as_dict(), status=200 if created.existing else 201)
 
 
 @routes.post("/links/bulk", name="admin_bulk_links")
 async def bulk_links(request: web.Request) -> web.Response:
-    text = await request.text()
+    body = await _body(request, MAX_BODY_BYTES)
     if request.content_type in ("text/csv", "text/plain", "application/csv"):
-        rows = parse_csv(text)
+        rows = parse_csv(body)
     else:
         try:
-            rows = parse_json(json.loads(text))
-        except ValueError:
-            raise BadRequest("send a JSON list of rows, or a CSV as text/csv") from None
+            rows = parse_json(load_json(body))
+        except BulkFormatError as exc:
+            raise BulkFormatError(
+                f"{exc}: send a JSON list of rows, or a CSV as text/csv"
+            ) from None
     report = await request.config_dict[ADMIN].bulk(
         rows,
         actor=_actor(request),
@@ -243,6 +275,7 @@ async def list_links(request: web.Request) -> web.Response:
             created_to=_when(request, "created_to", end=True),
             limit=_int(request, "limit", 100, 1, MAX_LIMIT),
             offset=_int(request, "offset", 0, 0, 10**9),
+            cursor=request.query.get("cursor") or None,
         )
     )
     return web.json_response(page_json(page))
@@ -261,6 +294,9 @@ async def revoke_link(request: web.Request) -> web.Response:
     reason = body.get("reason", "") if isinstance(body, dict) else ""
     if not isinstance(reason, str) or len(reason) > 200:
         raise ValidationFailed({"reason": "a string of at most 200 characters"})
+    problem = text_problem(reason)
+    if problem:
+        raise ValidationFailed({"reason": problem})
     changed = await request.config_dict[LINKS].revoke(
         link_id, actor=_actor(request), reason=reason, provider=request.config_dict[PAYMENTS]
     )

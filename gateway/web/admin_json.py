@@ -12,7 +12,7 @@ from typing import Any
 from gateway.adapters.db.models import AuditEntry, Link, Order
 from gateway.domain.checkout import LinkState
 from gateway.domain.money import format_minor
-from gateway.services.admin_links import LinkPage, LinkSummary, admin_status
+from gateway.services.admin_links import LinkPage, LinkSummary, admin_status, items_json
 from gateway.services.links import LinkDetail
 
 
@@ -66,8 +66,10 @@ def page_json(page: LinkPage) -> dict[str, Any]:
     return {
         "links": [summary_json(s) for s in page.links],
         "total": page.total,
+        "total_exact": page.total_exact,
         "limit": page.limit,
         "offset": page.offset,
+        "next_cursor": page.next_cursor,
         "next_offset": page.next_offset,
     }
 
@@ -113,10 +115,7 @@ def detail_json(detail: LinkDetail) -> dict[str, Any]:
         any(o.duplicate_of for o in detail.orders),
     )
     data["url"] = detail.url
-    data["items"] = [
-        {"description": i.description, "amount": i.amount, "quantity": i.quantity}
-        for i in detail.items
-    ]
+    data["items"] = items_json(detail.items, detail.link.currency)
     data["orders"] = [order_json(o) for o in detail.orders]
     data["audit"] = [audit_json(a) for a in detail.audit]
     return data

@@ -16,6 +16,8 @@ _ERROR_CODES = [
     "bulk_invalid",
     "bad_file",
     "bad_request",
+    "too_large",
+    "bulk_interrupted",
     "not_found",
     "email_not_configured",
     "link_not_sendable",
@@ -54,6 +56,35 @@ _PAGING = [
     _param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip"),
 ]
 _FLAG = {"type": "boolean"}
+_STATUSES = [
+    "issued",
+    "opened",
+    "pending",
+    "failed",
+    "paid",
+    "processing",
+    "expired",
+    "revoked",
+]
+_ITEM = {
+    "type": "object",
+    "required": ["description", "amount", "quantity", "amount_display"],
+    "properties": {
+        "description": {"type": "string"},
+        "amount": {"type": "integer", "description": "minor units, per unit"},
+        "quantity": {"type": "integer"},
+        "amount_display": {"type": "string", "description": "e.g. 150.00 EUR"},
+    },
+}
+# What was understood from a request or a row, shown back for a person to confirm.
+_UNDERSTOOD = {
+    "name": {"type": "string"},
+    "payer_email": {"type": "string", "description": "where the link is (or would be) sent"},
+    "items": {"type": "array", "items": _ITEM},
+    "amount_total": {"type": "integer", "description": "minor units"},
+    "currency": {"type": "string"},
+    "total": {"type": "string", "description": "the total as a person reads it: 150.00 EUR"},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -68,6 +99,8 @@ SCHEMAS: dict[str, Any] = {
                     "message": {"type": "string"},
                     "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                     "rows": {"type": "array", "items": _ref("BulkRow")},
+                    "created": {"type": "integer", "description": "bulk_interrupted"},
+                    "remaining": {"type": "integer", "description": "bulk_interrupted"},
                 },
             }
         },
@@ -92,7 +125,8 @@ SCHEMAS: dict[str, Any] = {
                                 "description": {"type": "string"},
                                 "amount": {
                                     "type": ["string", "number"],
-                                    "description": "major units, e.g. 150.00",
+                                    "description": "major units: 150.00 or 1,500.00 (150,00 and"
+                                    " 1,500 are refused as ambiguous)",
                                 },
                                 "quantity": {"type": "integer"},
                             },
@@ -104,25 +138,54 @@ SCHEMAS: dict[str, Any] = {
             "ref": {"type": "string"},
             "valid_for": {"type": ["string", "number"], "description": "e.g. 30d, or seconds"},
             "send": {"type": "boolean", "description": "email it to the payer now"},
+            "allow_duplicate_ref": {
+                "type": "boolean",
+                "description": "issue a second live link for a ref that already has one",
+            },
         },
     },
     "IssuedLink": {
         "type": "object",
-        "required": ["id", "url", "token", "ref", "amount_total", "currency"],
+        "description": (
+            "201: a new link. 200: the ref already had a live link, which is returned"
+            " (existing: true), with what differs from the request"
+        ),
+        "required": [
+            "id",
+            "url",
+            "token",
+            "ref",
+            "status",
+            "existing",
+            "name",
+            "payer_email",
+            "items",
+            "amount_total",
+            "currency",
+            "total",
+            "amount_display",
+        ],
         "properties": {
             "id": {"type": "string"},
             "url": {"type": "string"},
             "token": {"type": "string"},
             "ref": {"type": "string"},
-            "amount_total": {"type": "integer", "description": "minor units"},
-            "currency": {"type": "string"},
+            "status": {"type": "string", "enum": ["created", "existing"]},
+            "existing": {"type": "boolean"},
+            **_UNDERSTOOD,
+            "amount_display": {"type": "string"},
+            "differs": {"type": "array", "items": {"type": "string"}},
             "email": _ref("EmailOutcome"),
         },
     },
     "EmailOutcome": {
         "type": "object",
         "required": ["sent", "error"],
-        "properties": {"sent": {"type": "boolean"}, "error": _NULLABLE_STR},
+        "properties": {
+            "sent": {"type": "boolean"},
+            "error": _NULLABLE_STR,
+            "skipped": {"type": "string", "description": "why an existing link was not emailed"},
+        },
     },
     "Link": {
         "type": "object",
@@ -158,8 +221,11 @@ SCHEMAS: dict[str, Any] = {
             },
             "status": {
                 "type": "string",
-                "enum": ["issued", "opened", "pending", "paid", "processing", "expired", "revoked"],
-                "description": "the admin's view: a payable link is issued, opened or pending",
+                "enum": _STATUSES,
+                "description": (
+                    "the admin's view: a payable link is issued, opened, pending, or failed (a"
+                    " delayed payment such as a bank debit failed and nothing was paid since)"
+                ),
             },
             "duplicate_payment": {"type": "boolean"},
             "created_at": {"type": "string"},
@@ -202,18 +268,7 @@ SCHEMAS: dict[str, Any] = {
                 "required": ["url", "items", "orders", "audit"],
                 "properties": {
                     "url": {"type": "string"},
-                    "items": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["description", "amount", "quantity"],
-                            "properties": {
-                                "description": {"type": "string"},
-                                "amount": {"type": "integer"},
-                                "quantity": {"type": "integer"},
-                            },
-                        },
-                    },
+                    "items": {"type": "array", "items": _ITEM},
                     "orders": {"type": "array", "items": _ref("Order")},
                     "audit": {"type": "array", "items": _ref("AuditEntry")},
                 },
@@ -222,12 +277,28 @@ SCHEMAS: dict[str, Any] = {
     },
     "LinkPage": {
         "type": "object",
-        "required": ["links", "total", "limit", "offset", "next_offset"],
+        "required": [
+            "links",
+            "total",
+            "total_exact",
+            "limit",
+            "offset",
+            "next_cursor",
+            "next_offset",
+        ],
         "properties": {
             "links": {"type": "array", "items": _ref("Link")},
-            "total": {"type": "integer"},
+            "total": {
+                "type": "integer",
+                "description": "matching links, counted up to 1,000 (see total_exact)",
+            },
+            "total_exact": {"type": "boolean", "description": "false: at least total"},
             "limit": {"type": "integer"},
             "offset": {"type": "integer"},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last page",
+            },
             "next_offset": {"type": ["integer", "null"]},
         },
     },
@@ -279,8 +350,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["row", "ref", "status"],
         "properties": {
-            "row": {"type": "integer", "description": "1-based data row"},
+            "row": {
+                "type": "integer",
+                "description": "CSV: the spreadsheet's row (header = 1); JSON: position from 1",
+            },
             "ref": {"type": "string"},
+            **_UNDERSTOOD,
             "status": {
                 "type": "string",
                 "enum": ["would_create", "created", "existing", "invalid", "skipped"],
@@ -316,6 +391,7 @@ SCHEMAS: dict[str, Any] = {
             "skipped": {"type": "integer"},
             "emails_sent": {"type": "integer"},
             "emails_failed": {"type": "integer"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
             "rows": {"type": "array", "items": _ref("BulkRow")},
         },
     },
@@ -366,8 +442,16 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "admin_create_link",
             "summary": "Issue one link (optionally email it)",
+            "description": (
+                "A ref that already has a live (not revoked) link is not issued again: that"
+                " link is returned with 200 and existing: true, unless allow_duplicate_ref."
+            ),
             "requestBody": {"content": {"application/json": {"schema": _ref("NewLink")}}},
-            "responses": {"201": _json(_ref("IssuedLink"), "issued"), **_errors(400, 409, 422)},
+            "responses": {
+                "200": _json(_ref("IssuedLink"), "the ref's existing live link"),
+                "201": _json(_ref("IssuedLink"), "issued"),
+                **_errors(400, 409, 422),
+            },
         },
         "get": {
             "operationId": "admin_list_links",
@@ -376,25 +460,20 @@ PATHS: dict[str, Any] = {
                 _param(
                     "status",
                     "query",
-                    {
-                        "type": "string",
-                        "enum": [
-                            "issued",
-                            "opened",
-                            "pending",
-                            "paid",
-                            "processing",
-                            "expired",
-                            "revoked",
-                            "duplicate",
-                        ],
-                    },
-                    "duplicate: a second payment arrived for the link",
+                    {"type": "string", "enum": [*_STATUSES, "duplicate"]},
+                    "failed: a delayed payment failed, nothing paid since; duplicate: a second"
+                    " payment arrived for the link",
                 ),
                 _param("ref_prefix", "query", {"type": "string"}, "e.g. 2026-04/"),
                 _param("created_from", "query", {"type": "string"}, "ISO date or date-time"),
                 _param(
                     "created_to", "query", {"type": "string"}, "exclusive; a date includes the day"
+                ),
+                _param(
+                    "cursor",
+                    "query",
+                    {"type": "string"},
+                    "a page's next_cursor: the next page at constant cost (wins over offset)",
                 ),
                 *_PAGING,
             ],
@@ -404,12 +483,16 @@ PATHS: dict[str, Any] = {
     "/admin/api/links/bulk": {
         "post": {
             "operationId": "admin_bulk_links",
-            "summary": "Issue links from a CSV (text/csv) or JSON rows, in one transaction",
+            "summary": "Issue links from a CSV (text/csv) or JSON rows (up to 100,000)",
             "description": (
                 "Rows are keyed by ref: a ref that already has a link (not revoked) is reported"
                 " as existing and not created again. With send, links never sent successfully"
                 " are emailed; resend emails existing ones again too. Any invalid row makes the"
-                " whole run fail with nothing created, unless skip_invalid."
+                " whole run fail with nothing created, unless skip_invalid. Valid files are"
+                " written in transactions of 2,000 rows; if the database fails mid-run the"
+                " answer is 500 bulk_interrupted with the rows created so far, and running the"
+                " same file again creates the rest. CSV: UTF-8 (or Windows-1252, with a"
+                " warning), comma, semicolon or tab, cells up to 10 KB."
             ),
             "parameters": [
                 _param("dry_run", "query", _FLAG, "validate and report only"),
@@ -428,7 +511,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("BulkReport"), "dry run, or nothing new"),
                 "201": _json(_ref("BulkReport"), "links created"),
-                **_errors(400, 409, 422),
+                **_errors(400, 409, 413, 422, 500),
             },
         }
     },

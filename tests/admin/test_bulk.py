@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import AuditEntry, Link
-from gateway.web.keys import DATABASE
+from gateway.services.admin_links import BulkInterrupted
+from gateway.services.bulk_files import parse_csv
+from gateway.web.keys import ADMIN, DATABASE
 from tests.admin.support import AdminHarness, start_admin_harness
 
 CSV_HEADERS = {"Content-Type": "text/csv"}
@@ -52,7 +54,8 @@ class TestAllOrNothing:
         error = (await response.json())["error"]
         assert error["code"] == "bulk_invalid"
         (row,) = error["rows"]
-        assert row["row"] == 4 and row["ref"] == "2026-04/p4"
+        # The spreadsheet's row number: the header is row 1.
+        assert row["row"] == 5 and row["ref"] == "2026-04/p4"
         # Every problem of the row at once.
         assert {"email", "name", "items[0]"} <= set(row["errors"])
         assert await counts(h) == (0, 0)
@@ -85,24 +88,57 @@ class TestAllOrNothing:
         assert [r["status"] for r in report["rows"]] == ["would_create"] * 3 + ["invalid"]
         assert await counts(h) == (0, 0)
 
-    async def test_a_database_failure_mid_run_leaves_nothing(
-        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        from gateway.services import links as links_module
-
-        calls = {"n": 0}
-        real = links_module.LinkService.add_link
-
-        def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise RuntimeError("disk full")
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(links_module.LinkService, "add_link", failing)
+    async def test_a_database_failure_mid_run_leaves_nothing(self, h: AdminHarness) -> None:
+        await fail_inserts_of(h, "2026-04/p3")
         response = await bulk(h, GOOD_CSV)
         assert response.status == 500
         assert await counts(h) == (0, 0)
+
+    async def test_a_failure_after_some_batches_says_what_exists_and_a_rerun_completes(
+        self, h: AdminHarness
+    ) -> None:
+        rows = parse_csv(GOOD_CSV.encode())
+        await fail_inserts_of(h, "2026-04/p3")
+        with pytest.raises(BulkInterrupted) as caught:
+            await h.app[ADMIN].bulk(rows, actor="admin:t", batch_rows=2)
+        assert (caught.value.created, caught.value.remaining) == (2, 1)
+        assert "run the same file again" in str(caught.value)
+        assert (await counts(h))[0] == 2
+        await fail_inserts_of(h, None)
+        report = await h.app[ADMIN].bulk(rows, actor="admin:t", batch_rows=2)
+        assert [r.status for r in report.rows] == ["existing", "existing", "created"]
+        assert (await counts(h))[0] == 3
+
+
+async def fail_inserts_of(h: AdminHarness, ref: str | None) -> None:
+    """A real database error (a trigger) when a link with ``ref`` is inserted; None removes it."""
+    db = h.app[DATABASE]
+    async with db.write() as session:
+        if db.is_sqlite:
+            await session.execute(sa.text("DROP TRIGGER IF EXISTS fail_insert"))
+            if ref is not None:
+                await session.execute(
+                    sa.text(
+                        "CREATE TRIGGER fail_insert BEFORE INSERT ON links "
+                        f"WHEN NEW.ref = '{ref}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                    )
+                )
+            return
+        await session.execute(sa.text("DROP TRIGGER IF EXISTS fail_insert ON links"))
+        if ref is not None:
+            await session.execute(
+                sa.text(
+                    "CREATE OR REPLACE FUNCTION fail_insert() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.ref = '{ref}' THEN RAISE EXCEPTION 'disk full'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await session.execute(
+                sa.text(
+                    "CREATE TRIGGER fail_insert BEFORE INSERT ON links "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_insert()"
+                )
+            )
 
 
 class TestRerun:
@@ -180,8 +216,8 @@ class TestFormats:
         response = await bulk(h, body)
         assert response.status == 422
         rows = (await response.json())["error"]["rows"]
-        assert [(r["row"], sorted(r["errors"])) for r in rows] == [(2, ["ref"]), (3, ["ref"])]
-        assert "row 1" in rows[0]["errors"]["ref"]
+        assert [(r["row"], sorted(r["errors"])) for r in rows] == [(3, ["ref"]), (4, ["ref"])]
+        assert "row 2" in rows[0]["errors"]["ref"]
         assert await counts(h) == (0, 0)
 
     async def test_a_row_with_extra_cells_is_invalid(self, h: AdminHarness) -> None:

@@ -129,6 +129,13 @@ class TestList:
         h.emulator.pay(session_id_from(response.headers["Location"]), "async")
         await h.emulator.deliver_webhooks()
         ids["processing"] = processing.id
+        failed = await h.issue(ref="s/failed")
+        response = await h.post(failed)
+        session = session_id_from(response.headers["Location"])
+        h.emulator.pay(session, "async")
+        h.emulator.settle_async(session, succeed=False)
+        await h.emulator.deliver_webhooks()
+        ids["failed"] = failed.id
         revoked = await h.issue(ref="s/revoked")
         await h.api("POST", f"/links/{revoked.id}/revoke", json={"reason": "left"})
         ids["revoked"] = revoked.id

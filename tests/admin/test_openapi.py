@@ -141,6 +141,8 @@ class TestOpenApi:
         new = {"email": "a@example.com", "name": "A", "items": ["Fee=10.00"], "ref": "o/1"}
         created = await checked(h, doc, "post", "/links", "/links", json=new)
         link_id = created["id"]
+        again = await checked(h, doc, "post", "/links", "/links", json=new)
+        assert again["existing"] is True and again["id"] == link_id
         link = await h.issue(ref="o/2")
         await h.pay_flow(link)
         await checked(h, doc, "post", "/links", "/links", json={"email": "x"})
@@ -158,8 +160,12 @@ class TestOpenApi:
                 params=params,
             )
         await checked(h, doc, "post", "/links/bulk", "/links/bulk", json={"rows": 1})
-        await checked(h, doc, "get", "/links", "/links")
+        page = await checked(h, doc, "get", "/links", "/links", params={"limit": 1})
+        params = {"limit": 1, "cursor": page["next_cursor"]}
+        await checked(h, doc, "get", "/links", "/links", params=params)
+        await checked(h, doc, "get", "/links", "/links", params={"status": "failed"})
         await checked(h, doc, "get", "/links", "/links", params={"status": "nope"})
+        await checked(h, doc, "get", "/links", "/links", params={"cursor": "nope"})
         await checked(h, doc, "get", f"/links/{link.id}", "/links/{id}")
         await checked(h, doc, "get", "/links/lk_doesnotexist", "/links/{id}")
         await checked(h, doc, "post", f"/links/{link_id}/resend", "/links/{id}/resend")

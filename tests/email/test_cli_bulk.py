@@ -109,7 +109,7 @@ class TestBulkSend:
         (cli_env / "bad.csv").write_text(TEAM + "nobody,,2026-04/p4,Fee=abc\n")
         code, _, err = run(capsys, "links", "bulk", "bad.csv", "--send")
         assert code == 2
-        assert "row 4 (2026-04/p4): email" in err and "nothing was created" in err
+        assert "row 5 (2026-04/p4): email" in err and "nothing was created" in err
         code, out, _ = run(capsys, "links", "list", "--json")
         assert json.loads(out) == [] and smtp.messages == []
 
@@ -172,3 +172,94 @@ class TestListFilters:
         assert exited.value.code == 2
         code, _, err = run(capsys, "links", "list", "--created-from", "last week")
         assert code == 2 and "date" in err
+
+
+CREATE = ["links", "create", "--email", "ana@example.com", "--name", "Ana Lopez"]
+
+
+class TestCreate:
+    def test_create_shows_the_amounts_and_send_emails_it(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out, err = run(
+            capsys, *CREATE, "--item", "Fee=1,500.00", "--item", "Kit=25.50x2", "--send"
+        )
+        assert code == 0, err
+        assert "Fee: 1,500.00 USD" in out and "Kit: 25.50 USD x2" in out
+        assert "total  1,551.00 USD" in out and "emailed to ana@example.com" in out
+        (mail,) = smtp.to("ana@example.com")
+        assert link_in(mail.text()) in out
+
+    def test_an_ambiguous_amount_is_refused_with_how_to_write_it(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, _, err = run(capsys, *CREATE, "--item", "Fee=150,00", "--currency", "eur")
+        assert code == 2
+        assert "did you mean 150.00?" in err and "1,500.00" in err
+        _, out, _ = run(capsys, "links", "list", "--json")
+        assert json.loads(out) == []
+
+    def test_a_ref_with_a_live_link_is_not_issued_twice(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, first, err = run(capsys, *CREATE, "--item", "Fee=150", "--ref", "r/1", "--json")
+        assert code == 0, err
+        code, out, err = run(capsys, *CREATE, "--item", "Fee=160", "--ref", "r/1", "--send")
+        assert code == 0, err
+        assert "already has a live link, so none was created" in out
+        assert json.loads(first)["id"] in out and "differs from what you typed in: amount" in out
+        assert "total  150.00 USD" in out  # what exists, not what was typed
+        assert len(smtp.messages) == 1  # never emailed before: --send sends it once
+        code, out, err = run(capsys, *CREATE, "--item", "Fee=1", "--ref", "r/1", "--send")
+        assert "not emailed: emailed before" in out and len(smtp.messages) == 1
+        code, out, _ = run(
+            capsys, *CREATE, "--item", "Fee=160", "--ref", "r/1", "--allow-duplicate-ref"
+        )
+        assert code == 0 and "created" in out
+        _, out, _ = run(capsys, "links", "list", "--json")
+        assert len(json.loads(out)) == 2
+
+
+class TestBulkFiles:
+    def test_dry_run_shows_what_was_understood(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out, err = run(capsys, "links", "bulk", "team.csv", "--dry-run")
+        assert code == 0, err
+        line = next(x for x in out.splitlines() if "2026-04/p2" in x)
+        for shown in ("Ben Okafor", "ben@example.com", "Kit 25.00 USD x2", "200.00 USD"):
+            assert shown in line
+
+    def test_a_semicolon_windows_1252_file_from_excel(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        excel = "email;name;ref;amount;description\r\njo@example.com;José Núñez;e/1;85.50;Cuota\r\n"
+        (cli_env / "excel.csv").write_bytes(excel.encode("cp1252"))
+        code, out, err = run(capsys, "links", "bulk", "excel.csv", "--json")
+        assert code == 0, err
+        assert "warning: the file is not UTF-8: it was read as Windows-1252" in err
+        (row,) = json.loads(out)["rows"]
+        assert (row["row"], row["name"], row["total"]) == (2, "José Núñez", "85.50 USD")
+
+    def test_a_utf16_file_is_refused_and_says_how_to_save_it(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (cli_env / "unicode.csv").write_bytes(TEAM.encode("utf-16"))
+        code, _, err = run(capsys, "links", "bulk", "unicode.csv")
+        assert code == 2 and "UTF-16" in err and "CSV UTF-8" in err
+
+
+class TestListPages:
+    def test_failed_status_and_cursor_pages(
+        self, cli_env: Path, smtp: MailSink, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        run(capsys, "links", "bulk", "team.csv")
+        code, out, _ = run(capsys, "links", "list", "--status", "failed", "--json")
+        assert code == 0 and json.loads(out) == []
+        code, out, _ = run(capsys, "links", "list", "--limit", "2")
+        assert "(showing 2 of 3; next page: --cursor " in out
+        first = {ref for ref in ("2026-04/p1", "2026-04/p2", "2026-04/p3") if ref in out}
+        cursor = out.rsplit("--cursor ", 1)[1].rstrip(")\n")
+        code, out, _ = run(capsys, "links", "list", "--limit", "2", "--cursor", cursor, "--json")
+        (last,) = [r["ref"] for r in json.loads(out)]
+        assert len(first) == 2 and first | {last} == {"2026-04/p1", "2026-04/p2", "2026-04/p3"}
