@@ -120,6 +120,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             org_name=settings.checkout.org_name
             if settings.checkout.org_name != "Your organisation"
             else "Riverside Youth Basketball",
+            contact_email=settings.checkout.contact_email or "treasurer@riverside.example",
         ),
         log=dataclasses.replace(settings.log, json=False, level="WARNING"),
     )
