@@ -147,6 +147,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db, clock = app[DATABASE], app[CLOCK]
     snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
     app[CHANGE_FEED] = ChangeFeed(db, clock, snapshots)
+    pay.setup_payable_pages(app, snapshots)  # the GET path's packed pages, a sibling snapshot
     recorder = PaymentRecorder(
         db,
         app[PAYMENTS],

@@ -82,6 +82,7 @@ class SnapshotCache(Generic[T]):
             max_entries, max_bytes, weigh=self._weigh_entry
         )
         self._loading: dict[str, _Load[T]] = {}
+        self._stamp = float("-inf")
         self._family = _family or _Family()
         self._family.members.append(self)
 
@@ -118,6 +119,12 @@ class SnapshotCache(Generic[T]):
         loading: _Load[T] = _Load(asyncio.get_running_loop().create_future())
         self._loading[key] = loading
         started = self._monotonic()
+        if started - self._stamp < self._ttl / 16:
+            # Loads started within a moment share one stamp, the earliest: an entry may expire
+            # that moment early, and 100,000 entries do not each keep a float of their own.
+            started = self._stamp
+        else:
+            self._stamp = started
         try:
             value = await load()
         except BaseException as exc:

@@ -7,19 +7,34 @@ GET and HEAD read only. POST is the one place an attempt is created, and only th
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
-from gateway.domain.checkout import LinkState, OrderFacts
+from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
 from gateway.domain.orders import OrderStatus
 from gateway.services.admin_links import RenewOutcome
-from gateway.services.checkout import LinkView, Redirect
+from gateway.services.checkout import ItemView, LinkView, Redirect
 from gateway.services.sessions import ReturnUrls
-from gateway.web.keys import ADMIN, CHECKOUT, CLASSIFIER, MAILER, METRICS, OPENS, SETTINGS, TOKENS
+from gateway.services.snapshots import SnapshotCache
+from gateway.web.keys import (
+    ADMIN,
+    CHECKOUT,
+    CLASSIFIER,
+    CLOCK,
+    MAILER,
+    METRICS,
+    OPENS,
+    SETTINGS,
+    TOKENS,
+)
+from gateway.web.metrics import PAGE_KIND
 from gateway.web.metrics import render_page as render
+from gateway.web.pages import PAGES
+from gateway.web.payable import PAYABLE, PayablePages, valid_until
 
 routes = web.RouteTableDef()
 
@@ -91,6 +106,46 @@ def failed_payment(view: LinkView, session_id: str | None = None) -> OrderFacts 
     return last if last.status is OrderStatus.FAILED else None
 
 
+def confirm_context(view: LinkView, token: str, in_app: str | None) -> dict[str, Any]:
+    """What ``confirm.html`` is rendered with (here, and once per link for the packed pages)."""
+    return {"view": view, "token": token, "in_app": in_app, "failed": failed_payment(view)}
+
+
+def _payable_until(view: LinkView) -> float | None:
+    """Until when the view stays payable with nothing written (its validity end), if it is."""
+    return view.valid_until.timestamp() if view.state is LinkState.PAYABLE else None
+
+
+def _sample_view() -> LinkView:
+    """A typical payable link: what packed pages are compressed against and checked with."""
+    until = datetime(2100, 1, 1, tzinfo=UTC)
+    return LinkView(
+        id="lk_SampleSample",
+        name="Sample Parent",
+        description="Spring season",
+        currency="usd",
+        amount_total=15000,
+        ref="sample/1",
+        items=(ItemView("Spring fee", 10000, 1), ItemView("Jersey", 2500, 2)),
+        state=LinkState.PAYABLE,
+        valid_until=until,
+        paid_at=None,
+        facts=LinkFacts(revoked=False, valid_until=until, orders=()),
+    )
+
+
+def setup_payable_pages(app: web.Application, snapshots: SnapshotCache[Any]) -> None:
+    """The packed confirm pages, a sibling of the link snapshot (see gateway.web.payable)."""
+    app[PAYABLE] = PayablePages(
+        app[PAGES],
+        snapshots,
+        template="confirm.html",
+        context=confirm_context,
+        payable_until=_payable_until,
+        sample=_sample_view(),
+    )
+
+
 @routes.get("/pay/{token}", name="pay")
 async def open_link(request: web.Request) -> web.Response:
     verified = _verify(request)
@@ -98,6 +153,7 @@ async def open_link(request: web.Request) -> web.Response:
         return verified
     token = request.match_info["token"]
     app = request.app
+    link_id = verified.link_id
     visitor = app[CLASSIFIER].classify(
         request.headers.get("User-Agent"), request.headers, request.method
     )
@@ -105,30 +161,42 @@ async def open_link(request: web.Request) -> web.Response:
     wants_confirm = bool(request.query_string) and request.query.get("view") == "confirm"
     if visitor.is_bot and not wants_confirm:
         # A preview bot gets nothing worth caching or showing: no amount, no name.
-        app[OPENS].bot_preview(verified.link_id, visitor.name)
+        app[OPENS].bot_preview(link_id, visitor.name)
         app[METRICS].record_bot_preview(visitor.name)
-        return render(request, "preview.html", {"token": token}, headers=ROBOTS, cache_key=token)
-    view = await app[CHECKOUT].view(verified.link_id)
+        request[PAGE_KIND] = "preview"
+        return app[PAGES].render_for_token("preview.html", token, headers=ROBOTS)
+    # A payable link's page comes packed from the snapshot; anything else goes the long way.
+    checkout = app[CHECKOUT]
+    payable = app[PAYABLE]
+    packed = await payable.get(link_id, lambda: checkout.fresh_view(link_id))
+    if packed is None:
+        return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
+    if isinstance(packed, bytes) and app[CLOCK].now() < valid_until(packed):
+        _count_open(request, link_id, visitor.is_bot, visitor.name)
+        request[PAGE_KIND] = "confirm"
+        body = payable.body(packed, token, visitor.in_app)
+        return app[PAGES].respond(body, headers=ROBOTS)
+    view = await checkout.view(link_id)
     if view is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
     if view.state is not LinkState.PAYABLE:
         return await _refusal(request, view, token)
-    if request.method == "GET" and not visitor.is_bot:
-        app[OPENS].human_open(verified.link_id)
-    elif visitor.is_bot:
-        app[OPENS].bot_preview(verified.link_id, visitor.name)
-        app[METRICS].record_bot_preview(visitor.name)
-    context: dict[str, Any] = {
-        "view": view,
-        "token": token,
-        "in_app": visitor.in_app,
-        "failed": failed_payment(view),
-    }
+    _count_open(request, link_id, visitor.is_bot, visitor.name)
+    context = confirm_context(view, token, visitor.in_app)
     # The page is a function of the view (immutable, hashed by identity), the token and the
     # in-app hint; a snapshot reloaded after a change is a new view, so a new page.
     return render(
         request, "confirm.html", context, headers=ROBOTS, cache_key=(view, token, visitor.in_app)
     )
+
+
+def _count_open(request: web.Request, link_id: str, is_bot: bool, name: str) -> None:
+    app = request.app
+    if is_bot:
+        app[OPENS].bot_preview(link_id, name)
+        app[METRICS].record_bot_preview(name)
+    elif request.method == "GET":
+        app[OPENS].human_open(link_id)
 
 
 def _same_origin(request: web.Request, public_url: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.services.snapshots import SnapshotCache
-from gateway.web.keys import CHANGE_FEED, CHECKOUT, DATABASE, TOKENS
+from gateway.web.keys import CHANGE_FEED, CHECKOUT, DATABASE, LINKS, TOKENS
 from tests.harness import Harness, start_harness
 
 
@@ -95,7 +95,6 @@ class TestSnapshotCache:
         assert await slow == "old"
         assert await cache.get("k", load) == "new"
 
-
     async def test_held_to_a_byte_budget_whatever_the_values_weigh(self) -> None:
         budget = 256 * 1024
 
@@ -164,8 +163,52 @@ class TestChangeFeed:
 
         other = LinkService(h.app[DATABASE], h.app[TOKENS], h.clock, "http://other")
         assert await other.revoke(link.id, actor="admin:other")
-        view = await h.app[CHECKOUT].view(link.id)
-        assert view is not None and view.state.value == "payable"  # still the snapshot
+        assert (await h.get(link)).status == 200  # still the snapshot
         assert await feed.poll() == 1
         assert (await h.get(link)).status == 410
         assert await feed.poll() == 0  # seen once, not invalidated again
+
+
+class TestPackedPages:
+    """The GET path's packed pages: a sibling of the snapshot, so every change reaches them."""
+
+    async def test_a_packed_page_stops_at_the_end_of_the_links_validity(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h: Harness = await start_harness(aiohttp_server, aiohttp_client, database_url)
+        link = await h.issue(valid_for=3600)
+        assert (await h.get(link)).status == 200
+        h.clock.advance(3599)
+        assert (await h.get(link)).status == 200  # still payable, from the packed page
+        h.clock.advance(2)
+        response = await h.get(link)
+        assert response.status == 410 and "expired" in (await response.text()).lower()
+
+    async def test_a_local_change_reaches_the_packed_page_at_once(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h: Harness = await start_harness(aiohttp_server, aiohttp_client, database_url)
+        link = await h.issue()
+        assert (await h.get(link)).status == 200
+        assert await h.app[LINKS].revoke(link.id, actor="admin:test")
+        assert (await h.get(link)).status == 410
+
+    async def test_opening_a_link_again_reads_nothing_from_the_database(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str
+    ) -> None:
+        h: Harness = await start_harness(aiohttp_server, aiohttp_client, database_url)
+        links = [await h.issue(ref=f"r{i}") for i in range(20)]
+        checkout = h.app[CHECKOUT]
+        reads: list[str] = []
+        fresh_view = checkout.fresh_view
+
+        async def counted(link_id: str) -> Any:
+            reads.append(link_id)
+            return await fresh_view(link_id)
+
+        checkout.fresh_view = counted  # type: ignore[method-assign]
+        for _ in range(3):
+            for link in links:
+                response = await h.get(link)
+                assert response.status == 200 and link.token in await response.text()
+        assert sorted(reads) == sorted(link.id for link in links)  # one read per link

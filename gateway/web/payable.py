@@ -1,0 +1,175 @@
+"""The confirm page of every payable link, packed small enough to keep a large organisation's
+links all in memory (DESIGN §8: a GET spread over 100,000 links).
+
+A rendered confirm page is about a kilobyte and a link's full view as much again: 100,000 of
+either do not fit in a sane budget, and a GET that misses pays the database and Jinja (~300 µs).
+So the GET path keeps, per link, in a sibling of the link snapshot (one invalidation, one change
+feed, one freshness rule with it):
+
+- a payable link: its confirm page rendered once per change with stand-ins for the only two
+  things a request changes (the token, and the name of the app whose in-app browser asks), both
+  variants compressed together by zlib against a dictionary made of the same template rendered
+  for a sample link. The template's own text is the shared part, so what is stored is the
+  link's own words: ~50-100 bytes. With it, the moment its validity ends, the one change that
+  no write announces;
+- any other link: :data:`LONG_WAY`, which sends the request the long way (the full view from
+  the snapshot, and the page for its state).
+
+A request inflates its page (~2 µs) and puts the escaped token and app name in. Start-up checks
+that this composes byte for byte what rendering the template directly gives, for every in-app
+browser the classifier names; a template that breaks the rule (passes the token or the app name
+through a filter that changes them, or branches on which app it is) switches packing off, and
+every page is rendered directly: slower, never wrong. A link whose own text contains a stand-in
+is not packed either.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import sys
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Generic, TypeVar
+
+from aiohttp import web
+from markupsafe import escape
+
+from gateway.services.snapshots import SnapshotCache
+from gateway.visitors.inapp import IN_APP
+from gateway.web.pages import TOKEN_MARK, TOKEN_MARK_BYTES, Pages
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+# Stands in for the in-app browser's name (what the page says: "You are in the Facebook app").
+APP_MARK = "InAppxMARKxAppName"
+_APP_MARK_BYTES = APP_MARK.encode("ascii")
+# A packed page: validity end (seconds since the epoch), length of the first variant, deflate.
+_HEAD = struct.Struct(">dI")
+# Raw deflate (no header or checksum to store per link) with a 4 KB window: the dictionary
+# (~2.5 KB) and a page fit in it, and setting up a small window is what a request pays for.
+_WBITS = -12
+
+
+class LongWay:
+    """The snapshot's answer for a link whose page is not packed."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LONG_WAY"
+
+
+LONG_WAY: Final = LongWay()
+
+Packed = bytes | LongWay
+
+
+def _weigh(value: Packed) -> int:
+    return sys.getsizeof(value) if isinstance(value, bytes) else 0
+
+
+def valid_until(packed: bytes) -> float:
+    until: float = _HEAD.unpack_from(packed)[0]
+    return until
+
+
+class PayablePages(Generic[V]):
+    """Confirm pages of payable links, packed in a sibling of the link snapshot.
+
+    ``context(view, token, in_app)`` is the template's context, exactly as the handler renders
+    it; ``payable_until(view)`` the time the view stops being payable by itself (its validity
+    end), or None when it is not payable now. ``sample`` is a typical payable view: the
+    dictionary the pages are compressed against, and the start-up check, are made from it.
+    """
+
+    def __init__(
+        self,
+        pages: Pages,
+        snapshots: SnapshotCache[Any],
+        *,
+        template: str,
+        context: Callable[[V, str, str | None], dict[str, Any]],
+        payable_until: Callable[[V], float | None],
+        sample: V,
+        max_entries: int = 200_000,
+        max_bytes: int = 32 << 20,
+    ) -> None:
+        self._pages = pages
+        self._template = template
+        self._context = context
+        self._payable_until = payable_until
+        self._snapshot: SnapshotCache[Packed] = snapshots.sibling(
+            max_entries=max_entries, max_bytes=max_bytes, weigh=_weigh
+        )
+        none, app = self._variants(sample)
+        self._zdict = none + app
+        # How often each stand-in appears on a page; a link whose own words add one is not packed.
+        self._marks = (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES))
+        self.packing = self._composes_as_rendered(sample)
+        if not self.packing:
+            log.warning(
+                "%s does not compose from its stand-ins; confirm pages are rendered per request",
+                template,
+            )
+
+    def _variants(self, view: V) -> tuple[bytes, bytes]:
+        render = self._pages.render_bytes
+        return (
+            render(self._template, self._context(view, TOKEN_MARK, None)),
+            render(self._template, self._context(view, TOKEN_MARK, APP_MARK)),
+        )
+
+    def _composes_as_rendered(self, sample: V) -> bool:
+        packed = self.pack(sample)
+        if not isinstance(packed, bytes):
+            return False
+        token = "lk_Sample-Link_.AbCd12.abcdefghijklmnopqrstuvwxyz_"  # noqa: S105 - a sample
+        for in_app in (None, *sorted({row.app for row in IN_APP})):
+            rendered = self._pages.render_bytes(
+                self._template, self._context(sample, token, in_app)
+            )
+            if self.body(packed, token, in_app) != rendered:
+                return False
+        return True
+
+    def pack(self, view: V) -> Packed:
+        until = self._payable_until(view)
+        if until is None:
+            return LONG_WAY
+        none, app = self._variants(view)
+        if (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES)) != self._marks:
+            return LONG_WAY
+        deflate = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 1, zdict=self._zdict)
+        return _HEAD.pack(until, len(none)) + deflate.compress(none + app) + deflate.flush()
+
+    async def get(self, link_id: str, load: Callable[[], Awaitable[V | None]]) -> Packed | None:
+        """The link's packed page, :data:`LONG_WAY`, or None for no such link."""
+
+        async def load_packed() -> Packed | None:
+            view = await load()
+            if view is None:
+                return None
+            return self.pack(view) if self.packing else LONG_WAY
+
+        return await self._snapshot.get(link_id, load_packed)
+
+    def body(self, packed: bytes, token: str, in_app: str | None) -> bytes:
+        """The page for this token and in-app browser."""
+        _, split = _HEAD.unpack_from(packed)
+        inflate = zlib.decompressobj(_WBITS, zdict=self._zdict)
+        if in_app is None:
+            page = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
+        else:
+            page = inflate.decompress(memoryview(packed)[_HEAD.size :])[split:]
+            page = page.replace(_APP_MARK_BYTES, str(escape(in_app)).encode("utf-8"))
+        return page.replace(TOKEN_MARK_BYTES, str(escape(token)).encode("utf-8"))
+
+    @property
+    def snapshot(self) -> SnapshotCache[Packed]:
+        return self._snapshot
+
+
+PAYABLE = web.AppKey("payable_pages", PayablePages[Any])

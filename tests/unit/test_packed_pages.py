@@ -1,0 +1,156 @@
+"""Packed confirm pages (issue 10 items 12 and 21): the page a GET composes from a link's packed
+form is byte for byte the page the template renders, and a large organisation's links fit in
+the packed snapshot's byte budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import tracemalloc
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+import pytest
+
+from gateway.app import create_app
+from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
+from gateway.domain.orders import OrderStatus
+from gateway.services.checkout import ItemView, LinkView
+from gateway.services.snapshots import SnapshotCache
+from gateway.visitors.inapp import IN_APP
+from gateway.web import pay
+from gateway.web.pages import PAGES, TOKEN_MARK, Pages
+from gateway.web.payable import APP_MARK, LONG_WAY, PayablePages, valid_until
+from tests import harness
+
+UNTIL = datetime(2030, 6, 1, tzinfo=UTC)
+TOKENS = (
+    "lk_AbCdEfGhIjKl.ZxYwVu.abcdefghijklmnopqrstuvwxyz0",
+    "lk_-_-_-_-_-_-_.AAAA.___________________________",
+)
+
+
+@pytest.fixture(scope="module")
+def pages() -> Pages:
+    settings = harness.test_settings(
+        "sqlite+aiosqlite:////nonexistent/unused.db", "http://127.0.0.1:9"
+    )
+    return create_app(settings, auto_migrate=False, background_tasks=False)[PAGES]
+
+
+def packer(pages: Pages, **options: Any) -> PayablePages[LinkView]:
+    return PayablePages(
+        pages,
+        SnapshotCache(ttl=1.0),
+        template="confirm.html",
+        context=pay.confirm_context,
+        payable_until=pay._payable_until,
+        sample=pay._sample_view(),
+        **options,
+    )
+
+
+def view(**changes: Any) -> LinkView:
+    return dataclasses.replace(pay._sample_view(), valid_until=UNTIL, **changes)
+
+
+FAILED = OrderFacts(
+    id="or_failed",
+    status=OrderStatus.FAILED,
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    session_id="cs_test_failed",
+)
+
+VIEWS = {
+    "sample": view(),
+    "markup in every field": view(
+        name='<script>alert("x")</script> & O\'Brien',
+        description="Fees <b>&amp;</b> \"dues\" 'n' more",
+        items=(ItemView("<i>Camp</i> & lunch", 12345, 3),),
+        amount_total=37035,
+    ),
+    "unicode": view(
+        name="Zoë Þórsdóttir 山田", description="Saison d'été — équipe", currency="eur"
+    ),
+    "zero-decimal currency": view(currency="jpy", amount_total=5000),
+    "many items": view(
+        items=tuple(ItemView(f"Item {i}", 100 * i + 1, i % 3 + 1) for i in range(40))
+    ),
+    "a failed bank debit": view(
+        facts=LinkFacts(revoked=False, valid_until=UNTIL, orders=(FAILED,))
+    ),
+}
+
+
+@pytest.mark.parametrize("name", VIEWS)
+@pytest.mark.parametrize("in_app", [None, *sorted({row.app for row in IN_APP})])
+def test_a_packed_page_is_the_rendered_page(pages: Pages, name: str, in_app: str | None) -> None:
+    payable = packer(pages)
+    assert payable.packing
+    link = VIEWS[name]
+    packed = payable.pack(link)
+    assert isinstance(packed, bytes)
+    for token in TOKENS:
+        rendered = pages.render_bytes("confirm.html", pay.confirm_context(link, token, in_app))
+        assert payable.body(packed, token, in_app) == rendered
+
+
+def test_a_packed_page_keeps_the_end_of_its_validity(pages: Pages) -> None:
+    assert valid_until(packer(pages).pack(view())) == UNTIL.timestamp()  # type: ignore[arg-type]
+
+
+def test_a_link_that_is_not_payable_goes_the_long_way(pages: Pages) -> None:
+    payable = packer(pages)
+    assert payable.pack(view(state=LinkState.PAID)) is LONG_WAY
+    assert payable.pack(view(state=LinkState.EXPIRED)) is LONG_WAY
+
+
+def test_a_link_whose_own_words_contain_a_stand_in_goes_the_long_way(pages: Pages) -> None:
+    payable = packer(pages)
+    assert payable.pack(view(description=f"see {TOKEN_MARK}")) is LONG_WAY
+    assert payable.pack(view(name=APP_MARK)) is LONG_WAY
+
+
+def test_a_template_that_does_not_compose_turns_packing_off(pages: Pages) -> None:
+    # The token through a filter that changes it: stand-ins would no longer be found.
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({"confirm.html": "{{ token | upper }} {{ in_app or '' }}"}),
+        autoescape=True,
+    )
+    odd = Pages(env, {})
+    payable = PayablePages(
+        odd,
+        SnapshotCache(ttl=1.0),
+        template="confirm.html",
+        context=pay.confirm_context,
+        payable_until=pay._payable_until,
+        sample=pay._sample_view(),
+    )
+    assert not payable.packing
+
+
+async def test_a_large_organisations_links_stay_within_the_packed_budget(pages: Pages) -> None:
+    budget = 256 << 10
+    payable = packer(pages, max_bytes=budget)
+    links = [
+        view(id=f"lk_{i:012d}", name=f"Parent {i}", amount_total=10_000 + i) for i in range(1000)
+    ]
+
+    async def fill() -> None:
+        for link in links:
+
+            async def load(link: LinkView = link) -> LinkView:
+                return link
+
+            await payable.get(link.id, load)
+
+    tracemalloc.start()
+    try:
+        await fill()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    snapshot = payable.snapshot
+    assert snapshot.bytes <= budget and held <= budget * 1.1
+    # A few hundred bytes per link: ~750 of them in 256 KB (a rendered page alone is ~1 KB).
+    assert snapshot.count >= 700
