@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.emulator import schema
 from gateway.emulator.errors import StripeError
 from gateway.emulator.expand import expand, expand_list
 from gateway.emulator.faults import RequestFault
@@ -129,10 +130,13 @@ def _drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=499)
 
 
-async def _processing_time(request: web.Request) -> None:
+async def _processing_time(request: web.Request, fault: RequestFault = RequestFault.NONE) -> None:
     """Injected latency, cut short when the server shuts down so that stopping never waits
-    for a slow fault."""
+    for a slow fault; then, for a held request, the wait until a test releases it (every held
+    request is released when the server shuts down)."""
     emulator = request.config_dict[EMULATOR_KEY]
+    if fault is RequestFault.HOLD:
+        await emulator.held.hold()
     seconds = emulator.fault_decider.latency_for(request.path)
     if seconds <= 0:
         return
@@ -169,7 +173,7 @@ async def stripe_edge(request: web.Request, handler: Handler) -> web.StreamRespo
         if idempotency_key:
             response = await _idempotent(request, handler, idempotency_key, params, fault)
         else:
-            response = await _run(request, handler)
+            response = await _run(request, handler, fault)
             if fault is RequestFault.FAIL_AFTER_APPLY:
                 raise StripeError.api_error()
     except StripeError as error:
@@ -181,8 +185,8 @@ async def stripe_edge(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Run the handler, then wait out the injected latency.
+async def _run(request: web.Request, handler: Handler, fault: RequestFault) -> web.StreamResponse:
+    """Run the handler, then wait out the injected latency (and a hold, if one was asked for).
 
     The latency stands for processing time after the change is made: a caller that times out
     may still have created an object (as with a slow Stripe), and a second request with the same
@@ -195,9 +199,9 @@ async def _run(request: web.Request, handler: Handler) -> web.StreamResponse:
     except StripeError as exc:
         error = exc
     else:
-        await _processing_time(request)
+        await _processing_time(request, fault)
         return response
-    await _processing_time(request)
+    await _processing_time(request, fault)
     raise error
 
 
@@ -258,24 +262,25 @@ async def _idempotent_unshielded(
 async def _idempotent_serialized(
     request: web.Request, handler: Handler, key: str, params: Params, fault: RequestFault
 ) -> web.StreamResponse:
+    """Replay what the key holds; else run the request holding the key, so that another
+    request with it meanwhile gets Stripe's 409 ``idempotency_key_in_use``."""
     store = request.config_dict[EMULATOR_KEY].idempotency
-    async with store.serialized(key):
-        stored = store.lookup(key, request.method, request.path, params)
-        if stored is not None:
-            replay = web.Response(
-                body=stored.body, status=stored.status, content_type="application/json"
-            )
-            replay.headers["Request-Id"] = stored.request_id
-            replay.headers["Stripe-Version"] = API_VERSION
-            replay.headers["Idempotent-Replayed"] = "true"
-            if stored.status >= 500:
-                replay.headers["Stripe-Should-Retry"] = "false"
-            return replay
-        response = await _run(request, handler)
+    stored = store.lookup(key, request.method, request.path, params)
+    if stored is not None:
+        replay = web.Response(
+            body=stored.body, status=stored.status, content_type="application/json"
+        )
+        replay.headers["Request-Id"] = stored.request_id
+        replay.headers["Stripe-Version"] = API_VERSION
+        replay.headers["Idempotent-Replayed"] = "true"
+        if stored.status >= 500:
+            replay.headers["Stripe-Should-Retry"] = "false"
+        return replay
+    async with store.claim(key):
+        response = await _run(request, handler, fault)
         if fault is RequestFault.FAIL_AFTER_APPLY:
             # Applied, yet answered (and remembered) as a 500.
-            error = StripeError.api_error()
-            response = _error_response(error, request)
+            response = _error_response(StripeError.api_error(), request)
         # Successful results and 500s are kept (injected 500s before applying, by
         # ``_keep_server_error``): a request refused by validation can be retried with the same
         # key and succeed.
@@ -303,6 +308,13 @@ def _params(request: web.Request) -> Params:
     return request[PARAMS_KEY]
 
 
+def _checked(request: web.Request, spec: schema.Spec) -> Params:
+    """The request's parameters, after refusing any the endpoint does not know."""
+    params = request[PARAMS_KEY]
+    schema.check_known(params, spec)
+    return params
+
+
 def _ctx(request: web.Request) -> RequestContext:
     return request[CONTEXT_KEY]
 
@@ -326,21 +338,25 @@ def _respond_list(request: web.Request, listing: Obj) -> web.Response:
 
 async def create_session(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
-    return _respond(request, emulator.checkout.create(_params(request), _ctx(request)))
+    params = _checked(request, schema.CREATE_SESSION)
+    return _respond(request, emulator.checkout.create(params, _ctx(request)))
 
 
 async def retrieve_session(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.checkout.retrieve(request.match_info["id"]))
 
 
 async def list_sessions(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
-    return _respond_list(request, emulator.checkout.list_page(_params(request)))
+    params = _checked(request, schema.LIST_SESSIONS)
+    return _respond_list(request, emulator.checkout.list_page(params))
 
 
 async def session_line_items(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.LIST_LINE_ITEMS)
     session_id = request.match_info["id"]
     items = emulator.checkout.line_items(session_id)
     url = f"/v1/checkout/sessions/{session_id}/line_items"
@@ -349,41 +365,49 @@ async def session_line_items(request: web.Request) -> web.Response:
 
 async def expire_session(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.checkout.expire(request.match_info["id"], _ctx(request)))
 
 
 async def retrieve_payment_intent(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE_PAYMENT_INTENT)
     return _respond(request, emulator.store.payment_intent(request.match_info["id"]))
 
 
 async def retrieve_charge(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.store.charge(request.match_info["id"]))
 
 
 async def create_refund(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
-    return _respond(request, emulator.payments.create_refund(_params(request), _ctx(request)))
+    params = _checked(request, schema.CREATE_REFUND)
+    return _respond(request, emulator.payments.create_refund(params, _ctx(request)))
 
 
 async def retrieve_refund(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.store.refund(request.match_info["id"]))
 
 
 async def retrieve_dispute(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.store.dispute(request.match_info["id"]))
 
 
 async def list_events(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
-    return _respond_list(request, emulator.event_log.list_page(_params(request)))
+    params = _checked(request, schema.LIST_EVENTS)
+    return _respond_list(request, emulator.event_log.list_page(params))
 
 
 async def retrieve_event(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
+    _checked(request, schema.RETRIEVE)
     return _respond(request, emulator.event_log.get(request.match_info["id"]))
 
 

@@ -49,6 +49,7 @@ async def _webhook_sender(app: web.Application) -> AsyncIterator[None]:
 
 async def _signal_stopping(app: web.Application) -> None:
     app[STOPPING_KEY].set()
+    app[EMULATOR_KEY].held.release()
 
 
 def create_emulator_app(emulator: StripeEmulator) -> web.Application:

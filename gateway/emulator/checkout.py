@@ -5,8 +5,10 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from gateway.domain.money import MINIMUM_CHARGE, SUPPORTED, exponent
 from gateway.emulator import listing, objects
 from gateway.emulator.errors import StripeError
 from gateway.emulator.events import EventLog
@@ -110,9 +112,11 @@ class CheckoutSessions:
             currency = (get_str(price_data, "currency") or "").lower()
             if not currency:
                 raise StripeError.required(f"{name}[price_data][currency]")
-            if not _CURRENCY.match(currency):
+            if not _CURRENCY.match(currency) or currency not in SUPPORTED:
                 raise StripeError.invalid(
-                    f"Invalid currency: {currency}", param=f"{name}[price_data][currency]"
+                    f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                    + ", ".join(sorted(SUPPORTED, key=lambda c: (c != "usd", c))),
+                    param=f"{name}[price_data][currency]",
                 )
             unit_amount = _required_int(price_data, "unit_amount", f"{name}[price_data]", 0)
             quantity = _required_int(raw, "quantity", name, 1)
@@ -125,7 +129,10 @@ class CheckoutSessions:
             raise StripeError.invalid(
                 "All line items must use the same currency.", param="line_items"
             )
-        return lines, currencies.pop(), sum(line.amount for line in lines)
+        currency = currencies.pop()
+        total = sum(line.amount for line in lines)
+        _check_minimum(total, currency)
+        return lines, currency, total
 
     def _line_item(self, line: _Line, now: int) -> Obj:
         ids = self._store.ids
@@ -223,6 +230,18 @@ class _Line:
     @property
     def amount(self) -> int:
         return self.unit_amount * self.quantity
+
+
+def _check_minimum(total: int, currency: str) -> None:
+    """Stripe's minimum charge for the currency (docs: currencies#minimum-and-maximum-charge-
+    amounts), the table the gateway checks links against when they are issued."""
+    minimum = MINIMUM_CHARGE.get(currency, 1)
+    if total < minimum:
+        shown = Decimal(minimum).scaleb(-exponent(currency))
+        raise StripeError.invalid(
+            f"The Checkout Session's total amount due must add up to at least {shown:f} {currency}",
+            code="amount_too_small",
+        )
 
 
 def _required_int(params: Params, key: str, prefix: str, minimum: int) -> int:

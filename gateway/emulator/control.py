@@ -137,6 +137,11 @@ async def webhook_attempts(request: web.Request) -> web.Response:
     )
 
 
+async def release_held(request: web.Request) -> web.Response:
+    emulator = request.config_dict[EMULATOR_KEY]
+    return _json({"released": emulator.held.release()})
+
+
 async def expire_due(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
     return _json({"expired": emulator.expire_due_sessions()})
@@ -155,4 +160,5 @@ def create_control_app() -> web.Application:
     app.router.add_post("/webhooks/deliver", deliver_webhooks)
     app.router.add_get("/webhooks", webhook_attempts)
     app.router.add_post("/expire_due", expire_due)
+    app.router.add_post("/held/release", release_held)
     return app

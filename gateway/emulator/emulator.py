@@ -15,6 +15,7 @@ from gateway.emulator.checkout import CheckoutSessions
 from gateway.emulator.errors import StripeError
 from gateway.emulator.events import EventLog
 from gateway.emulator.faults import FaultDecider, Faults
+from gateway.emulator.held import HeldRequests
 from gateway.emulator.idempotency import IdempotencyStore
 from gateway.emulator.ids import IdFactory
 from gateway.emulator.payments import Payments
@@ -53,6 +54,8 @@ class StripeEmulator:
         self.payments = Payments(self.store, self.event_log)
         self.idempotency = IdempotencyStore(clock)
         self.request_log: list[tuple[str, str, str | None]] = []
+        # Requests applied but not answered yet (the ``hold_next`` fault).
+        self.held = HeldRequests()
 
     @property
     def public_url(self) -> str:
@@ -184,6 +187,7 @@ class StripeEmulator:
                 "given_up": len(self.webhooks.given_up),
             },
             "api_requests": len(self.request_log),
+            "held_requests": len(self.held),
             "idempotency_keys": len(self.idempotency),
             "faults": self.faults.as_dict(),
         }

@@ -31,6 +31,10 @@ class Faults:
     fail_after_apply_next: int = 0
     """The next N API requests are applied, then answer 500 ``api_error`` (kept under the key):
     Stripe's indeterminate 500, after which an object may exist although the answer says not."""
+    hold_next: int = 0
+    """The next N API requests are applied, then wait to answer until released
+    (``StripeEmulator.held.release()`` or ``POST /_emulator/held/release``), holding their
+    idempotency key meanwhile: a slow Stripe whose timing a test decides."""
     paths: list[str] | None = None
     """Restrict the API faults above to these path prefixes (``None``: every ``/v1`` path)."""
     webhook_loss_rate: float = 0.0
@@ -70,6 +74,7 @@ def _coerce(name: str, value: Any) -> Any:
         "drop_next",
         "drop_after_apply_next",
         "fail_after_apply_next",
+        "hold_next",
         "lose_next_webhooks",
     }:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -98,6 +103,7 @@ class RequestFault(Enum):
     DROP = "drop"  # connection closed before applying
     DROP_AFTER_APPLY = "drop_after_apply"
     FAIL_AFTER_APPLY = "fail_after_apply"  # applied, then a 500
+    HOLD = "hold"  # applied, then answered only when released
 
 
 @dataclass
@@ -131,6 +137,9 @@ class FaultDecider:
         if faults.fail_after_apply_next > 0:
             faults.fail_after_apply_next -= 1
             return RequestFault.FAIL_AFTER_APPLY
+        if faults.hold_next > 0:
+            faults.hold_next -= 1
+            return RequestFault.HOLD
         return RequestFault.NONE
 
     def latency_for(self, path: str) -> float:

@@ -2,8 +2,9 @@
 
 A POST with an ``Idempotency-Key`` stores its successful response, or the 500 it failed with,
 for 24 hours (emulator clock); the same key with the same method, path and parameters replays
-that response byte for byte, anything else with the key is an ``idempotency_error``. Requests
-sharing a key are serialized so two concurrent first attempts cannot both create an object.
+that response byte for byte, anything else with the key is an ``idempotency_error``. A request
+whose key is held by another one still running gets Stripe's 409 ``idempotency_key_in_use``
+(not a wait): two concurrent first attempts can never both create an object.
 Requests refused by validation are not stored (Stripe saves nothing for a request whose endpoint
 never began), so a corrected retry can succeed; a 500 is stored, as Stripe stores it, so the
 same key keeps answering 500 until it is forgotten.
@@ -38,26 +39,46 @@ class IdempotencyStore:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._responses: dict[str, StoredResponse] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
+        self._in_progress: set[str] = set()
+        self._settled: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        # Made on first use, inside the running loop (the store may be built before it).
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        return self._settled
 
     @asynccontextmanager
-    async def serialized(self, key: str) -> AsyncIterator[None]:
-        """Hold the per-key lock; the lock is dropped once nobody waits on it."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
+    async def claim(self, key: str) -> AsyncIterator[None]:
+        """Mark the key in use while a request with it runs; if another request already runs
+        with it, answer as Stripe does. Stripe saves nothing for the refused request."""
+        if key in self._in_progress:
+            raise StripeError(
+                409,
+                "idempotency_error",
+                "There is currently another in-progress request using this Idempotent Key "
+                "(that probably means you submitted twice, and the other request is still going "
+                f"through): {key}. Please try again later.",
+                code="idempotency_key_in_use",
+            )
+        self._in_progress.add(key)
         try:
-            async with lock:
-                yield
+            yield
         finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key]
-                del self._locks[key]
+            self._in_progress.discard(key)
+            settled = self._condition()
+            async with settled:
+                settled.notify_all()
 
     def in_use(self, key: str) -> bool:
         """A request with this key is being processed now."""
-        return key in self._users
+        return key in self._in_progress
+
+    async def wait_settled(self, key: str) -> None:
+        """Until no request with ``key`` is running (for tests that let one finish)."""
+        settled = self._condition()
+        async with settled:
+            await settled.wait_for(lambda: key not in self._in_progress)
 
     def lookup(
         self, key: str, method: str, path: str, params: dict[str, Any]

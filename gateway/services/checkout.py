@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -47,6 +47,7 @@ from gateway.domain.errors import (
 )
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import (
+    KeyInUse,
     PaymentProvider,
     ServerErrorKept,
     SessionInfo,
@@ -61,6 +62,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_ROUNDS = 6  # a decision replayed after a concurrent change; more means heavy contention
+# Waits before asking again while another replica's request holds the order's key (Stripe's
+# 409): short, then longer, bounded in number and always by the request's deadline.
+KEY_IN_USE_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +192,28 @@ class CheckoutService:
         # ``stripe.request_deadline``: all of one request's Stripe calls, SDK retries included,
         # end by then (a hung Stripe would otherwise hold a parent for timeout x retries).
         self.stripe_deadline = stripe_deadline
+        # How a wait for another replica's call is made; tests inject one that does not sleep.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def _deadline(self) -> float:
         """When this request must stop waiting for Stripe, on the event loop's clock (the wait
         is real time, whatever the injected clock says)."""
         return asyncio.get_running_loop().time() + self.stripe_deadline
+
+    async def _create(self, request: SessionRequest, deadline: float) -> SessionInfo:
+        """Create (or get back) the order's session. Inside this process concurrent presses
+        share one call (the adapter's single flight); another replica pressing the same order
+        meanwhile makes Stripe answer 409 ``idempotency_key_in_use``, and asking again once it
+        is done gets its session: wait a little and ask again, within the deadline."""
+        loop = asyncio.get_running_loop()
+        for delay in KEY_IN_USE_BACKOFF:
+            try:
+                return await self._within(deadline, self._provider.create_session(request))
+            except KeyInUse:
+                if loop.time() + delay >= deadline:
+                    raise
+            await self.sleep(delay)
+        return await self._within(deadline, self._provider.create_session(request))
 
     async def _within(self, deadline: float, call: Awaitable[T]) -> T:
         """Await a Stripe call, giving up at ``deadline``: the payer gets the 503 page and the
@@ -317,7 +338,7 @@ class CheckoutService:
                 replaced = True
                 continue  # decide again: now there is no pending order (or a payment)
             try:
-                info = await self._within(deadline, self._provider.create_session(request))
+                info = await self._create(request, deadline)
             except ServerErrorKept:
                 if kind != "resumed":
                     raise  # the payer gets the 503 page; the next press resumes and lands here
@@ -451,7 +472,7 @@ class CheckoutService:
         the key holds a 500, the sessions made since the order are searched instead.
         """
         try:
-            info = await self._within(deadline, self._provider.create_session(request))
+            info = await self._create(request, deadline)
         except PaymentProviderRejected:
             return None
         except ServerErrorKept:

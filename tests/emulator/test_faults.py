@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 import stripe
@@ -118,14 +120,23 @@ async def test_a_timed_out_create_may_still_have_happened(
     client: stripe.StripeClient,
 ) -> None:
     impatient = make_client(base_url, http, timeout=0.05)
-    emulator.faults.latency = 0.3
+    emulator.faults.hold_next = 1  # made, then answered only when the test says so
     options: stripe.RequestOptions = {"idempotency_key": "order-1"}
     params = session_params(clock)
-    with pytest.raises(stripe.APIConnectionError):
-        await impatient.v1.checkout.sessions.create_async(params, options=options)
+    first = asyncio.create_task(
+        impatient.v1.checkout.sessions.create_async(params, options=options)
+    )
+    await emulator.held.wait_for(1)
     assert emulator.sessions_created() == 1
-    # The retry waits for the first attempt, still running under the same key, and gets its
-    # session, even though the server cancelled the first handler when the client hung up.
+    with pytest.raises(stripe.APIConnectionError):
+        await first
+    # Stripe is still on it: the same key now is a 409, never a second session.
+    with pytest.raises(stripe.APIError) as busy:
+        await client.v1.checkout.sessions.create_async(params, options=options)
+    assert busy.value.http_status == 409
+    # Once it finishes (although the client hung up), the key replays its session.
+    assert emulator.held.release() == 1
+    await emulator.idempotency.wait_settled("order-1")
     retried = await client.v1.checkout.sessions.create_async(params, options=options)
     assert list(emulator.sessions) == [retried.id]
     assert retried.last_response is not None

@@ -94,19 +94,50 @@ async def test_keys_are_forgotten_after_24_hours(
     assert emulator.sessions_created() == 2
 
 
-async def test_concurrent_requests_with_one_key_create_one_session(
+async def test_a_request_whose_key_is_in_use_is_a_409_not_a_wait(
     client: stripe.StripeClient, clock: FakeClock, emulator: StripeEmulator
 ) -> None:
-    # Latency is processing time after the change: without per-key serialization every
-    # request would miss the stored result and create its own session.
-    emulator.faults.latency = 0.05
+    # The first request is applied, then held: its key stays in use until it answers.
+    emulator.faults.hold_next = 1
     params = session_params(clock)
     options: stripe.RequestOptions = {"idempotency_key": "order-1"}
+    first = asyncio.create_task(client.v1.checkout.sessions.create_async(params, options=options))
+    await emulator.held.wait_for(1)
     results = await asyncio.gather(
-        *(client.v1.checkout.sessions.create_async(params, options=options) for _ in range(8))
+        *(client.v1.checkout.sessions.create_async(params, options=options) for _ in range(7)),
+        return_exceptions=True,
     )
-    assert {s.id for s in results} == {results[0].id}
+    for busy in results:
+        assert isinstance(busy, stripe.APIError), busy
+        assert busy.http_status == 409
+        error = busy.json_body["error"]
+        assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_key_in_use")
+        assert "currently another in-progress request" in error["message"]
+        assert "order-1" in error["message"]
+    emulator.held.release()
+    session = await first
+    # Nothing was kept for the refused requests; the key replays the first one's session.
+    replay = await client.v1.checkout.sessions.create_async(params, options=options)
+    assert replay.id == session.id
     assert emulator.sessions_created() == 1
+
+
+async def test_held_requests_are_released_over_the_control_api(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    client: stripe.StripeClient,
+    clock: FakeClock,
+    emulator: StripeEmulator,
+) -> None:
+    async with http.post(f"{base_url}/_emulator/faults", json={"hold_next": 1}) as resp:
+        assert resp.status == 200
+    pending = asyncio.create_task(client.v1.checkout.sessions.create_async(session_params(clock)))
+    await emulator.held.wait_for(1)
+    async with http.get(f"{base_url}/_emulator/state") as resp:
+        assert (await resp.json())["held_requests"] == 1
+    async with http.post(f"{base_url}/_emulator/held/release") as resp:
+        assert await resp.json() == {"released": 1}
+    assert (await pending).status == "open"
 
 
 async def test_failed_requests_are_not_remembered(

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.domain.errors import PaymentProviderUnavailable
 from gateway.domain.payments import LineItemRequest, SessionRequest
-from gateway.web.keys import PAYMENTS
-from tests.harness import Harness, session_id_from, start_harness
+from gateway.services.checkout import KEY_IN_USE_BACKOFF
+from gateway.web.keys import CHECKOUT, PAYMENTS, SETTINGS
+from tests.harness import BROWSER_HEADERS, Harness, session_id_from, start_harness
 
 
 def stripe_settings(**changes: Any) -> Any:
@@ -194,3 +196,61 @@ class TestKeptServerError:
         (order,) = await h.orders(link)
         assert order.status == "pending"  # not canceled: a session might exist for it
         assert (await h.post(link)).status == 303
+
+
+class TestKeyInUseByAnotherReplica:
+    """Two gateway processes (here: two apps on one database and one Stripe) pressing the same
+    order: the second meets Stripe's 409 while the first's call runs, and asks again."""
+
+    async def replica(self, h: Harness, aiohttp_client: Any) -> Any:
+        app = create_app(h.app[SETTINGS], clock=h.clock, background_tasks=False)
+        return await aiohttp_client(app)
+
+    async def test_the_second_replica_waits_and_gets_the_same_session(
+        self, h: Harness, aiohttp_client: Any
+    ) -> None:
+        link = await h.issue()
+        other = await self.replica(h, aiohttp_client)
+        h.emulator.faults.update({"hold_next": 1})
+        first = asyncio.create_task(h.post(link))
+        await h.emulator.held.wait_for(1)  # the first replica's create is made, not answered
+
+        waits: list[float] = []
+
+        async def first_one_finishes(delay: float) -> None:
+            waits.append(delay)
+            h.emulator.held.release()
+            await first
+
+        other.app[CHECKOUT].sleep = first_one_finishes
+        second = await other.post(h.path(link), headers=BROWSER_HEADERS, allow_redirects=False)
+        assert second.status == 303
+        assert second.headers["Location"] == (await first).headers["Location"]
+        assert waits == [KEY_IN_USE_BACKOFF[0]]
+        (order,) = await h.orders(link)
+        key = f"gateway-checkout-{order.id}"
+        # The first's call, the second's refused one (409), the second's again (a replay).
+        assert [k for _, _, k in h.stripe_posts()] == [key, key, key]
+        assert h.emulator.sessions_created() == 1
+
+    async def test_the_waiting_is_bounded_then_a_503(self, h: Harness, aiohttp_client: Any) -> None:
+        link = await h.issue()
+        other = await self.replica(h, aiohttp_client)
+        h.emulator.faults.update({"hold_next": 1})
+        first = asyncio.create_task(h.post(link))
+        await h.emulator.held.wait_for(1)
+
+        waits: list[float] = []
+
+        async def no_wait(delay: float) -> None:
+            waits.append(delay)
+
+        other.app[CHECKOUT].sleep = no_wait
+        second = await other.post(h.path(link), headers=BROWSER_HEADERS, allow_redirects=False)
+        assert second.status == 503
+        assert "Reference:" in await second.text()
+        assert waits == list(KEY_IN_USE_BACKOFF)
+        assert len(h.stripe_posts()) == 1 + len(KEY_IN_USE_BACKOFF) + 1
+        h.emulator.held.release()
+        assert (await first).status == 303
+        assert h.emulator.sessions_created() == 1
