@@ -28,7 +28,17 @@ from tests.processes import terminate, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 _SKIP = shutil.ignore_patterns(
-    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "*.sqlite3*"
+    ".git",
+    ".venv",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "screenshots",
+    "*.sqlite3*",
 )
 
 
