@@ -7,7 +7,14 @@ and so fails the match), so it is a person, and the slow steps (a crawler list o
 patterns, and the ``user-agents`` parse at ~100 µs–1 ms) are skipped. The device model inside
 an Android string may say anything ("CUBOT", "Bot", "Line"): it is a person's phone either way.
 
-Android WebView strings ("; wv)") are excluded here so that the in-app check names them.
+Android WebView strings ("; wv)") are excluded here so that the in-app check names them, and
+so is an Android string with a versioned bot token in its fields (Google's "Storebot-Google/1.0"
+or "DuplexWeb-Google/1.0"): :func:`is_template_bot` checks that after the match, in one linear
+pass (as a lookahead inside each field it was quadratic in a long field's length).
+
+:func:`browser_facts` gives the same kind of facts for browser strings that match no template
+(old, rare or exotic browsers), from substring checks too: a full user-agent parser costs
+~100 µs-1 ms per string and several ms on strings built against its patterns.
 """
 
 from __future__ import annotations
@@ -16,9 +23,8 @@ import re
 from typing import Final, NamedTuple
 
 _V = r"\d+(?:\.\d+)*"  # a dotted version
-# Locale, model and build, in any words ("CUBOT MAX", "Bot"); but not the WebView mark, nor a
-# versioned bot token such as Google's "Storebot-Google/1.0" or "DuplexWeb-Google/1.0".
-_ANDROID_FIELDS = r"(?:; (?!wv\))(?![^;()]*(?i:bot|google)[\w.-]*/)[^;()]*)*"
+# Locale, model and build, in any words ("CUBOT MAX", "Bot"); but not the WebView mark.
+_ANDROID_FIELDS = r"(?:; (?!wv\))[^;()]*)*"
 
 _TEMPLATES: Final[dict[str, str]] = {
     "ios": (
@@ -51,6 +57,17 @@ _TEMPLATES: Final[dict[str, str]] = {
 BROWSER_TEMPLATE: Final[re.Pattern[str]] = re.compile(
     "|".join(f"(?P<{name}>{body})" for name, body in _TEMPLATES.items())
 )
+
+
+# A word with a bot's or Google's name followed by a version ("Storebot-Google/1.0"): checked
+# from each word's start only, so each character is read a bounded number of times.
+_VERSIONED_BOT: Final = re.compile(r"(?<![\w.-])(?=[\w.-]*?(?i:bot|google))[\w.-]*+/")
+
+
+def is_template_bot(template: str, user_agent: str) -> bool:
+    """Whether a string that matched ``template`` still carries a versioned bot token (only
+    Android's fields may hold free text; the other templates are fixed words)."""
+    return template == "android" and _VERSIONED_BOT.search(user_agent) is not None
 
 
 class BrowserFacts(NamedTuple):
@@ -108,3 +125,88 @@ def desktop_os(user_agent: str) -> str | None:
     if "Linux" in user_agent:
         return "Linux"
     return None
+
+
+# Browser families by token, first hit wins (more specific tokens first).
+_FAMILIES: Final[tuple[tuple[str, str], ...]] = (
+    ("HbbTV", "HbbTV"),
+    ("Electron/", "Electron"),
+    ("IEMobile", "IE Mobile"),
+    ("UP.Browser", "UP.Browser"),
+    ("MiuiBrowser/", "MiuiBrowser"),
+    ("HuaweiBrowser/", "Huawei Browser"),
+    ("HeyTapBrowser/", "HeyTap Browser"),
+    ("MQQBrowser/", "QQ Browser Mobile"),
+    ("Silk/", "Amazon Silk"),
+    ("Puffin/", "Puffin"),
+    ("EdgA/", "Edge Mobile"),
+    ("EdgiOS/", "Edge Mobile"),
+    ("Edg/", "Edge"),
+    ("Edge/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Opera Mini", "Opera Mini"),
+    ("Opera", "Opera"),
+    ("SamsungBrowser/", "Samsung Internet"),
+    ("UCBrowser", "UC Browser"),
+    ("UCWEB", "UC Browser"),
+    ("YaBrowser/", "Yandex Browser"),
+    ("Vivaldi/", "Vivaldi"),
+    ("CriOS/", "Chrome Mobile iOS"),
+    ("FxiOS/", "Firefox iOS"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("MSIE ", "IE"),
+    ("Trident/", "IE"),
+    ("Safari/", "Safari"),
+    ("NetFront", "NetFront"),
+)
+_MOBILE_FAMILIES: Final = {
+    "Chrome": "Chrome Mobile",
+    "Safari": "Mobile Safari",
+    "Firefox": "Firefox Mobile",
+}
+_MOBILE_TOKENS: Final = (
+    "Mobile",
+    "Android",
+    "iPhone",
+    "iPad",
+    "iPod",
+    "Tablet",
+    "Opera Mini",
+    "MIDP",
+    "Windows Phone",
+    "BlackBerry",
+    "BB10",
+    "KaiOS",
+    "Symbian",
+    "UP.Browser",
+    "Nokia",
+    "Series40",
+    "Series60",
+)
+# Systems desktop_os does not know, checked first ("Windows Phone ...; Android ..." is Windows').
+_OTHER_OS: Final = (
+    ("Windows Phone", "Windows Phone"),
+    ("KaiOS", "KaiOS"),
+    ("KAIOS", "KaiOS"),
+    ("BlackBerry", "BlackBerry OS"),
+    ("BB10", "BlackBerry OS"),
+    ("Symbian", "Symbian OS"),
+    ("SymbOS", "Symbian OS"),
+    ("Tizen", "Tizen"),
+    ("PlayStation", "PlayStation"),
+    ("Web0S", "webOS"),
+    ("webOS", "webOS"),
+)
+
+
+def browser_facts(user_agent: str) -> BrowserFacts:
+    """Device facts for a browser string that matched no template: a few dozen substring tests."""
+    os = next((name for token, name in _OTHER_OS if token in user_agent), None)
+    mobile = any(token in user_agent for token in _MOBILE_TOKENS)
+    browser = next((name for token, name in _FAMILIES if token in user_agent), None)
+    if browser == "Safari" and "Android" in user_agent:
+        browser = "Android"  # the stock browser before Chrome: "Version/4.0 Mobile Safari/534.30"
+    elif mobile and browser in _MOBILE_FAMILIES:
+        browser = _MOBILE_FAMILIES[browser]
+    return BrowserFacts(os or desktop_os(user_agent), browser, mobile)

@@ -21,8 +21,10 @@ The classifier only gives bots names from this set, and the counters
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
+from .crawlers import trie_pattern
 from .signatures import SIGNATURES
 
 OTHER: Final = "other"
@@ -30,27 +32,29 @@ EMPTY: Final = "empty user agent"
 OVER_LONG: Final = "over-long user agent"
 CONFIG_PREFIX: Final = "config: "
 
-# Tools: (regex, name). The classifier matches them case-insensitively, leftmost first.
+# Tools: (token, name), the token lower-case, optionally anchored at the start (``^``) or at a
+# word boundary (``\b``). The leftmost token in the user agent names the tool (first in this
+# order at one position), as the alternation of these patterns would (see tool_name).
 TOOLS: Final[tuple[tuple[str, str], ...]] = (
     (r"^curl/", "curl"),
-    (r"^Wget/", "Wget"),
+    (r"^wget/", "Wget"),
     (r"python-requests/", "python-requests"),
-    (r"^Go-http-client/", "Go-http-client"),
+    (r"^go-http-client/", "Go-http-client"),
     (r"\bokhttp/", "OkHttp"),
     (r"aiohttp/", "aiohttp"),
     (r"python-httpx/", "httpx"),
-    (r"Python-urllib/", "urllib"),
+    (r"python-urllib/", "urllib"),
     (r"^axios/", "axios"),
     (r"node-fetch", "node-fetch"),
     (r"^undici", "undici"),
-    (r"^Java/", "Java"),
-    (r"Apache-HttpClient/", "Apache HttpClient"),
+    (r"^java/", "Java"),
+    (r"apache-httpclient/", "Apache HttpClient"),
     (r"libwww-perl/", "libwww-perl"),
-    (r"^PostmanRuntime/", "Postman"),
-    (r"^HTTPie/", "HTTPie"),
-    (r"^Dalvik/", "Android app"),
-    (r"CFNetwork/", "Apple app"),
-    (r"HeadlessChrome/", "HeadlessChrome"),
+    (r"^postmanruntime/", "Postman"),
+    (r"^httpie/", "HTTPie"),
+    (r"^dalvik/", "Android app"),
+    (r"cfnetwork/", "Apple app"),
+    (r"headlesschrome/", "HeadlessChrome"),
 )
 
 # Crawlers worth telling apart in the admin's figures: (name, lower-case needles), first hit
@@ -146,15 +150,40 @@ BOT_NAMES: Final[frozenset[str]] = frozenset(
     | {name for name, _ in KNOWN_CRAWLERS}
     | {OTHER, EMPTY, OVER_LONG}
 )
-_NEEDLES: Final = tuple((needle, name) for name, needles in KNOWN_CRAWLERS for needle in needles)
+_CRAWLER_BY_NEEDLE: Final = {needle: name for name, needles in KNOWN_CRAWLERS for needle in needles}
+# One pass for all needles, as a trie (the longest at a position): ~120 substring tests would
+# read the string ~120 times, which a string made of the right characters makes slow.
+_CRAWLER_NEEDLE: Final = re.compile(trie_pattern(_CRAWLER_BY_NEEDLE))
+_TOOL_TOKENS: Final = tuple(
+    (pattern.removeprefix("^").removeprefix("\\b"), pattern[:1] == "^", pattern[:2] == "\\b", name)
+    for pattern, name in TOOLS
+)
 
 
 def crawler_name(lowered: str) -> str:
-    """The known crawler a lower-cased user agent names, else :data:`OTHER`."""
-    for needle, name in _NEEDLES:
-        if needle in lowered:
-            return name
-    return OTHER
+    """The known crawler named first (leftmost) in a lower-cased user agent, else :data:`OTHER`."""
+    match = _CRAWLER_NEEDLE.search(lowered)
+    return OTHER if match is None else _CRAWLER_BY_NEEDLE[match.group()]
+
+
+def tool_name(lowered: str) -> str | None:
+    """The tool whose token comes first (leftmost) in a lower-cased user agent, if any: one
+    ``str.find`` per tool (as one regex alternation, ~19 tries at each position)."""
+    best: tuple[int, int] | None = None
+    for order, (token, anchored, boundary, _) in enumerate(_TOOL_TOKENS):
+        if anchored:
+            position = 0 if lowered.startswith(token) else -1
+        else:
+            position = lowered.find(token)
+            while boundary and position > 0 and _is_word(lowered[position - 1]):
+                position = lowered.find(token, position + 1)
+        if position >= 0 and (best is None or position < best[0]):
+            best = (position, order)
+    return None if best is None else _TOOL_TOKENS[best[1]][3]
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def bot_label(name: str) -> str:

@@ -349,7 +349,7 @@ def test_visitor_is_immutable() -> None:
         visitor.is_bot = True  # type: ignore[misc]
 
 
-def test_huge_user_agent_is_cut_and_classified() -> None:
+def test_huge_user_agent_is_a_bot_without_being_read() -> None:
     visitor = Classifier().classify("curl/8.4.0 " + "x" * 100_000)
     assert visitor.is_bot is True
 

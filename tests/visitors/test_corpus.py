@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.visitors import Classifier
+from gateway.visitors.classifier import MAX_LENGTH
 from gateway.visitors.signatures import SIGNATURES
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "user_agents"
@@ -110,7 +111,7 @@ def test_signature_needles_never_hide_a_regex_match() -> None:
     import re
 
     for row in _rows():
-        ua = row["user_agent"][:1024]
+        ua = row["user_agent"][:MAX_LENGTH]
         lowered = ua.lower()
         for signature in SIGNATURES:
             if re.search(signature.pattern, ua, re.IGNORECASE):
