@@ -6,6 +6,10 @@ is every ``Authorization`` value, whatever its scheme. aiohttp quotes a request'
 when its parser refuses it (``Authorization: Token <key>\x00``), so a filter scrubs each record's
 message, arguments, exception text and stack before any handler formats it, on the gateway's
 handler and on aiohttp's own loggers; the formatters mask the finished line once more.
+
+Header text may hold lone surrogates (aiohttp decodes bytes that are not UTF-8 with
+``surrogateescape``): a UTF-8 stream cannot take them and strict JSON readers refuse their
+escapes, so the formatters write U+FFFD in their place.
 """
 
 from __future__ import annotations
@@ -45,6 +49,18 @@ _QUIET = (
     "mail.log",
 )
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _valid(value: Any) -> Any:
+    """``value`` with lone surrogates in its strings (nested ones too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {key: _valid(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid(item) for item in value]
+    return value
 
 
 def redact(text: str) -> str:
@@ -105,12 +121,12 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = record.stack_info
-        return _redact_json(json.dumps(line, default=str))
+        return _redact_json(json.dumps(_valid(line), default=lambda o: _valid(str(o))))
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return redact(_valid(super().format(record)))
 
 
 def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
