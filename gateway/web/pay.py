@@ -171,7 +171,7 @@ async def open_link(request: web.Request) -> web.Response:
     packed = await payable.get(link_id, lambda: checkout.fresh_view(link_id))
     if packed is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
-    if isinstance(packed, bytes) and app[CLOCK].now() < valid_until(packed):
+    if app[CLOCK].now() < valid_until(packed):
         _count_open(request, link_id, visitor.is_bot, visitor.name)
         request[PAGE_KIND] = "confirm"
         body = payable.body(packed, token, visitor.in_app)
