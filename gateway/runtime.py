@@ -13,7 +13,7 @@ from gateway.adapters.db.migrate import upgrade
 from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
 from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock, SystemClock
-from gateway.config import DEMO_SECRET, Settings
+from gateway.config import DEMO_SECRET, ConfigError, Settings
 from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
 from gateway.services.payments import PaymentRecorder
@@ -36,6 +36,12 @@ class Runtime:
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
     secrets = settings.tokens.secret_keys or ((DEMO_SECRET,) if settings.demo else ())
+    if not secrets:
+        # Every command that reads or writes links needs the keys that sign them.
+        raise ConfigError(
+            "tokens.secret_keys is required (set GATEWAY_TOKENS_SECRET_KEYS, "
+            "or GATEWAY_DEMO=1 for the demo's database)"
+        )
     return TokenService(secrets, settings.tokens.max_age, clock)
 
 

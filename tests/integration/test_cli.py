@@ -141,3 +141,14 @@ def test_serve_refuses_to_start_without_secrets(
     code, _, err = run(capsys, "serve")
     assert code == 2
     assert "GATEWAY_TOKENS_SECRET_KEYS" in err and "GATEWAY_STRIPE_API_KEY" in err
+
+
+def test_a_links_command_without_token_keys_says_which_key_is_missing(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GATEWAY_TOKENS_SECRET_KEYS")
+    monkeypatch.delenv("GATEWAY_DEMO", raising=False)
+    code, out, err = run(capsys, "links", "list")
+    assert code == 2
+    assert "tokens.secret_keys" in err and "GATEWAY_TOKENS_SECRET_KEYS" in err
+    assert "Traceback" not in err
