@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db.engine import Database
@@ -63,6 +66,8 @@ log = logging.getLogger(__name__)
 MAX_BULK_ROWS = MAX_ROWS
 BATCH_ROWS = 2000
 COUNT_CAP = 1000
+# A status filter whose candidates (status_candidates) are at most this many looks only at them.
+DRIVE_CAP = COUNT_CAP
 SEND_CONCURRENCY = 4
 # What an admin can filter on. ``duplicate`` is a flag (a second payment arrived), the others are
 # one status each, computed in SQL exactly as the payer's page computes its state.
@@ -158,32 +163,94 @@ def admin_status(state: LinkState, orders: Sequence[Order], open_count: int) -> 
     return "opened" if open_count else "issued"
 
 
+class _Unindexed(sa.sql.expression.ColumnElement[Any]):
+    """A column SQLite's planner must not pick an index for (``+column``): with no statistics
+    it takes ``revoked_at IS NULL`` for a selective condition, reads nearly every link through
+    that index and sorts them all, instead of walking ``(created_at, id)`` and stopping after a
+    page. Other databases get the column as it is."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _render_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(_Unindexed, "sqlite")
+def _render_unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))
+
+
 def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
+    # One probe of ix_orders_link_id_status per link, whatever the number of statuses.
     return sa.exists().where(Order.link_id == Link.id, Order.status.in_(statuses))
 
 
 def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
-    """The SQL twin of :func:`admin_status` (a test checks they agree on every status)."""
-    paid = _has_order("paid")
-    processing = _has_order("processing")
-    revoked = Link.revoked_at.is_not(None)
-    expired = Link.valid_until <= now
-    payable = sa.and_(~paid, ~processing, ~revoked, ~expired)
-    pending = _has_order("pending")
-    failed = _has_order("failed")
-    quiet = sa.and_(payable, ~pending, ~failed)
+    """The SQL twin of :func:`admin_status` (a test checks they agree on every status), with at
+    most two order look-ups per link."""
+    revoked = _Unindexed(Link.revoked_at).is_not(None)
+    expired = _Unindexed(Link.valid_until) <= now
+    live = sa.and_(~revoked, ~expired)  # neither revoked nor expired
+    open_status = sa.and_(live, ~_has_order("paid", "processing", "pending", "failed"))
     conditions: dict[str, sa.ColumnElement[bool]] = {
-        "paid": paid,
-        "processing": sa.and_(~paid, processing),
-        "revoked": sa.and_(~paid, ~processing, revoked),
-        "expired": sa.and_(~paid, ~processing, ~revoked, expired),
-        "pending": sa.and_(payable, pending),
-        "failed": sa.and_(payable, ~pending, failed),
-        "opened": sa.and_(quiet, Link.open_count > 0),
-        "issued": sa.and_(quiet, Link.open_count == 0),
+        "paid": _has_order("paid"),
+        "processing": sa.and_(_has_order("processing"), ~_has_order("paid")),
+        "revoked": sa.and_(revoked, ~_has_order("paid", "processing")),
+        "expired": sa.and_(~revoked, expired, ~_has_order("paid", "processing")),
+        "pending": sa.and_(live, _has_order("pending"), ~_has_order("paid", "processing")),
+        "failed": sa.and_(live, _has_order("failed"), ~_has_order("paid", "processing", "pending")),
+        "opened": sa.and_(open_status, Link.open_count > 0),
+        "issued": sa.and_(open_status, Link.open_count == 0),
         "duplicate": sa.exists().where(Order.link_id == Link.id, Order.duplicate_of.is_not(None)),
     }
     return conditions[status]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ORDER_STATUSES = ("paid", "processing", "pending", "failed")
+
+
+def status_candidates(status: str, now: datetime) -> sa.Select[Any]:
+    """Link ids that a status can only be found among, read from an index: when they are few,
+    a list looks only at them (see :meth:`AdminLinks.list`)."""
+    if status in _ORDER_STATUSES:
+        return sa.select(Order.link_id).where(Order.status == status)
+    if status == "duplicate":
+        return sa.select(Order.link_id).where(Order.duplicate_of.is_not(None))
+    if status == "revoked":
+        # A range, not IS NOT NULL: SQLite reads a range from the index.
+        return sa.select(Link.id).where(Link.revoked_at > _EPOCH)
+    if status == "expired":
+        return sa.select(Link.id).where(Link.valid_until <= now)
+    return sa.select(Link.id).where(Link.valid_until > now)  # issued, opened
+
+
+def _before(key: tuple[datetime, str]) -> sa.ColumnElement[bool]:
+    """Links after ``key`` in the list's order. ``created_at <= x`` comes first and alone so
+    that the index on ``(created_at, id)`` is read from ``key`` on, not from the top."""
+    created_at, link_id = key
+    return sa.and_(
+        Link.created_at <= created_at,
+        sa.or_(Link.created_at < created_at, Link.id < link_id),
+    )
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string after every string that starts with ``prefix`` (code point order,
+    which is UTF-8's byte order and SQLite's BINARY collation), or None."""
+    for cut in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[cut]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:cut] + chr(point)
+    return None
 
 
 def _like_prefix(prefix: str) -> str:
@@ -263,6 +330,18 @@ class BulkReport:
         return [r for r in self.rows if r.errors]
 
     def as_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "rows": [r.as_dict() for r in self.rows]}
+
+    def to_json(self) -> bytes:
+        """:meth:`as_dict` as JSON, one row at a time (a 100,000-row report as dictionaries
+        would take several times the memory of its text)."""
+        chunks = [json.dumps(self.summary())[:-1].encode(), b', "rows": [']
+        for index, row in enumerate(self.rows):
+            chunks.append((", " if index else "").encode() + json.dumps(row.as_dict()).encode())
+        chunks.append(b"]}")
+        return b"".join(chunks)
+
+    def summary(self) -> dict[str, Any]:
         emailed = [r.email for r in self.rows if r.email is not None]
         return {
             "dry_run": self.dry_run,
@@ -275,7 +354,6 @@ class BulkReport:
             "emails_sent": sum(1 for e in emailed if e.ok),
             "emails_failed": sum(1 for e in emailed if not e.ok),
             "warnings": self.warnings,
-            "rows": [r.as_dict() for r in self.rows],
         }
 
 
@@ -493,71 +571,146 @@ class AdminLinks:
     # --- list -------------------------------------------------------------------------------
 
     async def list(self, f: LinkFilter) -> LinkPage:
+        """A page of links, newest first, at a cost that does not grow with the table.
+
+        With a status filter, the status's candidates (:func:`status_candidates`, an index
+        read) are fetched first: up to :data:`DRIVE_CAP` of them, only those links are looked
+        at (an exact total); more, and the links are walked newest first until the page is
+        full, the total counted up to :data:`COUNT_CAP`.
+        """
         now = self.now()
         where: list[sa.ColumnElement[bool]] = []
-        if f.status:
-            if f.status not in STATUSES:
-                raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
-            where.append(status_condition(f.status, now))
+        if f.status and f.status not in STATUSES:
+            raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
         if f.ref_prefix:
             problem = text_problem(f.ref_prefix)
             if problem:
                 raise ValidationFailed({"ref_prefix": problem})
             where.append(Link.ref.like(_like_prefix(f.ref_prefix), escape="\\"))
+            upper = _successor(f.ref_prefix)
+            if self._db.is_sqlite and upper is not None:
+                # The same links, as a range SQLite reads from ix_links_ref (its LIKE cannot
+                # use the index, and ignores case where PostgreSQL's does not).
+                where.append(sa.and_(Link.ref >= f.ref_prefix, Link.ref < upper))
         if f.created_from:
             where.append(Link.created_at >= f.created_from)
         if f.created_to:
             where.append(Link.created_at < f.created_to)
-        page_where = list(where)
-        offset = f.offset
-        if f.cursor:
-            created_at, link_id = decode_cursor(f.cursor)
-            page_where.append(
-                sa.or_(
-                    Link.created_at < created_at,
-                    sa.and_(Link.created_at == created_at, Link.id < link_id),
-                )
-            )
-            offset = 0
+        after = decode_cursor(f.cursor) if f.cursor else None
+        offset = 0 if after else f.offset
         async with self._db.read() as session:
-            counted = (
-                await session.execute(
-                    sa.select(sa.func.count()).select_from(
-                        sa.select(Link.id).where(*where).limit(COUNT_CAP + 1).subquery()
-                    )
+            if not self._db.is_sqlite:
+                # A page is a few thousand rows at most: starting parallel workers costs more.
+                await session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
+            candidates: sa.Select[Any] | None = None
+            few: list[str] | None = None
+            found: list[str] = []
+            if f.status:
+                where.append(status_condition(f.status, now))
+                candidates = status_candidates(f.status, now)
+                found = list((await session.execute(candidates.limit(DRIVE_CAP + 1))).scalars())
+                few = sorted(set(found)) if len(found) <= DRIVE_CAP else None
+            if few is not None:
+                # Few candidates: the database sorts and counts the matches among them (no
+                # subquery: PostgreSQL would hash-join the whole table), returning one page.
+                matches = (
+                    sa.select(Link.id, Link.created_at, sa.func.count().over().label("total"))
+                    .where(self._id_in(few), *where)
+                    .subquery()
                 )
-            ).scalar_one()
-            rows = (
-                (
+                page = sa.select(matches.c.id, matches.c.total)
+                if after:
+                    page = page.where(
+                        matches.c.created_at <= after[0],
+                        sa.or_(matches.c.created_at < after[0], matches.c.id < after[1]),
+                    )
+                found_page = (
                     await session.execute(
-                        sa.select(Link)
-                        .where(*page_where)
-                        .options(selectinload(Link.orders))
-                        .order_by(Link.created_at.desc(), Link.id.desc())
+                        page.order_by(matches.c.created_at.desc(), matches.c.id.desc())
                         .limit(f.limit + 1)
                         .offset(offset)
                     )
+                ).all()
+                ids = [row[0] for row in found_page]
+                if found_page:
+                    total = int(found_page[0][1])
+                else:  # past the end: count on its own
+                    total = (
+                        await session.execute(sa.select(sa.func.count()).select_from(matches))
+                    ).scalar_one()
+                exact = True
+                loaded = await session.execute(
+                    sa.select(Link).where(self._id_in(ids)).options(selectinload(Link.orders))
                 )
-                .scalars()
-                .all()
-            )
+                by_id = {link.id: link for link in loaded.scalars()}
+                rows = [by_id[i] for i in ids if i in by_id]
+            else:
+                # Many: walk newest first until the page is full; count up to COUNT_CAP,
+                # from the order candidates when there are some (they lead to the matches).
+                counted = 0
+                by_order = f.status in (*_ORDER_STATUSES, "duplicate")
+                if by_order and not self._db.is_sqlite:
+                    # Nearly every candidate matches: counting among the ones fetched above
+                    # usually settles "more than COUNT_CAP" at once (PostgreSQL would otherwise
+                    # hash-join the table).
+                    counted = (
+                        await session.execute(
+                            sa.select(sa.func.count())
+                            .select_from(Link)
+                            .where(self._id_in(sorted(set(found))), *where)
+                        )
+                    ).scalar_one()
+                if counted <= COUNT_CAP:
+                    counting = list(where)
+                    if by_order and candidates is not None and self._db.is_sqlite:
+                        counting.append(Link.id.in_(candidates))  # SQLite walks them
+                    counted = (
+                        await session.execute(
+                            sa.select(sa.func.count()).select_from(
+                                sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
+                            )
+                        )
+                    ).scalar_one()
+                total, exact = min(int(counted), COUNT_CAP), int(counted) <= COUNT_CAP
+                if after:
+                    where.append(_before(after))
+                rows = list(
+                    (
+                        await session.execute(
+                            sa.select(Link)
+                            .where(*where)
+                            .options(selectinload(Link.orders))
+                            .order_by(Link.created_at.desc(), Link.id.desc())
+                            .limit(f.limit + 1)
+                            .offset(offset)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
             links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
             if links:
-                found = await session.execute(
+                preview_rows = await session.execute(
                     sa.select(LinkPreview).where(LinkPreview.link_id.in_([x.id for x in links]))
                 )
-                for p in found.scalars():
+                for p in preview_rows.scalars():
                     previews.setdefault(p.link_id, {})[p.bot_name] = p.count
         last = links[-1] if links and more else None
         return LinkPage(
             [self._summary(link, now, previews.get(link.id, {})) for link in links],
-            min(int(counted), COUNT_CAP),
+            total,
             f.limit,
             f.offset,
             next_cursor=encode_cursor(last.created_at, last.id) if last else None,
-            total_exact=int(counted) <= COUNT_CAP,
+            total_exact=exact,
         )
+
+    def _id_in(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
+        if self._db.is_sqlite:
+            return Link.id.in_(ids)
+        # One array parameter: the same statement (prepared once) whatever the number of ids.
+        return Link.id == sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.String)))
 
     def _summary(self, link: Link, now: datetime, previews: dict[str, int]) -> LinkSummary:
         state = link_view(link, [], link.orders, now).state
@@ -668,15 +821,11 @@ class AdminLinks:
         """
         warnings = list(rows.warnings) if isinstance(rows, BulkFile) else []
         file_rows = as_file_rows(rows if isinstance(rows, BulkFile) else list(rows))
-        if len(file_rows) > MAX_BULK_ROWS:
-            raise BulkFormatError(
-                f"at most {MAX_BULK_ROWS:,} rows per file, got {len(file_rows):,}"
-            )
-        if not file_rows:
-            raise BulkFormatError("the file has no rows")
         report = BulkReport(dry_run, [], warnings)
         seen: dict[str, int] = {}
         for file_row in file_rows:
+            if len(report.rows) >= MAX_BULK_ROWS:
+                raise BulkFormatError(f"at most {MAX_BULK_ROWS:,} rows per file")
             new, errors = validate_row(file_row, self._settings)
             ref = new.ref if new is not None else str(file_row.fields.get("ref") or "").strip()
             if ref and ref in seen:
@@ -685,6 +834,8 @@ class AdminLinks:
             elif ref:
                 seen[ref] = file_row.number
             report.rows.append(BulkRow(file_row.number, ref, errors=errors, new=new))
+        if not report.rows:
+            raise BulkFormatError("the file has no rows")
         if report.invalid and not skip_invalid and not dry_run:
             raise BulkInvalid(report)
         for r in report.invalid:

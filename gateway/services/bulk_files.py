@@ -23,7 +23,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,7 @@ class FileRow:
 
 @dataclass(slots=True)
 class BulkFile:
-    rows: list[FileRow]
+    rows: Iterable[FileRow]  # read once: CSV rows are parsed as they are consumed
     warnings: list[str] = field(default_factory=list)
 
 
@@ -117,23 +117,27 @@ def parse_csv(body: bytes | str) -> BulkFile:
     if not any(header):
         raise BulkFormatError("the CSV is empty (expected a header row)")
     _check_header(header, delimiter)
-    rows: list[FileRow] = []
+    # Rows are read as they are validated: a 100,000-row file is never held twice.
+    return BulkFile(_rows(records, header), warnings)
+
+
+def _rows(records: Iterator[list[str]], header: list[str]) -> Iterator[FileRow]:
+    count = 0
     for number, cells in enumerate(records, start=2):
         if not any(cell.strip() for cell in cells):
             continue  # a blank row (still counted: the next row keeps the spreadsheet's number)
-        if len(rows) >= MAX_ROWS:
+        if count >= MAX_ROWS:
             raise BulkFormatError(
                 f"more than {MAX_ROWS:,} data rows; split the file (row {number} is past the cap)"
             )
-        values = dict(zip(header, cells, strict=False))
         for column, cell in zip(header, cells, strict=False):
             if len(cell.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES:
                 raise BulkFormatError(
                     f"row {number}: the {column or 'unnamed'} cell is longer than "
                     f"{MAX_FIELD_BYTES // 1024} KB"
                 )
-        rows.append(FileRow(number, values, extra=len(cells) > len(header)))
-    return BulkFile(rows, warnings)
+        count += 1
+        yield FileRow(number, dict(zip(header, cells, strict=False)), len(cells) > len(header))
 
 
 def _records(text: str, delimiter: str) -> Iterator[list[str]]:
@@ -202,8 +206,9 @@ def parse_json(data: object) -> BulkFile:
     return BulkFile([FileRow(n, dict(row)) for n, row in enumerate(data, start=1)])
 
 
-def as_file_rows(rows: object) -> list[FileRow]:
-    """Rows given as plain mappings (numbered from 1) or as :class:`FileRow`."""
+def as_file_rows(rows: object) -> Iterable[FileRow]:
+    """Rows given as a :class:`BulkFile`, or a list of plain mappings (numbered from 1) or of
+    :class:`FileRow`."""
     if isinstance(rows, BulkFile):
         return rows.rows
     result: list[FileRow] = []

@@ -262,7 +262,7 @@ async def bulk_links(request: web.Request) -> web.Response:
         if row.email is not None:
             metrics.record_email("link", row.email.ok)
     status = 200 if report.dry_run or not report.count("created") else 201
-    return web.json_response(report.as_dict(), status=status)
+    return web.Response(body=report.to_json(), status=status, content_type="application/json")
 
 
 @routes.get("/links", name="admin_list_links")

@@ -97,15 +97,16 @@ class TestAllOrNothing:
     async def test_a_failure_after_some_batches_says_what_exists_and_a_rerun_completes(
         self, h: AdminHarness
     ) -> None:
-        rows = parse_csv(GOOD_CSV.encode())
         await fail_inserts_of(h, "2026-04/p3")
         with pytest.raises(BulkInterrupted) as caught:
-            await h.app[ADMIN].bulk(rows, actor="admin:t", batch_rows=2)
+            await h.app[ADMIN].bulk(parse_csv(GOOD_CSV.encode()), actor="admin:t", batch_rows=2)
         assert (caught.value.created, caught.value.remaining) == (2, 1)
         assert "run the same file again" in str(caught.value)
         assert (await counts(h))[0] == 2
         await fail_inserts_of(h, None)
-        report = await h.app[ADMIN].bulk(rows, actor="admin:t", batch_rows=2)
+        report = await h.app[ADMIN].bulk(
+            parse_csv(GOOD_CSV.encode()), actor="admin:t", batch_rows=2
+        )
         assert [r.status for r in report.rows] == ["existing", "existing", "created"]
         assert (await counts(h))[0] == 3
 

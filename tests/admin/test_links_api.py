@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db.models import Link
+from gateway.services import admin_links
 from gateway.services.admin_links import STATUSES, admin_status, status_condition
 from gateway.services.checkout import link_view
 from gateway.web.keys import DATABASE
@@ -144,7 +145,13 @@ class TestList:
         await h.flush_opens()
         return ids
 
-    async def test_each_status_filter_finds_exactly_its_link(self, h: AdminHarness) -> None:
+    @pytest.mark.parametrize("drive_cap", [admin_links.DRIVE_CAP, 0])
+    async def test_each_status_filter_finds_exactly_its_link(
+        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch, drive_cap: int
+    ) -> None:
+        # Both ways a filter runs: looking only at the status's few candidates, and (with
+        # "many" candidates) walking the links newest first.
+        monkeypatch.setattr(admin_links, "DRIVE_CAP", drive_cap)
         ids = await self.make_one_of_each(h)
         h.clock.advance(2 * 3600)  # only the one-hour link is past its validity
         for status in STATUSES:
@@ -220,6 +227,54 @@ class TestList:
         assert [x["id"] for x in (await response.json())["links"]] == [first.id]
         response = await h.api("GET", "/links", params={"created_from": "yesterday"})
         assert response.status == 422
+
+    @pytest.mark.parametrize("drive_cap", [admin_links.DRIVE_CAP, 0])
+    async def test_cursor_pages_visit_every_link_once_even_at_the_same_instant(
+        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch, drive_cap: int
+    ) -> None:
+        monkeypatch.setattr(admin_links, "DRIVE_CAP", drive_cap)
+        rows = "".join(f"p{n}@example.com,P {n},c/{n},10\n" for n in range(7))
+        await h.api(
+            "POST",
+            "/links/bulk",
+            data="email,name,ref,amount\n" + rows,
+            headers={"Content-Type": "text/csv"},
+        )  # one transaction: seven links created at the very same instant
+        h.clock.advance(1)
+        await h.issue(ref="c/later")
+        for params in ({}, {"status": "issued"}):
+            seen: list[str] = []
+            cursor: str | None = None
+            while True:
+                query = {"limit": "3", **params, **({"cursor": cursor} if cursor else {})}
+                data = await (await h.api("GET", "/links", params=query)).json()
+                assert (data["total"], data["total_exact"]) == (8, True)
+                seen += [x["ref"] for x in data["links"]]
+                cursor = data["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen[0] == "c/later" and sorted(seen[1:]) == [f"c/{n}" for n in range(7)]
+            assert len(set(seen)) == 8
+            # offset still works, and agrees with the cursor
+            data = await (
+                await h.api("GET", "/links", params={"limit": "3", "offset": "3", **params})
+            ).json()
+            assert [x["ref"] for x in data["links"]] == seen[3:6]
+
+    async def test_the_count_stops_at_the_cap(
+        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(admin_links, "COUNT_CAP", 2)
+        for n in range(3):
+            await h.issue(ref=f"cap/{n}")
+        data = await (await h.api("GET", "/links", params={"limit": "1"})).json()
+        assert (data["total"], data["total_exact"]) == (2, False)
+
+    async def test_a_cursor_this_api_did_not_give_is_a_422(self, h: AdminHarness) -> None:
+        for cursor in ("nope", "bm9wZQ", "MjAyNi0wNC0wMXxsa18x"):
+            response = await h.api("GET", "/links", params={"cursor": cursor})
+            assert response.status == 422, cursor
+            assert "cursor" in (await response.json())["error"]["fields"]
 
     @pytest.mark.parametrize(
         "params", [{"limit": "0"}, {"limit": "501"}, {"offset": "-1"}, {"limit": "x"}]

@@ -52,6 +52,10 @@ class Base(DeclarativeBase):
 
 class Link(Base):
     __tablename__ = "links"
+    __table_args__ = (
+        # The admin list: newest first, by cursor, without sorting the table.
+        sa.Index("ix_links_created_at_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320))
@@ -62,7 +66,7 @@ class Link(Base):
     ref: Mapped[str] = mapped_column(sa.String(200), index=True)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(sa.String(100))
-    valid_until: Mapped[datetime]
+    valid_until: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(index=True)
     revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
     revoke_reason: Mapped[str | None] = mapped_column(sa.String(200))
@@ -118,6 +122,15 @@ class Order(Base):
         sa.CheckConstraint(
             "status IN ('pending','processing','paid','failed','refunded','canceled','expired')",
             name="status_known",
+        ),
+        # The admin list: "has this link an order in these statuses?" as a probe per status, and
+        # the links of a status from the index alone.
+        sa.Index("ix_orders_status_link_id", "status", "link_id"),
+        sa.Index(
+            "ix_orders_duplicates",
+            "link_id",
+            sqlite_where=sa.text("duplicate_of IS NOT NULL"),
+            postgresql_where=sa.text("duplicate_of IS NOT NULL"),
         ),
     )
 
