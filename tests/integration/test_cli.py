@@ -148,7 +148,7 @@ def test_a_links_command_without_token_keys_says_which_key_is_missing(
 ) -> None:
     monkeypatch.delenv("GATEWAY_TOKENS_SECRET_KEYS")
     monkeypatch.delenv("GATEWAY_DEMO", raising=False)
-    code, out, err = run(capsys, "links", "list")
+    code, _out, err = run(capsys, "links", "list")
     assert code == 2
     assert "tokens.secret_keys" in err and "GATEWAY_TOKENS_SECRET_KEYS" in err
     assert "Traceback" not in err
