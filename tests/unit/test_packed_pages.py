@@ -154,3 +154,40 @@ async def test_a_large_organisations_links_stay_within_the_packed_budget(pages: 
     assert snapshot.bytes <= budget and held <= budget * 1.1
     # A few hundred bytes per link: ~750 of them in 256 KB (a rendered page alone is ~1 KB).
     assert snapshot.count >= 700
+
+
+def retained(build: Any) -> int:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def test_preview_pages_for_any_number_of_tokens_keep_nothing(pages: Pages) -> None:
+    tokens = [f"lk_{i:012d}.AAAAAA.{i:027d}" for i in range(5000)]
+
+    def previews() -> None:
+        for token in tokens:
+            body = pages.render_for_token("preview.html", token).body
+            assert isinstance(body, bytes) and token.encode() in body
+
+    assert retained(previews) < 64 * 1024  # the preview's parts, rendered once
+
+
+def test_cached_pages_are_held_to_their_byte_budget_under_unique_keys() -> None:
+    env = jinja2.Environment(loader=jinja2.DictLoader({"big.html": "{{ text }}"}), autoescape=True)
+    budget = 256 * 1024
+    cached = Pages(env, {}, max_entries=100_000, max_bytes=budget)
+
+    def fill() -> Pages:
+        for i in range(2000):
+            key = f"{i:06d}" + "k" * 2000  # an outsider's key, as long as it likes
+            cached.render("big.html", {"text": "x" * 4000}, cache_key=key)
+        return cached
+
+    assert retained(fill) <= budget * 1.1
