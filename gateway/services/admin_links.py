@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 MAX_BULK_ROWS = MAX_ROWS
 BATCH_ROWS = 2000
+ANALYZE_AFTER = 10_000  # links created by one bulk run, on PostgreSQL
 COUNT_CAP = 1000
 # A status filter whose candidates (status_candidates) are at most this many looks only at them.
 DRIVE_CAP = COUNT_CAP
@@ -611,82 +612,10 @@ class AdminLinks:
                 found = list((await session.execute(candidates.limit(DRIVE_CAP + 1))).scalars())
                 few = sorted(set(found)) if len(found) <= DRIVE_CAP else None
             if few is not None:
-                # Few candidates: the database sorts and counts the matches among them (no
-                # subquery: PostgreSQL would hash-join the whole table), returning one page.
-                matches = (
-                    sa.select(Link.id, Link.created_at, sa.func.count().over().label("total"))
-                    .where(self._id_in(few), *where)
-                    .subquery()
-                )
-                page = sa.select(matches.c.id, matches.c.total)
-                if after:
-                    page = page.where(
-                        matches.c.created_at <= after[0],
-                        sa.or_(matches.c.created_at < after[0], matches.c.id < after[1]),
-                    )
-                found_page = (
-                    await session.execute(
-                        page.order_by(matches.c.created_at.desc(), matches.c.id.desc())
-                        .limit(f.limit + 1)
-                        .offset(offset)
-                    )
-                ).all()
-                ids = [row[0] for row in found_page]
-                if found_page:
-                    total = int(found_page[0][1])
-                else:  # past the end: count on its own
-                    total = (
-                        await session.execute(sa.select(sa.func.count()).select_from(matches))
-                    ).scalar_one()
-                exact = True
-                loaded = await session.execute(
-                    sa.select(Link).where(self._id_in(ids)).options(selectinload(Link.orders))
-                )
-                by_id = {link.id: link for link in loaded.scalars()}
-                rows = [by_id[i] for i in ids if i in by_id]
+                rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
             else:
-                # Many: walk newest first until the page is full; count up to COUNT_CAP,
-                # from the order candidates when there are some (they lead to the matches).
-                counted = 0
-                by_order = f.status in (*_ORDER_STATUSES, "duplicate")
-                if by_order and not self._db.is_sqlite:
-                    # Nearly every candidate matches: counting among the ones fetched above
-                    # usually settles "more than COUNT_CAP" at once (PostgreSQL would otherwise
-                    # hash-join the table).
-                    counted = (
-                        await session.execute(
-                            sa.select(sa.func.count())
-                            .select_from(Link)
-                            .where(self._id_in(sorted(set(found))), *where)
-                        )
-                    ).scalar_one()
-                if counted <= COUNT_CAP:
-                    counting = list(where)
-                    if by_order and candidates is not None and self._db.is_sqlite:
-                        counting.append(Link.id.in_(candidates))  # SQLite walks them
-                    counted = (
-                        await session.execute(
-                            sa.select(sa.func.count()).select_from(
-                                sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
-                            )
-                        )
-                    ).scalar_one()
-                total, exact = min(int(counted), COUNT_CAP), int(counted) <= COUNT_CAP
-                if after:
-                    where.append(_before(after))
-                rows = list(
-                    (
-                        await session.execute(
-                            sa.select(Link)
-                            .where(*where)
-                            .options(selectinload(Link.orders))
-                            .order_by(Link.created_at.desc(), Link.id.desc())
-                            .limit(f.limit + 1)
-                            .offset(offset)
-                        )
-                    )
-                    .scalars()
-                    .all()
+                rows, total, exact = await self._walk(
+                    session, f.status, candidates, found, where, after, offset, f.limit
                 )
             links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
@@ -705,6 +634,98 @@ class AdminLinks:
             next_cursor=encode_cursor(last.created_at, last.id) if last else None,
             total_exact=exact,
         )
+
+    async def _few(
+        self,
+        session: Any,
+        few: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        after: tuple[datetime, str] | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Link], int, bool]:
+        """A page from a status's few candidates: the database counts and sorts the matches
+        among them and returns one page (the ids are sent, not a subquery: PostgreSQL would
+        hash-join the whole table). The total is exact."""
+        matches = (
+            sa.select(Link.id, Link.created_at, sa.func.count().over().label("total"))
+            .where(self._id_in(few), *where)
+            .subquery()
+        )
+        page = sa.select(matches.c.id, matches.c.total)
+        if after:
+            page = page.where(
+                matches.c.created_at <= after[0],
+                sa.or_(matches.c.created_at < after[0], matches.c.id < after[1]),
+            )
+        found = (
+            await session.execute(
+                page.order_by(matches.c.created_at.desc(), matches.c.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
+        ).all()
+        ids = [row[0] for row in found]
+        if found:
+            total = int(found[0][1])
+        else:  # past the end: count on its own
+            total = (
+                await session.execute(sa.select(sa.func.count()).select_from(matches))
+            ).scalar_one()
+        loaded = await session.execute(
+            sa.select(Link).where(self._id_in(ids)).options(selectinload(Link.orders))
+        )
+        by_id = {link.id: link for link in loaded.scalars()}
+        return [by_id[i] for i in ids if i in by_id], int(total), True
+
+    async def _walk(
+        self,
+        session: Any,
+        status: str | None,
+        candidates: sa.Select[Any] | None,
+        found: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        after: tuple[datetime, str] | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Link], int, bool]:
+        """A page walked newest first along ``(created_at, id)`` until it is full, and the
+        matches counted up to :data:`COUNT_CAP`."""
+        counted = 0
+        by_order = status in (*_ORDER_STATUSES, "duplicate")
+        if by_order and not self._db.is_sqlite:
+            # Nearly every candidate matches: counting among the ones already fetched usually
+            # settles "more than COUNT_CAP" at once (PostgreSQL would hash-join the table).
+            counted = (
+                await session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(Link)
+                    .where(self._id_in(sorted(set(found))), *where)
+                )
+            ).scalar_one()
+        if counted <= COUNT_CAP:
+            counting = list(where)
+            if by_order and candidates is not None and self._db.is_sqlite:
+                counting.append(Link.id.in_(candidates))  # SQLite walks the candidates
+            counted = (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(
+                        sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
+                    )
+                )
+            ).scalar_one()
+        paging = [*where, _before(after)] if after else list(where)
+        rows = (
+            await session.execute(
+                sa.select(Link)
+                .where(*paging)
+                .options(selectinload(Link.orders))
+                .order_by(Link.created_at.desc(), Link.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
+        ).scalars()
+        return list(rows), min(int(counted), COUNT_CAP), int(counted) <= COUNT_CAP
 
     def _id_in(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
         if self._db.is_sqlite:
@@ -865,6 +886,11 @@ class AdminLinks:
                 if made.existing is None:
                     r.id, r.url = made.id, made.url
                     created += 1
+        if created >= ANALYZE_AFTER and not self._db.is_sqlite:
+            # Fresh statistics now rather than at autovacuum's next pass: PostgreSQL plans the
+            # admin list from them, and a table that doubled looks empty to it until then.
+            async with self._db.engine.begin() as connection:
+                await connection.execute(sa.text("ANALYZE links, link_items"))
         if send:
             await self._send_rows(report, resend=resend, actor=actor)
         return report
