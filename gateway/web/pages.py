@@ -3,6 +3,7 @@ response built with DESIGN §6's headers already in it."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Hashable, Mapping
 from importlib import resources
@@ -24,6 +25,15 @@ HTML = "text/html; charset=utf-8"
 # of a real one, so any filter a template applies treats it the same way.
 TOKEN_MARK = "lk_TOKENxMARKxx.TOKENx.TOKENxMARKxTOKENxMARKxTOKEN"  # noqa: S105 - not a secret
 TOKEN_MARK_BYTES = TOKEN_MARK.encode("ascii")
+_PLAIN = re.compile(r"[A-Za-z0-9._-]*")
+
+
+def token_bytes(token: str) -> bytes:
+    """The token as a page shows it: escaped, though a verified token has nothing to escape
+    (letters, digits, ``.``, ``_``, ``-``), and checking that is ten times cheaper."""
+    if _PLAIN.fullmatch(token):
+        return token.encode("ascii")
+    return str(escape(token)).encode("utf-8")
 
 
 def _weigh_page(key: Hashable, body: bytes) -> int:
@@ -151,7 +161,7 @@ class Pages:
             parts = self._token_parts[template] = self.render_bytes(
                 template, {"token": TOKEN_MARK}
             ).split(TOKEN_MARK_BYTES)
-        body = str(escape(token)).encode("utf-8").join(parts)
+        body = token_bytes(token).join(parts)
         return self.respond(body, status=status, headers=headers)
 
     def respond(

@@ -27,6 +27,7 @@ UNTIL = datetime(2030, 6, 1, tzinfo=UTC)
 TOKENS = (
     "lk_AbCdEfGhIjKl.ZxYwVu.abcdefghijklmnopqrstuvwxyz0",
     "lk_-_-_-_-_-_-_.AAAA.___________________________",
+    '<never "verified" & yet> escaped as Jinja would',
 )
 
 
