@@ -188,8 +188,16 @@ def _render_unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> s
 
 
 def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
-    # One probe of ix_orders_link_id_status per link, whatever the number of statuses.
-    return sa.exists().where(Order.link_id == Link.id, Order.status.in_(statuses))
+    """Whether the link has an order in one of ``statuses``: an index probe per link (a scalar
+    subquery, which PostgreSQL never turns into a join: as NOT EXISTS it hashed every paid
+    order before returning the first of a thousand links)."""
+    first = (
+        sa.select(sa.literal(1))
+        .where(Order.link_id == Link.id, Order.status.in_(statuses))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return first.is_not(None)
 
 
 def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
@@ -208,7 +216,13 @@ def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
         "failed": sa.and_(live, _has_order("failed"), ~_has_order("paid", "processing", "pending")),
         "opened": sa.and_(open_status, Link.open_count > 0),
         "issued": sa.and_(open_status, Link.open_count == 0),
-        "duplicate": sa.exists().where(Order.link_id == Link.id, Order.duplicate_of.is_not(None)),
+        "duplicate": (
+            sa.select(sa.literal(1))
+            .where(Order.link_id == Link.id, Order.duplicate_of.is_not(None))
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None)
+        ),
     }
     return conditions[status]
 
@@ -601,11 +615,12 @@ class AdminLinks:
         offset = 0 if after else f.offset
         async with self._db.read() as session:
             if not self._db.is_sqlite:
-                # A page is a few thousand rows at most: starting parallel workers costs more.
+                # A page reads a few thousand rows at most: starting parallel workers, or
+                # compiling the plan (its cost looks high: a subquery per link), costs more.
                 await session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
+                await session.execute(sa.text("SET LOCAL jit = off"))
             candidates: sa.Select[Any] | None = None
             few: list[str] | None = None
-            found: list[str] = []
             if f.status:
                 where.append(status_condition(f.status, now))
                 candidates = status_candidates(f.status, now)
@@ -615,7 +630,7 @@ class AdminLinks:
                 rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
             else:
                 rows, total, exact = await self._walk(
-                    session, f.status, candidates, found, where, after, offset, f.limit
+                    session, f.status, candidates, where, after, offset, f.limit
                 )
             links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
@@ -683,7 +698,6 @@ class AdminLinks:
         session: Any,
         status: str | None,
         candidates: sa.Select[Any] | None,
-        found: Sequence[str],
         where: Sequence[sa.ColumnElement[bool]],
         after: tuple[datetime, str] | None,
         offset: int,
@@ -691,29 +705,17 @@ class AdminLinks:
     ) -> tuple[Sequence[Link], int, bool]:
         """A page walked newest first along ``(created_at, id)`` until it is full, and the
         matches counted up to :data:`COUNT_CAP`."""
-        counted = 0
-        by_order = status in (*_ORDER_STATUSES, "duplicate")
-        if by_order and not self._db.is_sqlite:
-            # Nearly every candidate matches: counting among the ones already fetched usually
-            # settles "more than COUNT_CAP" at once (PostgreSQL would hash-join the table).
-            counted = (
-                await session.execute(
-                    sa.select(sa.func.count())
-                    .select_from(Link)
-                    .where(self._id_in(sorted(set(found))), *where)
+        counting = list(where)
+        if status in (*_ORDER_STATUSES, "duplicate") and candidates is not None:
+            # The links reached from the status's orders, rather than every link.
+            counting.append(Link.id.in_(candidates))
+        counted = (
+            await session.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
                 )
-            ).scalar_one()
-        if counted <= COUNT_CAP:
-            counting = list(where)
-            if by_order and candidates is not None and self._db.is_sqlite:
-                counting.append(Link.id.in_(candidates))  # SQLite walks the candidates
-            counted = (
-                await session.execute(
-                    sa.select(sa.func.count()).select_from(
-                        sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
-                    )
-                )
-            ).scalar_one()
+            )
+        ).scalar_one()
         paging = [*where, _before(after)] if after else list(where)
         rows = (
             await session.execute(

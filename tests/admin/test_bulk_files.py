@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import Link
-from gateway.services import bulk_files
+from gateway.services import admin_links, bulk_files
 from gateway.web import admin as admin_web
 from gateway.web.keys import DATABASE
 from tests.admin.support import AdminHarness, start_admin_harness
@@ -150,3 +150,20 @@ class TestLargeFiles:
         assert count == 2500
         status, again = await send(h, body, dry_run="1")
         assert status == 200 and again["existing"] == 2500
+
+    async def test_a_big_run_refreshes_postgresql_statistics(
+        self, h: AdminHarness, backend: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if backend != "postgres":
+            pytest.skip("SQLite plans these queries without statistics")
+        monkeypatch.setattr(admin_links, "ANALYZE_AFTER", 2)
+        status, _ = await send(h, table().encode())
+        assert status == 201
+        async with h.app[DATABASE].read() as session:
+            # -1 until the table is first analysed (or vacuumed); ANALYZE is transactional.
+            tuples = (
+                await session.execute(
+                    sa.text("SELECT reltuples FROM pg_class WHERE relname = 'links'")
+                )
+            ).scalar_one()
+        assert tuples == 2
