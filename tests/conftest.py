@@ -11,6 +11,13 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from gateway.adapters.db import statements
+
+# The database rules fail loudly under test: a statement built per call given to run()/fetch()
+# raises (see gateway.adapters.db.statements). Subprocesses (crash tests, CLI) inherit it.
+os.environ.setdefault(statements.ENV, "1")
+statements.checking(os.environ[statements.ENV] == "1")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

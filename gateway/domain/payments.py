@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from gateway.domain.errors import PaymentProviderUnavailable
@@ -90,6 +91,27 @@ class SessionInfo:
         if self.status == "expired":
             return SessionOutcome.EXPIRED
         return SessionOutcome.OPEN
+
+
+class Retirement(StrEnum):
+    """How a pending attempt being retired ends, once its session can no longer be paid."""
+
+    RECORD = "record"  # the payer got there first: a payment always wins (recorded, not canceled)
+    STILL_OPEN = "still_open"  # Stripe did not expire it: nothing changes, try again later
+    CANCEL = "cancel"  # the order is canceled (kept, with its reason)
+
+
+def retirement(info: SessionInfo | None) -> Retirement:
+    """The decision for an attempt whose session is ``info`` after expiring it (``None``: it
+    never got one, and none can be made any more)."""
+    if info is None:
+        return Retirement.CANCEL
+    outcome = info.outcome()
+    if outcome in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
+        return Retirement.RECORD
+    if outcome is SessionOutcome.OPEN:
+        return Retirement.STILL_OPEN
+    return Retirement.CANCEL
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import failpoints
+from gateway.adapters.db.dialects import lock_link
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkItem, Order
 from gateway.clock import Clock
@@ -55,7 +56,7 @@ from gateway.domain.payments import (
 )
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
-from gateway.services.payments import PaymentRecorder, Recorded, cancel_pending, lock_link
+from gateway.services.payments import PaymentRecorder, Recorded
 from gateway.services.sessions import ReturnUrls, session_request
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,54 @@ class Refused:
 ConfirmResult = Redirect | Refused
 
 
-def order_facts(order: Order) -> OrderFacts:
+class LinkColumns(Protocol):
+    """The columns of a link the pages read: an ORM ``Link`` or a plain row of them."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def amount_total(self) -> int: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def valid_until(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+
+class ItemColumns(Protocol):
+    @property
+    def description(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+class OrderColumns(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def stripe_session_id(self) -> str | None: ...
+    @property
+    def session_url(self) -> str | None: ...
+    @property
+    def session_expires_at(self) -> datetime | None: ...
+    @property
+    def paid_at(self) -> datetime | None: ...
+
+
+def order_facts(order: OrderColumns) -> OrderFacts:
     return OrderFacts(
         id=order.id,
         status=OrderStatus(order.status),
@@ -126,7 +174,12 @@ def order_facts(order: Order) -> OrderFacts:
     )
 
 
-def link_view(link: Any, items: Sequence[Any], orders: Sequence[Any], now: datetime) -> LinkView:
+def link_view(
+    link: LinkColumns,
+    items: Sequence[ItemColumns],
+    orders: Sequence[OrderColumns],
+    now: datetime,
+) -> LinkView:
     """From ORM objects or plain rows of the same columns."""
     facts = LinkFacts(
         revoked=link.revoked_at is not None,
@@ -151,6 +204,32 @@ def link_view(link: Any, items: Sequence[Any], orders: Sequence[Any], now: datet
 
 def _row(orders: Sequence[Order], order_id: str) -> Order:
     return next(order for order in orders if order.id == order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What a round of Confirm decided to do at Stripe, once its transaction committed."""
+
+    kind: str  # created | resumed | replace
+    request: SessionRequest  # the attempt's session, exactly as stored with its order
+    order: OrderFacts | None = None  # the attempt resumed or replaced (None: just created)
+
+
+async def _items_and_orders(
+    session: AsyncSession, link_id: str
+) -> tuple[Sequence[LinkItem], Sequence[Order]]:
+    """A link's items and orders, inside the caller's transaction."""
+    items = (
+        await session.execute(
+            sa.select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)
+        )
+    ).scalars()
+    orders = (
+        await session.execute(
+            sa.select(Order).where(Order.link_id == link_id).order_by(Order.created_at)
+        )
+    ).scalars()
+    return items.all(), orders.all()
 
 
 # Built once: constructing a statement costs more than running it on the quick reader.
@@ -264,11 +343,40 @@ class CheckoutService:
 
     async def confirm(self, link_id: str, urls: ReturnUrls) -> ConfirmResult:
         """Pressing Pay. Each round decides under the link's lock, then acts outside it."""
-        # Most presses change nothing: a paid link is refused, a fresh session reused. Both are
-        # safe to decide from a plain read of the database (a payment is never undone, and a
-        # session reused a moment before it is paid only shows Stripe's "already paid" page),
-        # so the write lock, which serialises every writer on SQLite, is taken only to write.
         deadline = self._deadline()
+        answer = await self._answer_unlocked(link_id)
+        if answer is not None:
+            return answer
+        replaced = False
+        for _ in range(MAX_ROUNDS):
+            step = await self._decide_locked(link_id, urls)
+            if step is None:
+                continue  # another process inserted the pending order first; decide again
+            if not isinstance(step, _Attempt):
+                return step
+            # The transaction is committed: the pending order exists before Stripe is called.
+            self._recorder.snapshots.invalidate(link_id)
+            failpoints.hit("after_order_insert")
+            if step.kind == "replace":
+                await self._retire_stale(step, deadline)
+                replaced = True
+                continue  # decide again: now there is no pending order (or a payment)
+            info = await self._session_of(step, deadline)
+            if info is None:
+                replaced = True
+                continue  # decide again: a new order, or the payment that was found
+            failpoints.hit("after_session_created")
+            await self._save_session(step.request.order_id, info)
+            self._recorder.snapshots.invalidate(link_id)
+            assert info.url is not None
+            return Redirect(info.url, step.request.order_id, "replaced" if replaced else step.kind)
+        raise ConflictRetryExhausted()
+
+    async def _answer_unlocked(self, link_id: str) -> ConfirmResult | None:
+        """The answer to most presses, from a plain read: a paid link is refused, a fresh session
+        reused. Both are safe to decide without the lock (a payment is never undone, and a
+        session reused a moment before it is paid only shows Stripe's "already paid" page), so
+        the write lock, which serialises every writer on SQLite, is taken only to write."""
         view = await self._read_view(link_id, with_items=False)
         if view is None:
             raise NotFound(link_id)
@@ -277,93 +385,66 @@ class CheckoutService:
             return Refused(view)
         if isinstance(early, Reuse) and early.order.session_url:
             return Redirect(early.order.session_url, early.order.id, "reused")
-        replaced = False
-        for _ in range(MAX_ROUNDS):
-            async with self._db.write() as session:
-                link = await lock_link(session, link_id)
-                if link is None:
-                    raise NotFound(link_id)
-                items = (
-                    (
-                        await session.execute(
-                            sa.select(LinkItem)
-                            .where(LinkItem.link_id == link_id)
-                            .order_by(LinkItem.position)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                orders = (
-                    (
-                        await session.execute(
-                            sa.select(Order)
-                            .where(Order.link_id == link_id)
-                            .order_by(Order.created_at)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                now = self.now()
-                view = link_view(link, items, orders, now)
-                decision = decide(view.facts, now, self._timing)
-                match decision:
-                    case Refuse():
-                        return Refused(view)
-                    case Reuse(order=facts):
-                        assert facts.session_url is not None
-                        return Redirect(facts.session_url, facts.id, "reused")
-                    case Create():
-                        order = self._new_order(session, link, now, urls)
-                        try:
-                            await session.flush()
-                        except IntegrityError:
-                            # Another process inserted the pending order first; decide again.
-                            await session.rollback()
-                            continue
-                        request = session_request(link, items, order, urls)
-                        kind = "created"
-                    case Resume(order=facts):
-                        request = session_request(link, items, _row(orders, facts.id), urls)
-                        kind = "resumed"
-                    case Replace(order=facts):
-                        request = session_request(link, items, _row(orders, facts.id), urls)
-                        kind = "replace"
-            # The transaction is committed: the pending order exists before Stripe is called.
-            self._recorder.snapshots.invalidate(link_id)
-            failpoints.hit("after_order_insert")
-            if kind == "replace":
-                await self._retire_stale(facts, request, deadline)
-                replaced = True
-                continue  # decide again: now there is no pending order (or a payment)
-            try:
-                info = await self._create(request, deadline)
-            except ServerErrorKept:
-                if kind != "resumed":
-                    raise  # the payer gets the 503 page; the next press resumes and lands here
-                # An earlier press got a 500 for this order, which Stripe replays for its key for
-                # 24 hours: the order can never get a session by asking again. Look for one it
-                # got anyway; without one, the order is replaced by a new one (a new key) now.
-                found = await self._session_despite_error(request, facts.created_at, deadline)
-                if found is None or found.outcome() is not SessionOutcome.OPEN:
-                    await self._close_attempt(
-                        facts.id,
-                        request,
-                        found,
-                        reason=CancelReason.SUPERSEDED,
-                        detail="superseded: Stripe answered its session request with a server "
-                        "error, which it replays for the attempt's key",
-                    )
-                    replaced = True
-                    continue  # decide again: a new order, or the payment that was found
-                info = found
-            failpoints.hit("after_session_created")
-            await self._save_session(request.order_id, info)
-            self._recorder.snapshots.invalidate(link_id)
-            assert info.url is not None
-            return Redirect(info.url, request.order_id, "replaced" if replaced else kind)
-        raise ConflictRetryExhausted()
+        return None
+
+    async def _decide_locked(
+        self, link_id: str, urls: ReturnUrls
+    ) -> ConfirmResult | _Attempt | None:
+        """One round's decision, under the link's lock: the answer, or the attempt to act on
+        (its order committed when this returns), or ``None`` when a concurrent insert won."""
+        async with self._db.write() as session:
+            link = await lock_link(session, link_id)
+            if link is None:
+                raise NotFound(link_id)
+            items, orders = await _items_and_orders(session, link_id)
+            now = self.now()
+            view = link_view(link, items, orders, now)
+            match decide(view.facts, now, self._timing):
+                case Refuse():
+                    return Refused(view)
+                case Reuse(order=facts):
+                    assert facts.session_url is not None
+                    return Redirect(facts.session_url, facts.id, "reused")
+                case Create():
+                    order = self._new_order(session, link, now, urls)
+                    try:
+                        await session.flush()
+                    except IntegrityError:
+                        await session.rollback()
+                        return None
+                    return _Attempt("created", session_request(link, items, order, urls))
+                case Resume(order=facts):
+                    request = session_request(link, items, _row(orders, facts.id), urls)
+                    return _Attempt("resumed", request, facts)
+                case Replace(order=facts):
+                    request = session_request(link, items, _row(orders, facts.id), urls)
+                    return _Attempt("replace", request, facts)
+
+    async def _session_of(self, attempt: _Attempt, deadline: float) -> SessionInfo | None:
+        """The attempt's session from Stripe (created, or the same one again for its key), or
+        ``None`` when the attempt had to be closed instead (the round decides again)."""
+        try:
+            return await self._create(attempt.request, deadline)
+        except ServerErrorKept:
+            if attempt.order is None or attempt.kind != "resumed":
+                raise  # the payer gets the 503 page; the next press resumes and lands here
+        # An earlier press got a 500 for this order, which Stripe replays for its key for 24
+        # hours: the order can never get a session by asking again. Look for one it got anyway;
+        # without one, the order is replaced by a new one (a new key) now.
+        order = attempt.order
+        found = await self._session_despite_error(attempt.request, order.created_at, deadline)
+        if found is not None and found.outcome() is SessionOutcome.OPEN:
+            return found
+        await self._recorder.close_attempt(
+            order.id,
+            attempt.request.link_id,
+            found,
+            reason=CancelReason.SUPERSEDED,
+            actor="visitor",
+            detail="superseded: Stripe answered its session request with a server error, which "
+            "it replays for the attempt's key",
+        )
+        return None
 
     def _new_order(
         self, session: AsyncSession, link: Link, now: datetime, urls: ReturnUrls
@@ -408,57 +489,29 @@ class CheckoutService:
                 )
             )
 
-    async def _retire_stale(
-        self, stale: OrderFacts, request: SessionRequest, deadline: float
-    ) -> None:
-        """Expire a stale order's session at Stripe, then cancel the order (kept for audit).
+    async def _retire_stale(self, attempt: _Attempt, deadline: float) -> None:
+        """Expire a stale order's session at Stripe, then cancel the order (kept for audit), or
+        record its payment (:meth:`PaymentRecorder.retire_attempt`), within the deadline.
 
         If Stripe cannot be asked, nothing changes and the payer gets a 503: two open sessions
         for one link would let a parent pay twice.
         """
-        info: SessionInfo | None
-        if stale.session_id:
-            info = await self._within(deadline, self._provider.expire_session(stale.session_id))
-        else:
-            info = await self._recover_session(request, stale.created_at, deadline)
-            if info is not None and info.outcome() is SessionOutcome.OPEN:
-                info = await self._within(deadline, self._provider.expire_session(info.id))
-        if info is not None and info.outcome() is SessionOutcome.OPEN:
-            raise PaymentProviderUnavailable("Stripe did not expire the stale session")
-        await self._close_attempt(
+        stale = attempt.order
+        assert stale is not None
+
+        def expire(session_id: str) -> Awaitable[SessionInfo]:
+            return self._within(deadline, self._provider.expire_session(session_id))
+
+        await self._recorder.retire_attempt(
             stale.id,
-            request,
-            info,
+            attempt.request.link_id,
+            stale.session_id,
+            recover=lambda: self._recover_session(attempt.request, stale.created_at, deadline),
+            expire=expire,
             reason=CancelReason.STALE,
+            actor="visitor",
             detail=f"stale: older than {int(self._settings.stale_after)}s",
         )
-
-    async def _close_attempt(
-        self,
-        order_id: str,
-        request: SessionRequest,
-        info: SessionInfo | None,
-        *,
-        reason: CancelReason,
-        detail: str,
-    ) -> None:
-        """End a pending attempt whose session (``info``, if it has one) can no longer be paid:
-        record the payment if the payer got there first, else cancel the order (kept)."""
-        if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
-            await self.record(info, actor="visitor")
-            return
-        async with self._db.write() as session:
-            await cancel_pending(
-                session,
-                order_id=order_id,
-                link_id=request.link_id,
-                reason=reason,
-                actor="visitor",
-                now=self.now(),
-                session_info=info,
-                detail=detail
-                + (f"; session {info.id} {info.status}" if info else "; no session was created"),
-            )
 
     async def _recover_session(
         self, request: SessionRequest, created_at: datetime, deadline: float

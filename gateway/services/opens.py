@@ -19,12 +19,11 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import TypeAlias, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gateway.adapters.db.dialects import upsert
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkPreview
 from gateway.clock import Clock
@@ -74,20 +73,18 @@ _ADD_OPENS = (
 )
 
 
-def _add_previews(sqlite: bool) -> Any:
-    """Insert a (link, bot) tally, or add to the one there (several replicas may flush)."""
-    previews = cast(sa.Table, LinkPreview.__table__)
-    insert = (sqlite_insert if sqlite else postgres_insert)(previews)
-    added = insert.excluded
-    return insert.on_conflict_do_update(
-        index_elements=[previews.c.link_id, previews.c.bot_name],
-        set_={
-            "count": previews.c.count + added.count,
-            "last_at": sa.case(
-                (previews.c.last_at < added.last_at, added.last_at), else_=previews.c.last_at
-            ),
-        },
-    )
+_previews = cast(sa.Table, LinkPreview.__table__)
+# Insert a (link, bot) tally, or add to the one there (several replicas may flush).
+_ADD_PREVIEWS = upsert(
+    _previews,
+    index_elements=[_previews.c.link_id, _previews.c.bot_name],
+    set_=lambda added: {
+        "count": _previews.c.count + added.count,
+        "last_at": sa.case(
+            (_previews.c.last_at < added.last_at, added.last_at), else_=_previews.c.last_at
+        ),
+    },
+)
 
 
 # One counted row: (True, link id, tally) for human opens, (False, (link id, bot), tally).
@@ -199,7 +196,7 @@ class OpenRecorder:
                 )
             if previews:
                 await session.execute(
-                    _add_previews(self._db.is_sqlite),
+                    _ADD_PREVIEWS.pick(session),
                     [
                         {
                             "link_id": link_id,

@@ -14,20 +14,22 @@ Stripe is never called while a database lock is held.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.adapters.db.dialects import lock_link as lock_link  # re-exported for older imports
+from gateway.adapters.db.dialects import locks_rows
 from gateway.adapters.db.engine import Database, RowTransaction, run
 from gateway.adapters.db.models import AuditEntry, Link, LinkItem, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
-from gateway.domain.payments import PaymentProvider, SessionInfo
+from gateway.domain.payments import PaymentProvider, Retirement, SessionInfo, retirement
 from gateway.services.audit import audit
 from gateway.services.sessions import session_request
 from gateway.services.snapshots import SnapshotCache
@@ -61,8 +63,6 @@ class Recorded:
 
 # Built once: these run on every webhook and every Pay press that writes, and building a
 # statement (and its cache key) costs more than SQLite takes to run it.
-_LINK = sa.select(Link).where(Link.id == sa.bindparam("p_link_id"))
-_LINK_FOR_UPDATE = _LINK.with_for_update()
 _ORDER_BY_PAYMENT_INTENT = sa.select(Order).where(
     Order.payment_intent_id == sa.bindparam("p_payment_intent")
 )
@@ -126,20 +126,26 @@ _AUDIT_INSERT = sa.insert(_audit).values(
 )
 
 
-async def lock_link(session: AsyncSession, link_id: str) -> Link | None:
-    """Read a link and, on PostgreSQL, lock its row until the transaction ends.
+class _OrderState(Protocol):
+    """An order as ``_ORDER_STATE`` reads it (a plain row): what recording a session decides on."""
 
-    Every write that touches a link's orders takes this lock first (SQLite's BEGIN IMMEDIATE
-    already serialises writers), so decisions about one link never interleave.
-    """
-    locking = session.get_bind().dialect.name == "postgresql"
-    stmt = _LINK_FOR_UPDATE if locking else _LINK
-    return (await session.execute(stmt, {"p_link_id": link_id})).scalar_one_or_none()
+    @property
+    def id(self) -> str: ...
+    @property
+    def link_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def stripe_session_id(self) -> str | None: ...
+    @property
+    def payment_intent_id(self) -> str | None: ...
 
 
-async def _order_for_session(session: AsyncSession | RowTransaction, info: SessionInfo) -> Any:
+async def _order_for_session(
+    session: AsyncSession | RowTransaction, info: SessionInfo
+) -> _OrderState | None:
     """The order row a session belongs to (its metadata names it; else its session id)."""
-    rows: list[Any] = []
+    rows: list[_OrderState] = []
     if info.order_id:
         rows = await run(session, _ORDER_STATE_BY_ID, {"p_order_id": info.order_id})
     if not rows:
@@ -166,8 +172,7 @@ async def record_session(
     order = await _order_for_session(session, info)
     if order is None:
         return Recorded(None)
-    if isinstance(session, AsyncSession) and session.get_bind().dialect.name != "sqlite":
-        # SQLite's BEGIN IMMEDIATE took the write lock before the order was read.
+    if isinstance(session, AsyncSession) and locks_rows(session):
         await lock_link(session, order.link_id)
         order = await _order_for_session(session, info)  # read it again under the lock
         if order is None:
@@ -289,9 +294,9 @@ async def _other_pending(
 
 
 async def _lock_and_reread(session: AsyncSession, order: Order) -> None:
-    """On PostgreSQL, lock the order's link and read the order again under the lock. SQLite's
-    BEGIN IMMEDIATE took the write lock before the order was read: nothing to do."""
-    if session.get_bind().dialect.name != "sqlite":
+    """Where rows are locked (PostgreSQL), lock the order's link and read the order again under
+    the lock; elsewhere the write lock was taken before the order was read (see locks_rows)."""
+    if locks_rows(session):
         await lock_link(session, order.link_id)
         await session.refresh(order)
 
@@ -440,10 +445,8 @@ class PaymentRecorder:
         )
 
     async def retire(self, order_id: str, *, reason: CancelReason, actor: str, detail: str) -> None:
-        """Cancel a pending attempt (kept, with an audit entry) after making sure its session
-        can no longer be paid: expired at Stripe, or recovered first with the order's
-        idempotency key when the request that created it died before saving it. A session that
-        turns out paid is recorded instead (a payment always wins; on a paid link, a duplicate).
+        """Retire a pending attempt outside a payer's request (the reconciler, a revoke, a
+        payment through another attempt): :meth:`retire_attempt` with Stripe asked directly.
 
         Raises :class:`PaymentProviderUnavailable` when Stripe cannot be asked: the order stays
         pending, and the reconciler tries again.
@@ -465,35 +468,90 @@ class PaymentRecorder:
                 .all()
             )
         assert link is not None
-        info: SessionInfo | None = None
-        if order.stripe_session_id:
-            info = await self._provider.expire_session(order.stripe_session_id)
-        else:
+
+        async def recover() -> SessionInfo | None:
             try:
-                info = await self._provider.create_session(session_request(link, items, order))
+                return await self._provider.create_session(session_request(link, items, order))
             except (PaymentProviderRejected, ValueError):
-                # Stripe refuses the order's expiry as too close: no session of this order can
-                # be open (a replay would have returned it), so there is nothing to expire.
-                info = None
+                # Stripe refuses the order's expiry as too close (or the order predates its
+                # stored parameters): no session of this order can be open (a replay would have
+                # returned it), so there is nothing to expire.
+                return None
+
+        await self.retire_attempt(
+            order.id,
+            order.link_id,
+            order.stripe_session_id,
+            recover=recover,
+            expire=self._provider.expire_session,
+            reason=reason,
+            actor=actor,
+            detail=detail,
+        )
+
+    async def retire_attempt(
+        self,
+        order_id: str,
+        link_id: str,
+        session_id: str | None,
+        *,
+        recover: Callable[[], Awaitable[SessionInfo | None]],
+        expire: Callable[[str], Awaitable[SessionInfo]],
+        reason: CancelReason,
+        actor: str,
+        detail: str,
+    ) -> None:
+        """The one way a pending attempt is retired (stale, superseded, revoked): make sure its
+        session can no longer be paid, then :meth:`close_attempt`.
+
+        The session is expired at Stripe; an attempt that never saved one is first asked for it
+        again (``recover``: the order's idempotency key returns the session the request that
+        died had made, or ``None`` when none can exist). The caller says how Stripe is asked
+        (``recover``, ``expire``: a payer's request bounds them by its deadline).
+        """
+        if session_id:
+            info: SessionInfo | None = await expire(session_id)
+        else:
+            info = await recover()
             if info is not None and info.outcome() is SessionOutcome.OPEN:
-                info = await self._provider.expire_session(info.id)
-        if info is not None and info.outcome() in (SessionOutcome.PAID, SessionOutcome.PROCESSING):
-            await self.record(info, actor=actor)
-            return
-        if info is not None and info.outcome() is SessionOutcome.OPEN:
-            raise PaymentProviderUnavailable("Stripe did not expire the session")
+                info = await expire(info.id)
+        await self.close_attempt(order_id, link_id, info, reason=reason, actor=actor, detail=detail)
+
+    async def close_attempt(
+        self,
+        order_id: str,
+        link_id: str,
+        info: SessionInfo | None,
+        *,
+        reason: CancelReason,
+        actor: str,
+        detail: str,
+    ) -> None:
+        """End a pending attempt whose session (``info``, if it has one) was expired: record the
+        payment if the payer got there first (a payment always wins; on a paid link, a
+        duplicate), else cancel the order (kept, with an audit entry). A session Stripe left
+        open raises :class:`PaymentProviderUnavailable` and changes nothing: two open sessions
+        for one link would let a parent pay twice."""
+        match retirement(info):
+            case Retirement.RECORD:
+                assert info is not None
+                await self.record(info, actor=actor)
+                return
+            case Retirement.STILL_OPEN:
+                raise PaymentProviderUnavailable("Stripe did not expire the session")
         async with self._db.write() as session:
             await cancel_pending(
                 session,
                 order_id=order_id,
-                link_id=order.link_id,
+                link_id=link_id,
                 reason=reason,
                 actor=actor,
-                detail=detail + (f"; session {info.id} expired" if info else ""),
+                detail=detail
+                + (f"; session {info.id} {info.status}" if info else "; no session was created"),
                 now=self.now(),
                 session_info=info,
             )
-        self.snapshots.invalidate(order.link_id)  # after the commit, never before
+        self.snapshots.invalidate(link_id)  # after the commit, never before
 
     async def refund_duplicate(self, order_id: str, *, actor: str) -> bool:
         """Refund a flagged duplicate payment once (idempotency key from the order)."""

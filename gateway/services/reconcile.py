@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.adapters.db.dialects import lock_link
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import KeyValue, Link, LinkItem, Order
 from gateway.clock import Clock
@@ -36,7 +37,7 @@ from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
 from gateway.services.lease import Lease
-from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending, lock_link
+from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending
 from gateway.services.sessions import session_request
 from gateway.services.webhooks import HANDLED_TYPES, WebhookService, is_text, storable
 

@@ -31,8 +31,10 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
+from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, Order
 from gateway.bounded import BoundedCache, estimate_bytes
+from gateway.clock import Clock
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -209,7 +211,7 @@ class ChangeFeed:
     """
 
     def __init__(
-        self, db: Any, clock: Any, cache: SnapshotCache[Any], margin: float = 10.0
+        self, db: Database, clock: Clock, cache: SnapshotCache[Any], margin: float = 10.0
     ) -> None:
         self._db = db
         self._clock = clock
@@ -223,7 +225,7 @@ class ChangeFeed:
         since = datetime.fromtimestamp(
             (self._last if self._last is not None else now) - self._margin, UTC
         )
-        changed: Any = sa.union(
+        changed: sa.CompoundSelect[Any] = sa.union(
             sa.select(Order.link_id, Order.updated_at).where(Order.updated_at >= since),
             sa.select(Link.id, Link.revoked_at).where(Link.revoked_at >= since),
         )

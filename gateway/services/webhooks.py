@@ -23,16 +23,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import failpoints
-from gateway.adapters.db.engine import Database, run
+from gateway.adapters.db.dialects import upsert
+from gateway.adapters.db.engine import Database, RowTransaction, run
 from gateway.adapters.db.models import WebhookEvent
-from gateway.adapters.stripe_checkout import session_info
 from gateway.clock import Clock
 from gateway.domain.orders import SessionOutcome
+from gateway.domain.payments import SessionInfo
 from gateway.services.payments import (
     NotYetApplicable,
     PaymentRecorder,
@@ -82,26 +81,38 @@ _event_id = sa.bindparam("p_event_id", type_=_inbox.c.event_id.type)
 _at = sa.bindparam("p_at", type_=_inbox.c.received_at.type)
 
 
-def _receive_statement(sqlite: bool) -> Any:
-    """Insert the delivery, or count one more attempt; either way, say what became of it."""
-    insert = (sqlite_insert if sqlite else postgres_insert)(_inbox)
-    return (
-        insert.values(
-            event_id=_event_id,
-            type=sa.bindparam("p_type", type_=_inbox.c.type.type),
-            received_at=_at,
-            source=sa.bindparam("p_source", type_=_inbox.c.source.type),
-            outcome="received",
-            attempts=1,
-        )
-        .on_conflict_do_update(
-            index_elements=[_inbox.c.event_id], set_={"attempts": _inbox.c.attempts + 1}
-        )
-        .returning(_inbox.c.outcome)
-    )
-
-
-_RECEIVE = {True: _receive_statement(sqlite=True), False: _receive_statement(sqlite=False)}
+# Insert the delivery, or count one more attempt; either way, say what became of it.
+_RECEIVE = upsert(
+    _inbox,
+    values={
+        "event_id": _event_id,
+        "type": sa.bindparam("p_type", type_=_inbox.c.type.type),
+        "received_at": _at,
+        "source": sa.bindparam("p_source", type_=_inbox.c.source.type),
+        "outcome": "received",
+        "attempts": 1,
+    },
+    index_elements=[_inbox.c.event_id],
+    set_=lambda _: {"attempts": _inbox.c.attempts + 1},
+    returning=[_inbox.c.outcome],
+)
+# An unusable event, recorded as such unless its id is already there.
+_RECEIVE_INVALID = upsert(
+    _inbox,
+    values={
+        "event_id": _event_id,
+        "type": sa.bindparam("p_type", type_=_inbox.c.type.type),
+        "received_at": _at,
+        "processed_at": _at,
+        "source": sa.bindparam("p_source", type_=_inbox.c.source.type),
+        "outcome": "invalid",
+        "error": sa.bindparam("p_error", type_=_inbox.c.error.type),
+        "attempts": 1,
+    },
+    index_elements=[_inbox.c.event_id],
+    set_=lambda _: {"attempts": _inbox.c.attempts + 1},
+    returning=[_inbox.c.outcome, _inbox.c.order_id],
+)
 _INBOX_ROW = sa.select(_inbox.c.outcome, _inbox.c.order_id).where(_inbox.c.event_id == _event_id)
 _INBOX_DONE = (
     sa.update(_inbox)
@@ -124,6 +135,17 @@ class InvalidEvent(ValueError):
         self.reason = reason
         self.event_id = event_id
         self.event_type = event_type
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """A usable event, checked once (:func:`parse_event`); a session's event carries the
+    session read from it, so nothing reads the object again."""
+
+    id: str
+    type: str
+    obj: Mapping[str, Any]
+    session: SessionInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +227,29 @@ class _Check:
         _Check(metadata, f"{self.where}.metadata").text("order_id", 255)
 
 
+def _session(obj: Mapping[str, Any]) -> SessionInfo:
+    """A Checkout Session's fields, checked (everything ``record_session`` reads), as the
+    domain's :class:`SessionInfo`: read once, here."""
+    _check_session(obj)
+    payment_intent = obj.get("payment_intent")
+    if isinstance(payment_intent, dict):
+        payment_intent = payment_intent.get("id")
+    metadata = obj.get("metadata") or {}
+    return SessionInfo(
+        id=str(obj["id"]),
+        url=obj.get("url"),
+        status=str(obj["status"]),
+        payment_status=str(obj["payment_status"]),
+        expires_at=datetime.fromtimestamp(obj["expires_at"], UTC),
+        created_at=datetime.fromtimestamp(obj["created"], UTC),
+        client_reference_id=obj.get("client_reference_id"),
+        payment_intent_id=payment_intent,
+        amount_total=obj.get("amount_total"),
+        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+    )
+
+
 def _check_session(obj: Mapping[str, Any]) -> None:
-    """Everything :func:`session_info` and ``record_session`` read from a Checkout Session."""
     check = _Check(obj, "data.object")
     check.text("id", 255, required=True)
     check.text("url", 8192)
@@ -233,8 +276,8 @@ def _check_charge(obj: Mapping[str, Any]) -> None:
     check.text("reason", 100)
 
 
-def parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
-    """The event's id, type and object, or :class:`InvalidEvent` saying why it is unusable.
+def parse_event(event: object) -> ParsedEvent:
+    """The event checked, or :class:`InvalidEvent` saying why it is unusable.
 
     Only the fields of the handled types are checked: an event of another type is acknowledged
     and ignored whatever its object holds, since nothing of it is read.
@@ -253,17 +296,16 @@ def parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if event_type not in HANDLED_TYPES:
-        return event_id, event_type, obj if isinstance(obj, dict) else {}
+        return ParsedEvent(event_id, event_type, obj if isinstance(obj, dict) else {})
     try:
         if not isinstance(obj, dict):
             raise _Unusable("data.object is not an object")
         if event_type in SESSION_EVENTS:
-            _check_session(obj)
-        else:
-            _check_charge(obj)
+            return ParsedEvent(event_id, event_type, obj, _session(obj))
+        _check_charge(obj)
     except _Unusable as exc:
         raise InvalidEvent(str(exc), event_id, event_type) from None
-    return event_id, event_type, obj
+    return ParsedEvent(event_id, event_type, obj)
 
 
 class WebhookService:
@@ -276,7 +318,7 @@ class WebhookService:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
     async def handle(
-        self, event: Any, *, source: str = "webhook", force: bool = False
+        self, event: object, *, source: str = "webhook", force: bool = False
     ) -> EventResult:
         """Store, then apply. Raises :class:`NotYetApplicable` when Stripe should retry.
 
@@ -285,9 +327,10 @@ class WebhookService:
         applied: the answer's outcome is ``invalid`` (see :func:`parse_event`).
         """
         try:
-            event_id, event_type, obj = parse_event(event)
+            parsed = parse_event(event)
         except InvalidEvent as exc:
             return await self._invalid(exc, source)
+        event_id, event_type = parsed.id, parsed.type
         if not await self._receive(event_id, event_type, source) and not force:
             return EventResult(event_id, "duplicate")
         # A session's events are only plain statements: no ORM session needed (see write_rows).
@@ -298,7 +341,7 @@ class WebhookService:
                 (done,) = await run(session, _INBOX_ROW, {"p_event_id": event_id})
                 if done.outcome in DONE and not force:
                     return EventResult(event_id, "duplicate", done.order_id)
-                recorded = await self._apply(session, event_type, obj, source)
+                recorded = await self._apply(session, parsed, source)
                 outcome = "ignored"
                 if recorded.known:
                     outcome = "applied" if recorded.changed else "unchanged"
@@ -332,7 +375,7 @@ class WebhookService:
             "p_source": source,
         }
         async with self._db.write_rows() as session:
-            (row,) = await run(session, _RECEIVE[self._db.is_sqlite], params)
+            (row,) = await run(session, _RECEIVE, params)
         return row.outcome not in DONE
 
     async def _invalid(self, exc: InvalidEvent, source: str) -> EventResult:
@@ -344,26 +387,15 @@ class WebhookService:
         )
         if exc.event_id is None:
             return EventResult("", "invalid", error=exc.reason)
-        now = self.now()
-        insert = (sqlite_insert if self._db.is_sqlite else postgres_insert)(_inbox)
-        statement = (
-            insert.values(
-                event_id=exc.event_id,
-                type=exc.event_type,
-                received_at=now,
-                processed_at=now,
-                source=source,
-                outcome="invalid",
-                error=exc.reason,
-                attempts=1,
-            )
-            .on_conflict_do_update(
-                index_elements=[_inbox.c.event_id], set_={"attempts": _inbox.c.attempts + 1}
-            )
-            .returning(_inbox.c.outcome, _inbox.c.order_id)
-        )
+        params = {
+            "p_event_id": exc.event_id,
+            "p_type": exc.event_type,
+            "p_at": self.now(),
+            "p_source": source,
+            "p_error": exc.reason,
+        }
         async with self._db.write() as session:
-            row = (await session.execute(statement)).one()
+            (row,) = await run(session, _RECEIVE_INVALID, params)
         if row.outcome != "invalid":
             return EventResult(exc.event_id, "duplicate", row.order_id)
         return EventResult(exc.event_id, "invalid", error=exc.reason)
@@ -380,17 +412,19 @@ class WebhookService:
             log.exception("could not record a webhook failure", extra={"event_id": event_id})
 
     async def _apply(
-        self, session: Any, event_type: str, obj: Mapping[str, Any], actor: str
+        self, session: AsyncSession | RowTransaction, event: ParsedEvent, actor: str
     ) -> Recorded:
         now = self.now()
-        if event_type in SESSION_EVENTS:
+        if event.session is not None:
+            outcome = SESSION_EVENTS[event.type]
             return await record_session(
-                session, session_info(obj), outcome=SESSION_EVENTS[event_type], actor=actor, now=now
+                session, event.session, outcome=outcome, actor=actor, now=now
             )
-        record = CHARGE_EVENTS.get(event_type)
+        record = CHARGE_EVENTS.get(event.type)
         if record is None:
             return Recorded(None)
-        return await record(session, obj, actor=actor, now=now)
+        assert isinstance(session, AsyncSession)  # only a session's events use write_rows
+        return await record(session, event.obj, actor=actor, now=now)
 
     async def recent(self, *, limit: int = 50, outcome: str | None = None) -> list[WebhookEvent]:
         async with self._db.read() as session:

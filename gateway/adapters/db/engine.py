@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
@@ -30,6 +30,10 @@ from sqlalchemy.sql import Executable, Select
 from gateway.adapters.db import sqlite_direct
 from gateway.adapters.db.prepared import PreparedStatements
 from gateway.adapters.db.quick import QuickReader
+from gateway.adapters.db.statements import check_constant, enter_write, leave_write
+
+if TYPE_CHECKING:
+    from gateway.adapters.db.dialects import ByDialect
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The quick reader runs on the event loop: it must never wait long.
@@ -68,22 +72,27 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on any exception.
 
-        Never nest two: on SQLite the inner one would wait for the outer one forever.
+        Never nest two: on SQLite the inner one would wait for the outer one forever, so the
+        inner one raises :class:`~gateway.adapters.db.statements.NestedWrite` instead.
         """
-        if self._write_turn is None:
-            async with self._writer() as session, session.begin():
-                yield session
-            return
-        async with self._write_turn:
-            session = await self._begin_immediately()
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            finally:
-                await session.close()
+        token = enter_write()
+        try:
+            if self._write_turn is None:
+                async with self._writer() as session, session.begin():
+                    yield session
+                return
+            async with self._write_turn:
+                session = await self._begin_immediately()
+                try:
+                    yield session
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                finally:
+                    await session.close()
+        finally:
+            leave_write(token)
 
     async def _begin_immediately(self) -> AsyncSession:
         """A session whose transaction holds SQLite's write lock (``BEGIN IMMEDIATE``)."""
@@ -111,23 +120,27 @@ class Database:
             async with self.write() as session:
                 yield session
             return
-        async with self._write_turn:
-            pooled = await self._write_engine.raw_connection()
-            try:
-                connection: Any = pooled.driver_connection
-
-                async def begin() -> None:
-                    connection.execute("BEGIN IMMEDIATE")
-
-                await _while_locked(begin)
+        token = enter_write()
+        try:
+            async with self._write_turn:
+                pooled = await self._write_engine.raw_connection()
                 try:
-                    yield RowTransaction(connection, self._write_engine.dialect)
-                    connection.commit()
-                except BaseException:
-                    connection.rollback()
-                    raise
-            finally:
-                pooled.close()
+                    connection: Any = pooled.driver_connection
+
+                    async def begin() -> None:
+                        connection.execute("BEGIN IMMEDIATE")
+
+                    await _while_locked(begin)
+                    try:
+                        yield RowTransaction(connection, self._write_engine.dialect)
+                        connection.commit()
+                    except BaseException:
+                        connection.rollback()
+                        raise
+                finally:
+                    pooled.close()
+        finally:
+            leave_write(token)
 
     async def fetch(
         self, statement: Select[Any], params: dict[str, Any] | None = None
@@ -136,8 +149,9 @@ class Database:
 
         On SQLite this runs on the event loop's own thread with the standard driver (see
         :mod:`gateway.adapters.db.quick`); if SQLite is busy, the read goes the usual
-        asynchronous way.
+        asynchronous way. ``statement`` is a module-level constant (see :mod:`gateway.adapters.db`).
         """
+        check_constant(statement)
         if self._quick is not None:
             try:
                 return self._quick.fetch(statement, params or {})
@@ -197,14 +211,21 @@ def _prepared(dialect: Dialect) -> PreparedStatements:
 
 
 async def run(
-    session: AsyncSession | RowTransaction, statement: Executable, params: dict[str, Any]
+    session: AsyncSession | RowTransaction,
+    statement: Executable | ByDialect,
+    params: dict[str, Any],
 ) -> list[Any]:
     """One statement inside a write transaction, returning its rows (if any).
 
     In a SQLite write transaction it runs straight on the transaction's ``sqlite3`` connection,
-    compiled once (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, with bind
-    parameters. Elsewhere it goes through the session.
+    compiled once (:mod:`gateway.adapters.db.prepared`): build ``statement`` once, as a
+    module-level constant with bind parameters (checked: see :mod:`gateway.adapters.db`).
+    A :class:`~gateway.adapters.db.dialects.ByDialect` runs its spelling for the session's
+    database. Elsewhere it goes through the session.
     """
+    if not isinstance(statement, Executable):
+        statement = statement.pick(session)
+    check_constant(statement)
     if isinstance(session, RowTransaction):
         return _prepared(session.dialect)[statement].run(session.connection, params)
     connection = (await session.connection()).sync_connection
