@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from gateway.adapters.db.models import KeyValue
 from gateway.adapters.db.statements import NestedWrite, StatementNotConstant
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
-_kv = KeyValue.__table__
+_kv = cast(sa.Table, KeyValue.__table__)
 _GET = sa.select(_kv.c.value).where(_kv.c.key == sa.bindparam("p_key"))
 _PUT = sa.insert(_kv).values(
     key=sa.bindparam("p_key", type_=_kv.c.key.type),
