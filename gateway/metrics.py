@@ -5,15 +5,49 @@ and keeps library defaults out of what the operator alerts on. Label values are 
 fixed sets (page kinds, route names, Stripe event types, bot names from the classifier's tables):
 never a token, an id or anything a visitor can choose freely, which would explode the series.
 
-Services that do not know about the web layer get this object passed in and call the ``record_*``
-methods; the web layer counts what it can see from the results services return.
+Every metric is written through a ``record_*`` method of :class:`Metrics` (never through its
+attributes), by the one caller named below. Services do not count: they know nothing of
+Prometheus, and the web layer counts from what they return.
+
+How each kind is kept (one mechanism per kind):
+
+- **Per-request counters, on the payer's hot GET path** (``gateway_http_requests_total``,
+  ``gateway_http_request_duration_seconds``, ``gateway_pages_total``,
+  ``gateway_bot_previews_total``): plain dict tallies (:class:`_CounterTally`,
+  :class:`_HistogramTally`) turned into Prometheus text at scrape time. A prometheus_client
+  ``labels().inc()`` takes a lock and a label lookup, a noticeable share of a GET answered from
+  memory; a dict increment does not.
+- **Everything else** (Pay presses, sessions, Stripe errors, webhooks, renewals, emails, admin
+  requests, links issued, reconciler runs): prometheus_client ``Counter`` objects. They are
+  counted at most once per POST, webhook, admin call or reconciler run, never per GET.
+- **Values read at scrape time** (``gateway_open_counts_unflushed``): a ``Gauge`` with a
+  function (``setup_metrics``); nothing counts it.
+
+Where each is counted (one place each):
+
+- requests, latency, payer pages: the edge middleware (``web.middleware.edge`` through
+  ``web.metrics.count_response``), after the answer; the page kind is the one the handler
+  rendered (``web.metrics.render_page`` or ``PAGE_KIND``), else one read from the status.
+- webhooks: the edge too, from the typed :class:`~gateway.web.metrics.WebhookAnswer` the
+  webhook handler set on the request (``note_webhook``), or, for an answer the handler did not
+  make (a body over the server's limit, Stripe trouble), the error code the edge wrote. A
+  response body is never read back.
+- Stripe errors by kind: the edge, where the exception becomes a 503.
+- bot previews: the payer's GET handler (``web.pay._count_open``), next to the open count.
+- Pay presses (with their sessions and 409 blocks): the Pay handler (``web.pay.confirm``),
+  ``stripe_error`` included (counted as the exception passes on to the edge).
+- renewals and renewal emails: the "email me a new link" handler (``web.pay.renew``).
+- admin requests by outcome: the admin API's middleware (``web.admin.admin_middleware``).
+- links issued and link emails: the admin API handlers that issue or send them.
+- reconciler runs: wherever ``Reconciler.run()`` returns (the app's periodic task and
+  ``POST /admin/api/reconcile``), through :meth:`Metrics.record_reconcile`.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -27,11 +61,37 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 MAX_LABEL = 64
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+# A tally's key: its label values as the caller has them (a status stays an int until a scrape).
+_Key = tuple[str | int, ...]
+
+ConfirmOutcome = Literal["redirect", "paid_block", "refused", "forbidden", "stripe_error"]
+AdminOutcome = Literal["ok", "unauthorized", "throttled", "client_error"]
+IssueChannel = Literal["api", "bulk", "cli", "renewal"]
+EmailPurpose = Literal["link", "renewal"]
+StripeErrorKind = Literal["unavailable", "rejected", "contention"]
+
 
 class _Report(Protocol):
     """What :meth:`Metrics.record_reconcile` reads from ``ReconcileReport``."""
 
-    def as_dict(self) -> dict[str, Any]: ...
+    @property
+    def ran(self) -> bool: ...
+    @property
+    def errors(self) -> Sequence[str]: ...
+    @property
+    def failures(self) -> Sequence[Mapping[str, str]]: ...
+    @property
+    def events_applied(self) -> Sequence[str]: ...
+    @property
+    def orders_settled(self) -> Sequence[str]: ...
+    @property
+    def sessions_recovered(self) -> Sequence[str]: ...
+    @property
+    def attempts_retired(self) -> Sequence[str]: ...
+    @property
+    def refunds(self) -> Sequence[str]: ...
+    @property
+    def duplicates(self) -> Sequence[str]: ...
 
 
 def _label(value: str | None) -> str:
@@ -51,13 +111,13 @@ class _CounterTally(Collector):
         self.name = name
         self.documentation = documentation
         self.labels = labels
-        self._counts: dict[tuple[Any, ...], int] = {}
+        self._counts: dict[_Key, int] = {}
 
-    def inc(self, key: tuple[Any, ...]) -> None:
+    def inc(self, key: _Key) -> None:
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 
-    def value(self, *labels: Any) -> int:
+    def value(self, *labels: str | int) -> int:
         return self._counts.get(tuple(labels), 0)
 
     def collect(self) -> Iterator[Metric]:
@@ -78,9 +138,9 @@ class _HistogramTally(Collector):
         self.labels = labels
         self._bounds = buckets
         # Per key: a count per bucket (the last one is +Inf), then the sum of observations.
-        self._series: dict[tuple[Any, ...], list[float]] = {}
+        self._series: dict[_Key, list[float]] = {}
 
-    def observe(self, key: tuple[Any, ...], value: float) -> None:
+    def observe(self, key: _Key, value: float) -> None:
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = [0.0] * (len(self._bounds) + 2)
@@ -108,11 +168,11 @@ class _HistogramTally(Collector):
         yield family
 
 
-def _label_key(key: tuple[Any, ...]) -> tuple[str, ...]:
+def _label_key(key: _Key) -> tuple[str, ...]:
     return tuple(_label(str(v)) for v in key)
 
 
-def _by_label(counts: dict[tuple[Any, ...], int]) -> dict[tuple[str, ...], int]:
+def _by_label(counts: dict[_Key, int]) -> dict[tuple[str, ...], int]:
     """Keys as label values (several raw keys may cut to the same label)."""
     out: dict[tuple[str, ...], int] = {}
     for key, count in counts.items():
@@ -127,7 +187,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        # The three counted on every page view are tallied in plain dicts (see _Tally).
+        # The four counted on every page view are tallied in plain dicts (see the module's notes).
         self.http_requests = _CounterTally(
             "gateway_http_requests",
             "HTTP responses by route name, method and status.",
@@ -231,7 +291,7 @@ class Metrics:
             registry=r,
         )
 
-    # --- for services and the web layer ---------------------------------------------------
+    # --- the one way to count (see the module's notes for who calls each) -------------------
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         if method not in _METHODS:
@@ -250,34 +310,47 @@ class Metrics:
     def record_session(self, kind: str) -> None:
         self.sessions.labels(_label(kind)).inc()
 
-    def record_stripe_error(self, kind: str) -> None:
+    def record_confirm(self, outcome: ConfirmOutcome) -> None:
+        self.confirms.labels(outcome).inc()
+
+    def record_paid_block(self, state: str) -> None:
+        self.paid_blocks.labels(state).inc()
+
+    def record_stripe_error(self, kind: StripeErrorKind) -> None:
         self.stripe_errors.labels(_label(kind)).inc()
 
     def record_webhook(self, event_type: str, outcome: str) -> None:
         self.webhooks.labels(_label(event_type), _label(outcome)).inc()
 
-    def record_email(self, purpose: str, ok: bool) -> None:
+    def record_renewal(self, outcome: str) -> None:
+        self.renewals.labels(outcome).inc()
+
+    def record_email(self, purpose: EmailPurpose, ok: bool) -> None:
         self.emails.labels(purpose, "sent" if ok else "failed").inc()
+
+    def record_admin_request(self, outcome: AdminOutcome) -> None:
+        self.admin_requests.labels(outcome).inc()
+
+    def record_links_issued(self, channel: IssueChannel, count: int = 1) -> None:
+        self.links_issued.labels(channel).inc(count)
 
     def record_reconcile(self, report: _Report) -> None:
         """Count one reconciler run from its report (call it wherever ``run()`` returns)."""
-        data = report.as_dict()
-        if not data.get("ran", True):
+        if not report.ran:
             self.reconcile_runs.labels("skipped").inc()
             return
-        failures = data.get("failures") or []
-        self.reconcile_runs.labels("errors" if data.get("errors") or failures else "ran").inc()
+        failures = report.failures
+        self.reconcile_runs.labels("errors" if report.errors or failures else "ran").inc()
         for failure in failures:
             self.reconcile_failures.labels(_label(str(failure.get("step")))).inc()
-        for kind in (
-            "events_applied",
-            "orders_settled",
-            "sessions_recovered",
-            "attempts_retired",
-            "refunds",
-            "duplicates",
+        for kind, found in (
+            ("events_applied", report.events_applied),
+            ("orders_settled", report.orders_settled),
+            ("sessions_recovered", report.sessions_recovered),
+            ("attempts_retired", report.attempts_retired),
+            ("refunds", report.refunds),
+            ("duplicates", report.duplicates),
         ):
-            found = data.get(kind) or []
             if found:
                 self.reconcile_fixes.labels(kind).inc(len(found))
 

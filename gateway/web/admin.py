@@ -76,12 +76,12 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Refusals are logged by the brake in admin_auth, at most once a minute per client.
         actor = request.config_dict[ADMIN_KEYS].authenticate(request)
         if isinstance(actor, Throttled):
-            metrics.admin_requests.labels("throttled").inc()
+            metrics.record_admin_request("throttled")
             refused = error(429, "too_many_failures", "too many refused keys; retry later")
             refused.headers["Retry-After"] = str(actor.retry_after)
             return refused
         if actor is None:
-            metrics.admin_requests.labels("unauthorized").inc()
+            metrics.record_admin_request("unauthorized")
             return error(401, "unauthorized", "a valid admin key is required (Bearer)")
         request[ACTOR] = actor
     try:
@@ -113,8 +113,7 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error(409, "email_not_configured", str(exc))
     except LinkNotSendable as exc:
         response = error(409, "link_not_sendable", str(exc), link_status=exc.state)
-    outcome = "ok" if response.status < 400 else "client_error"
-    metrics.admin_requests.labels(outcome).inc()
+    metrics.record_admin_request("ok" if response.status < 400 else "client_error")
     return response
 
 
@@ -229,7 +228,7 @@ async def create_link(request: web.Request) -> web.Response:
         new, actor=_actor(request), send=send, allow_duplicate_ref=allow_duplicate_ref
     )
     if not created.existing:
-        request.config_dict[METRICS].links_issued.labels("api").inc()
+        request.config_dict[METRICS].record_links_issued("api")
     if created.email is not None:
         request.config_dict[METRICS].record_email("link", created.email.ok)
     return web.json_response(created.as_dict(), status=200 if created.existing else 201)
@@ -257,7 +256,7 @@ async def bulk_links(request: web.Request) -> web.Response:
     )
     metrics = request.config_dict[METRICS]
     if report.count("created"):
-        metrics.links_issued.labels("bulk").inc(report.count("created"))
+        metrics.record_links_issued("bulk", report.count("created"))
     for row in report.rows:
         if row.email is not None:
             metrics.record_email("link", row.email.ok)

@@ -1,17 +1,19 @@
 """``GET /metrics`` and the counting the edge middleware does for it.
 
-Counting happens at the edge, from what handlers and services return, so the services stay free
-of the web and of Prometheus. Labels come from route *names* and template names, never from the
-path: a path carries a token, and one series per token would be both a leak and a memory leak.
+Which metric is counted where, and by which mechanism, is written down once, in
+:mod:`gateway.metrics`. What is here: the edge's counting (every response, payer pages, webhook
+outcomes, Stripe errors) and the typed values handlers leave on the request for it. Labels come
+from route *names* and template names, never from the path: a path carries a token, and one
+series per token would be both a leak and a memory leak.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -22,16 +24,28 @@ from gateway.domain.errors import (
     PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, StripeErrorKind
 from gateway.web.clients import ClientResolver, in_networks, parse_networks
 from gateway.web.keys import METRICS, SETTINGS
 from gateway.web.pages import PAGES
 
 routes = web.RouteTableDef()
 
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What the webhook handler decided, as counted: ``event_type`` is ``"unverified"`` unless
+    the signature was accepted (an unsigned body could put any string in a label)."""
+
+    outcome: str
+    event_type: str = "unverified"
+
+
+# Left on the request for the edge's counting: the payer page the handler served, the webhook
+# handler's decision, and the code of a JSON error answer the edge itself wrote.
 PAGE_KIND = web.RequestKey("page_kind", str)
-WEBHOOK_TYPE = web.RequestKey("webhook_type", str)
-WEBHOOK_OUTCOME = web.RequestKey("webhook_outcome", str)
+WEBHOOK_ANSWER = web.RequestKey("webhook_answer", WebhookAnswer)
+ERROR_CODE = web.RequestKey("error_code", str)
 _PAY_ROUTES = frozenset({"pay", "confirm", "pay_return", "pay_renew"})
 _EVENT_TYPE = re.compile(r"^[a-z_.]{1,100}$")
 
@@ -81,7 +95,7 @@ async def metrics(request: web.Request) -> web.Response:
 def render_page(
     request: web.Request,
     template: str,
-    context: dict[str, Any],
+    context: dict[str, Any],  # a template's context, as Pages.render takes it
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
@@ -115,63 +129,55 @@ def _fallback_kind(status: int) -> str:
     return "bad_request"
 
 
-def count_response(
-    metrics: Metrics,
-    request: web.Request,
-    status: int,
-    seconds: float,
-    response: web.StreamResponse | None,
-) -> None:
-    """Latency and status of every request, and the payer pages by kind (called by the edge)."""
+def count_response(metrics: Metrics, request: web.Request, status: int, seconds: float) -> None:
+    """Latency and status of every request, the payer pages by kind and the webhooks by outcome
+    (called by the edge, once per request, after the answer)."""
     route = _route_name(request)
     metrics.record_request(route, request.method, status, seconds)
     if route in _PAY_ROUTES:
         metrics.record_page(str(request.get(PAGE_KIND) or _fallback_kind(status)), status)
     if route == "stripe_webhook" and status != 500:
-        _count_webhook(metrics, request, response)
+        _count_webhook(metrics, request)
 
 
-def _count_webhook(
-    metrics: Metrics, request: web.Request, response: web.StreamResponse | None
-) -> None:
-    """Webhooks by type and outcome, as the handler noted them (``WEBHOOK_TYPE`` is set only
-    once the signature was accepted: an unsigned body could put any string in a label). An
-    answer the handler did not make (a body too large for the server) is read for its code."""
-    event_type = request.get(WEBHOOK_TYPE) or "unverified"
-    outcome = request.get(WEBHOOK_OUTCOME)
-    if outcome is None:
-        outcome = "unknown"
-        body: Any = None
-        if isinstance(response, web.Response) and isinstance(response.body, bytes):
-            try:
-                body = json.loads(response.body)
-            except ValueError:
-                body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            outcome = str(body["error"].get("code") or "error")
-    metrics.record_webhook(event_type, outcome)
+def _count_webhook(metrics: Metrics, request: web.Request) -> None:
+    """Webhooks by type and outcome, as the handler decided them. An answer the handler did not
+    make (a body too large for the server, Stripe trouble) counts the code the edge wrote."""
+    answer = request.get(WEBHOOK_ANSWER)
+    if answer is None:
+        code = request.get(ERROR_CODE)
+        answer = WebhookAnswer("unknown" if code is None else code or "error")
+    metrics.record_webhook(answer.event_type, answer.outcome)
 
 
 def note_webhook(request: web.Request, outcome: str, event_type: object = None) -> None:
     """What the webhook handler decided, for the counters (``event_type``: verified only)."""
-    request[WEBHOOK_OUTCOME] = outcome
     if isinstance(event_type, str) and _EVENT_TYPE.match(event_type):
-        request[WEBHOOK_TYPE] = event_type
+        request[WEBHOOK_ANSWER] = WebhookAnswer(outcome, event_type)
+    else:
+        request[WEBHOOK_ANSWER] = WebhookAnswer(outcome)
 
 
-_STRIPE_ERROR_KINDS: tuple[tuple[type[Exception], str], ...] = (
+def note_error_code(request: web.Request, code: str) -> None:
+    """The code of a JSON error answer the edge wrote (what a webhook it answered counts)."""
+    request[ERROR_CODE] = code
+
+
+# What the edge answers with a 503 (and counts by kind); the Pay handler counts it as an outcome.
+PROVIDER_TROUBLE = (PaymentProviderUnavailable, PaymentProviderRejected, ConflictRetryExhausted)
+_STRIPE_ERROR_KINDS: tuple[tuple[type[Exception], StripeErrorKind], ...] = (
     (PaymentProviderUnavailable, "unavailable"),
     (PaymentProviderRejected, "rejected"),
     (ConflictRetryExhausted, "contention"),
 )
 
 
-def count_stripe_error(metrics: Metrics, request: web.Request, exc: Exception) -> None:
-    """Stripe trouble that reached the edge, by kind (and as a confirm outcome on Pay)."""
-    kind = next((k for cls, k in _STRIPE_ERROR_KINDS if isinstance(exc, cls)), "unavailable")
+def count_stripe_error(metrics: Metrics, exc: Exception) -> None:
+    """Stripe trouble that reached the edge, by kind."""
+    kind: StripeErrorKind = next(
+        (k for cls, k in _STRIPE_ERROR_KINDS if isinstance(exc, cls)), "unavailable"
+    )
     metrics.record_stripe_error(kind)
-    if _route_name(request) == "confirm":
-        metrics.confirms.labels("stripe_error").inc()
 
 
 def setup_metrics(app: web.Application) -> Metrics:

@@ -20,15 +20,14 @@ from collections.abc import Mapping
 from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.domain.errors import (
-    ConflictRetryExhausted,
-    NotFound,
-    PaymentProviderRejected,
-    PaymentProviderUnavailable,
-    new_reference,
-)
+from gateway.domain.errors import NotFound, new_reference
 from gateway.metrics import Metrics
-from gateway.web.metrics import count_response, count_stripe_error
+from gateway.web.metrics import (
+    PROVIDER_TROUBLE,
+    count_response,
+    count_stripe_error,
+    note_error_code,
+)
 from gateway.web.pages import SERVER_HEADER, Pages
 
 log = logging.getLogger("gateway.http")
@@ -36,7 +35,6 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 RETRY_AFTER_SECONDS = "30"
 _JSON_PREFIXES = ("/stripe/", "/admin/api/")
-_PROVIDER_TROUBLE = (PaymentProviderUnavailable, ConflictRetryExhausted, PaymentProviderRejected)
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -44,12 +42,14 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def _json_error(
+    request: web.Request,
     status: int,
     code: str,
     message: str,
     reference: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
+    note_error_code(request, code)  # counted as the webhook's outcome when it was one
     body: dict[str, object] = {"error": {"code": code, "message": message}}
     if reference:
         body["error"]["reference"] = reference  # type: ignore[index]
@@ -96,19 +96,21 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
     def error_response(request: web.Request, exc: Exception) -> web.Response:
         if isinstance(exc, web.HTTPException):
             if _wants_json(request):
-                return _json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+                code = exc.reason.lower().replace(" ", "_")
+                return _json_error(request, exc.status, code, exc.reason)
             page = "not_found.html" if exc.status in (404, 405) else "bad_request.html"
             context = {"status": exc.status, "reason": exc.reason}
             return pages.render(page, context, status=exc.status)
-        if isinstance(exc, _PROVIDER_TROUBLE):
+        if isinstance(exc, PROVIDER_TROUBLE):
             # Stripe trouble: the pending order (if any) stays, the next click retries it.
-            count_stripe_error(metrics, request, exc)
+            count_stripe_error(metrics, exc)
             log.warning(
                 "payment provider trouble", extra={"reference": exc.reference, "error": str(exc)}
             )
             retry = {"Retry-After": RETRY_AFTER_SECONDS}
             if _wants_json(request):
                 return _json_error(
+                    request,
                     503,
                     "payment_provider_unavailable",
                     "the payment provider is unavailable; retry shortly",
@@ -120,7 +122,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
             )
         if isinstance(exc, NotFound):
             if _wants_json(request):
-                return _json_error(404, "not_found", "not found")
+                return _json_error(request, 404, "not_found", "not found")
             return pages.render("invalid.html", {"truncated": False}, status=404)
         reference = new_reference()
         log.error(
@@ -129,7 +131,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
             extra={"reference": reference, "path": _redact_path(request.path)},
         )
         if _wants_json(request):
-            return _json_error(500, "internal_error", "internal error", reference)
+            return _json_error(request, 500, "internal_error", "internal error", reference)
         context = {"reference": reference, "internal": True}
         return pages.render("error.html", context, status=500)
 
@@ -158,7 +160,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
             out["X-Request-Id"] = request_id
         finally:
             # Counted even when the client went away mid-request (as the 500 it would have been).
-            count_response(metrics, request, status, time.perf_counter() - started, response)
+            count_response(metrics, request, status, time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request",

@@ -31,7 +31,7 @@ from gateway.web.keys import (
     SETTINGS,
     TOKENS,
 )
-from gateway.web.metrics import PAGE_KIND
+from gateway.web.metrics import PAGE_KIND, PROVIDER_TROUBLE
 from gateway.web.metrics import render_page as render
 from gateway.web.pages import PAGES
 from gateway.web.payable import PAYABLE, PayablePages, valid_until
@@ -161,8 +161,7 @@ async def open_link(request: web.Request) -> web.Response:
     wants_confirm = bool(request.query_string) and request.query.get("view") == "confirm"
     if visitor.is_bot and not wants_confirm:
         # A preview bot gets nothing worth caching or showing: no amount, no name.
-        app[OPENS].bot_preview(link_id, visitor.name)
-        app[METRICS].record_bot_preview(visitor.name)
+        _count_open(request, link_id, True, visitor.name)
         request[PAGE_KIND] = "preview"
         return app[PAGES].render_for_token("preview.html", token, headers=ROBOTS)
     # A payable link's page comes packed from the snapshot; anything else goes the long way.
@@ -191,6 +190,7 @@ async def open_link(request: web.Request) -> web.Response:
 
 
 def _count_open(request: web.Request, link_id: str, is_bot: bool, name: str) -> None:
+    """A page view in the open counts, and a bot's in ``gateway_bot_previews`` (only here)."""
     app = request.app
     if is_bot:
         app[OPENS].bot_preview(link_id, name)
@@ -228,10 +228,10 @@ async def confirm(request: web.Request) -> web.Response:
     visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
     if visitor.listed:
         # A known link-preview or mail-scanner fetcher: it may press buttons, but creates nothing.
-        app[METRICS].confirms.labels("forbidden").inc()
+        app[METRICS].record_confirm("forbidden")
         return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
     if not _same_origin(request, settings.server.public_url):
-        app[METRICS].confirms.labels("forbidden").inc()
+        app[METRICS].record_confirm("forbidden")
         return render(
             request, "bad_request.html", {"status": 403, "reason": "Forbidden"}, status=403
         )
@@ -243,19 +243,23 @@ async def confirm(request: web.Request) -> web.Response:
         + "?session_id={CHECKOUT_SESSION_ID}",
         cancel_url=public + checkout.cancel_path.format(token=token),
     )
-    result = await app[CHECKOUT].confirm(verified.link_id, urls)
     metrics = app[METRICS]
+    try:
+        result = await app[CHECKOUT].confirm(verified.link_id, urls)
+    except PROVIDER_TROUBLE:
+        metrics.record_confirm("stripe_error")  # the edge answers 503 and counts the kind
+        raise
     if isinstance(result, Redirect):
-        metrics.confirms.labels("redirect").inc()
+        metrics.record_confirm("redirect")
         metrics.record_session(result.kind)
         # Returned, not raised: an exception through the middleware costs more than the answer.
         return web.Response(status=303, headers={"Location": result.url})
     if result.view.state in (LinkState.PAID, LinkState.PROCESSING):
         # The 409s nobody counted in the incident this project exists for.
-        metrics.confirms.labels("paid_block").inc()
-        metrics.paid_blocks.labels(result.view.state.value).inc()
+        metrics.record_confirm("paid_block")
+        metrics.record_paid_block(result.view.state.value)
     else:
-        metrics.confirms.labels("refused").inc()
+        metrics.record_confirm("refused")
     return await _refusal(request, result.view, token)
 
 
@@ -303,10 +307,10 @@ async def renew(request: web.Request) -> web.Response:
     visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
     if visitor.listed or not _same_origin(request, app[SETTINGS].server.public_url):
         # Scanners press buttons too; a fresh link is only for the person on the page.
-        app[METRICS].renewals.labels("forbidden").inc()
+        app[METRICS].record_renewal("forbidden")
         return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
     result = await app[ADMIN].renew(link_id, token_expired=token_expired)
-    app[METRICS].renewals.labels(result.outcome.value).inc()
+    app[METRICS].record_renewal(result.outcome.value)
     if result.outcome in (RenewOutcome.SENT, RenewOutcome.RESENT, RenewOutcome.EMAIL_FAILED):
         app[METRICS].record_email("renewal", result.outcome is not RenewOutcome.EMAIL_FAILED)
     page = _RENEW_PAGES.get(result.outcome)
