@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
@@ -125,7 +125,7 @@ class Database:
             async with self._write_turn:
                 pooled = await self._write_engine.raw_connection()
                 try:
-                    connection: Any = pooled.driver_connection
+                    connection = cast(sqlite3.Connection, pooled.driver_connection)
 
                     async def begin() -> None:
                         connection.execute("BEGIN IMMEDIATE")
@@ -236,7 +236,7 @@ async def run(
             return list(result.all())
         except ResourceClosedError:  # a statement that returns no rows
             return []
-    driver: Any = connection.connection.dbapi_connection
+    driver = cast(sqlite3.Connection, connection.connection.dbapi_connection)
     return _prepared(connection.dialect)[statement].run(driver, params)
 
 
