@@ -242,7 +242,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def demo(settings: Settings, args: argparse.Namespace) -> None:
-    from gateway.demo import run_demo
+    from gateway.dev.demo import run_demo
 
     run_demo(settings, args)
 
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=serve)
 
     p = sub.add_parser("emulator", help="run the Stripe emulator alone")
-    from gateway.emulator import cli as emulator_cli
+    from gateway.dev.emulator import cli as emulator_cli
 
     emulator_cli.add_arguments(p)
     p.set_defaults(func=lambda _s, a: emulator_cli.run(a), needs_settings=False)

@@ -2,6 +2,8 @@
 
 Everything that asks "what time is it" (staleness of a pending order, token age, the emulator's
 session expiry) goes through a ``Clock`` so tests move time forward instead of sleeping.
+Production uses ``SystemClock``; the tests' clock that only moves when told to is
+``gateway.dev.clock.FakeClock``.
 """
 
 from __future__ import annotations
@@ -19,19 +21,3 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> float:
         return time.time()
-
-
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-
-    def now(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-
-    def set(self, when: float) -> None:
-        self._now = when

@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer, unused_port
 
 from gateway.adapters.db.models import AuditEntry, Order
 from gateway.app import create_app
-from gateway.clock import FakeClock
 from gateway.config import Settings, load_settings
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
 from gateway.domain.links import validate_new_link
-from gateway.emulator import StripeEmulator, create_emulator_app
 from gateway.services.links import IssuedLink
 from gateway.web.keys import DATABASE, LINKS, OPENS
 

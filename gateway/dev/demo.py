@@ -35,8 +35,8 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
 from gateway.domain.links import validate_new_link
-from gateway.emulator import StripeEmulator, create_emulator_app
 from gateway.logs import configure_logging
 from gateway.services.links import IssuedLink, LinkService
 from gateway.web.keys import DATABASE, LINKS, MAILER, PAYMENTS, SETTINGS, TOKENS
@@ -349,7 +349,7 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
         webhook_secret=DEMO_WEBHOOK_SECRET,
         seed=secrets.randbits(32),
     )
-    from gateway.demo_mail import MailSink, mail_page_routes  # aiosmtpd: the demo extra
+    from gateway.dev.demo_mail import MailSink, mail_page_routes  # aiosmtpd: the demo extra
 
     # Mail goes to a local sink, shown at /_demo/mail: the sample addresses are not real.
     sink = MailSink()

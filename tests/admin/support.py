@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from gateway.config import Settings
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from tests.harness import Harness, start_harness
 
 ADMIN_KEY = "adm_treasurer_4f1c9e2a7b3d5e6f"

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from multidict import CIMultiDict
 
 from gateway.adapters.db.models import AuditEntry, Link
-from gateway.clock import FakeClock
 from gateway.config import ConfigError, Settings
+from gateway.dev.clock import FakeClock
 from gateway.web.admin_auth import LOG_LINES_PER_MINUTE, AdminKeys, FailureBrake, parse_keys
 from gateway.web.clients import ClientResolver
 from gateway.web.keys import DATABASE, SETTINGS

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from tests.admin.support import AdminHarness, mail_sink, start_admin_harness
 
 __all__ = ["h", "mail_sink"]

@@ -13,7 +13,7 @@ from aiohttp.test_utils import unused_port
 from aiosmtpd.controller import Controller
 
 from gateway.cli import main
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from tests.harness import TOKEN_SECRET
 
 TEAM = """email,name,ref,items

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import unused_port
 
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from tests.admin.support import FROM_ADDRESS, AdminHarness, start_admin_harness
 
 NEW = {

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import Link
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from gateway.web.keys import DATABASE, LINKS
 from tests.admin.support import AdminHarness, start_admin_harness
 from tests.harness import BROWSER_HEADERS

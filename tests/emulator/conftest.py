@@ -13,8 +13,8 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator, create_emulator_app
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stripe" / "fixtures.json"
 START = 1_800_000_000.0

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import stripe
 
-from gateway.emulator import StripeEmulator
+from gateway.dev.emulator import StripeEmulator
 from tests.emulator.conftest import API_KEY
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.emulator.cli import DEFAULT_PORT, add_arguments, build
+from gateway.dev.emulator.cli import DEFAULT_PORT, add_arguments, build
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -7,10 +7,10 @@ from typing import Any
 import aiohttp
 import stripe
 
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator
-from gateway.emulator.formdecode import decode_form
-from gateway.emulator.store import NO_REQUEST
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator
+from gateway.dev.emulator.formdecode import decode_form
+from gateway.dev.emulator.store import NO_REQUEST
 from tests.emulator.conftest import API_KEY, session_params
 from tests.emulator.test_formdecode import sdk_wire
 

@@ -10,8 +10,9 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.clock import FakeClock, SystemClock
-from gateway.emulator import StripeEmulator, create_emulator_app
+from gateway.clock import SystemClock
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
 from tests.emulator.conftest import session_params
 from tests.emulator.receiver import Receiver
 

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 import stripe
 
-from gateway.clock import FakeClock
-from gateway.emulator import Faults, StripeEmulator
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import Faults, StripeEmulator
 from tests.emulator.conftest import API_KEY, make_client, session_params
 
 

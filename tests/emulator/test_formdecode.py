@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stripe._encode import _api_encode
 
-from gateway.emulator.errors import StripeError
-from gateway.emulator.formdecode import decode_form
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.formdecode import decode_form
 
 
 def sdk_wire(params: dict[str, Any]) -> str:

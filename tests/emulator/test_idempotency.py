@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 import stripe
 
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator
 from tests.emulator.conftest import API_KEY, session_params
 from tests.emulator.test_formdecode import sdk_wire
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import stripe
 
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator, StripeError
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, StripeError
 from tests.emulator.conftest import session_params
 
 

@@ -11,9 +11,9 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator, create_emulator_app, sign_webhook
-from gateway.emulator.store import NO_REQUEST
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, create_emulator_app, sign_webhook
+from gateway.dev.emulator.store import NO_REQUEST
 from tests.emulator.receiver import Receiver
 
 SECRET = "whsec_test_secret"

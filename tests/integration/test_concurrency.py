@@ -14,7 +14,7 @@ from gateway.adapters.db.engine import create_database
 from gateway.adapters.db.migrate import upgrade
 from gateway.adapters.db.models import Order
 from gateway.clock import SystemClock
-from gateway.emulator import StripeEmulator, create_emulator_app
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.harness import BROWSER_HEADERS, WEBHOOK_SECRET, session_id_from, start_harness
 from tests.processes import GatewayProcess, run_cli

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from tests.admin.support import AdminHarness, mail_sink, start_admin_harness
 from tests.harness import BROWSER_HEADERS, Harness, session_id_from, start_harness
 

@@ -50,9 +50,9 @@ from gateway.adapters.db.engine import create_database
 from gateway.adapters.db.migrate import upgrade
 from gateway.adapters.db.models import AuditEntry, Link, Order
 from gateway.app import create_app
-from gateway.clock import FakeClock
-from gateway.emulator import StripeEmulator, create_emulator_app
-from gateway.emulator.errors import StripeError
+from gateway.dev.clock import FakeClock
+from gateway.dev.emulator import StripeEmulator, create_emulator_app
+from gateway.dev.emulator.errors import StripeError
 from gateway.services.links import IssuedLink
 from gateway.web.keys import CLASSIFIER, DATABASE, LINKS, PAYMENTS, RECONCILER
 from tests.harness import (

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from gateway.adapters.db.models import WebhookEvent
 from gateway.app import create_app
-from gateway.emulator import sign_webhook
+from gateway.dev.emulator import sign_webhook
 from gateway.services.webhooks import HANDLED_TYPES
 from gateway.web.keys import DATABASE
 from tests import harness

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.demo_mail import MailSink
+from gateway.dev.demo_mail import MailSink
 from gateway.logs import _QUIET as QUIET
 from gateway.logs import configure_logging
 from tests.admin.support import ADMIN_KEY, OTHER_KEY, start_admin_harness

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.clock import FakeClock
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.dev.clock import FakeClock
 from gateway.web.health import STRIPE_FRESH_FOR, STRIPE_RETRY_AFTER, SharedCheck
 from tests.harness import Harness, start_harness
 

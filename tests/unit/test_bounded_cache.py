@@ -14,7 +14,7 @@ from gateway.adapters.tokens import (
     TokenService,
 )
 from gateway.bounded import ENTRY_BYTES, BoundedCache, estimate_bytes
-from gateway.clock import FakeClock
+from gateway.dev.clock import FakeClock
 
 
 def retained(build: object) -> int:

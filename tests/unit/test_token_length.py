@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters.tokens import TokenError, TokenProblem, TokenService
-from gateway.clock import FakeClock
+from gateway.dev.clock import FakeClock
 
 LINK = "lk_abcdefghijkl"
 

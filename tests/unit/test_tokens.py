@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters.tokens import TokenError, TokenProblem, TokenService
-from gateway.clock import FakeClock
+from gateway.dev.clock import FakeClock
 from tests.harness import forge
 
 LINK = "lk_abcdefghijkl"

@@ -1,3 +1,3 @@
-from gateway.emulator.cli import main
+from gateway.dev.emulator.cli import main
 
 main()

@@ -18,21 +18,21 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.emulator import schema
-from gateway.emulator.errors import StripeError
-from gateway.emulator.expand import expand, expand_list
-from gateway.emulator.faults import RequestFault
-from gateway.emulator.formdecode import decode_form
-from gateway.emulator.keys import (
+from gateway.dev.emulator import schema
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.expand import expand, expand_list
+from gateway.dev.emulator.faults import RequestFault
+from gateway.dev.emulator.formdecode import decode_form
+from gateway.dev.emulator.keys import (
     CONTEXT_KEY,
     EMULATOR_KEY,
     PARAMS_KEY,
     REQUEST_ID_KEY,
     STOPPING_KEY,
 )
-from gateway.emulator.objects import API_VERSION, list_object
-from gateway.emulator.params import Params, get_expand
-from gateway.emulator.store import RequestContext
+from gateway.dev.emulator.objects import API_VERSION, list_object
+from gateway.dev.emulator.params import Params, get_expand
+from gateway.dev.emulator.store import RequestContext
 
 Obj = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

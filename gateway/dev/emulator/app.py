@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.emulator import hosted
-from gateway.emulator.api import Handler, create_api_app
-from gateway.emulator.control import create_control_app
-from gateway.emulator.emulator import StripeEmulator
-from gateway.emulator.keys import EMULATOR_KEY, REQUEST_ID_KEY, STOPPING_KEY
+from gateway.dev.emulator import hosted
+from gateway.dev.emulator.api import Handler, create_api_app
+from gateway.dev.emulator.control import create_control_app
+from gateway.dev.emulator.emulator import StripeEmulator
+from gateway.dev.emulator.keys import EMULATOR_KEY, REQUEST_ID_KEY, STOPPING_KEY
 
 
 @web.middleware

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway.domain.money import MINIMUM_CHARGE, SUPPORTED, exponent
-from gateway.emulator import listing, objects
-from gateway.emulator.errors import StripeError
-from gateway.emulator.events import EventLog
-from gateway.emulator.params import (
+from gateway.dev.emulator import listing, objects
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.events import EventLog
+from gateway.dev.emulator.params import (
     Params,
     get_dict,
     get_int,
@@ -20,7 +19,8 @@ from gateway.emulator.params import (
     get_metadata,
     get_str,
 )
-from gateway.emulator.store import NO_REQUEST, RequestContext, SessionExtras, Store
+from gateway.dev.emulator.store import NO_REQUEST, RequestContext, SessionExtras, Store
+from gateway.domain.money import MINIMUM_CHARGE, SUPPORTED, exponent
 
 Obj = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""``gateway emulator`` / ``python -m gateway.emulator``: run the emulator as a server."""
+"""``gateway emulator`` / ``python -m gateway.dev.emulator``: run the emulator as a server."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import secrets
 from aiohttp import web
 
 from gateway.clock import SystemClock
-from gateway.emulator.app import create_emulator_app
-from gateway.emulator.emulator import StripeEmulator
+from gateway.dev.emulator.app import create_emulator_app
+from gateway.dev.emulator.emulator import StripeEmulator
 
 DEFAULT_PORT = 12111
 
@@ -104,6 +104,6 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gateway.dev.emulator", description=__doc__)
     add_arguments(parser)
     run(parser.parse_args(argv))

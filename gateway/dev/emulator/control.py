@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.emulator.errors import StripeError
-from gateway.emulator.keys import EMULATOR_KEY
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.keys import EMULATOR_KEY
 
 Obj = dict[str, Any]
 

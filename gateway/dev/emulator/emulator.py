@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from gateway.clock import Clock
-from gateway.emulator.checkout import CheckoutSessions
-from gateway.emulator.errors import StripeError
-from gateway.emulator.events import EventLog
-from gateway.emulator.faults import FaultDecider, Faults
-from gateway.emulator.held import HeldRequests
-from gateway.emulator.idempotency import IdempotencyStore
-from gateway.emulator.ids import IdFactory
-from gateway.emulator.payments import Payments
-from gateway.emulator.store import Store
-from gateway.emulator.webhooks import WebhookMode, WebhookSender
+from gateway.dev.emulator.checkout import CheckoutSessions
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.events import EventLog
+from gateway.dev.emulator.faults import FaultDecider, Faults
+from gateway.dev.emulator.held import HeldRequests
+from gateway.dev.emulator.idempotency import IdempotencyStore
+from gateway.dev.emulator.ids import IdFactory
+from gateway.dev.emulator.payments import Payments
+from gateway.dev.emulator.store import Store
+from gateway.dev.emulator.webhooks import WebhookMode, WebhookSender
 
 Obj = dict[str, Any]
 

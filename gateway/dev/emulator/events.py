@@ -8,10 +8,10 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from gateway.emulator import listing, objects
-from gateway.emulator.errors import StripeError
-from gateway.emulator.params import Params, get_list, get_str
-from gateway.emulator.store import RequestContext, Store
+from gateway.dev.emulator import listing, objects
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.params import Params, get_list, get_str
+from gateway.dev.emulator.store import RequestContext, Store
 
 Obj = dict[str, Any]
 

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.emulator.errors import StripeError
+from gateway.dev.emulator.errors import StripeError
 
 Obj = dict[str, Any]
 Resolver = Callable[[str], Obj | None]

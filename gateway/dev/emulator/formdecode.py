@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gateway.emulator.errors import StripeError
+from gateway.dev.emulator.errors import StripeError
 
 # Fields whose sub-keys are free-form strings chosen by the caller: ``metadata[0]=x`` is a
 # dict entry, never list index 0.

@@ -13,9 +13,9 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from gateway.emulator.errors import StripeError
-from gateway.emulator.keys import EMULATOR_KEY
-from gateway.emulator.payments import CardDeclined
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.keys import EMULATOR_KEY
+from gateway.dev.emulator.payments import CardDeclined
 
 Obj = dict[str, Any]
 
@@ -32,7 +32,7 @@ def money(amount: int, currency: str) -> str:
 @functools.cache
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("gateway.emulator", "templates"),
+        loader=jinja2.PackageLoader("gateway.dev.emulator", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )

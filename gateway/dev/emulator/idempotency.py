@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.clock import Clock
-from gateway.emulator.errors import StripeError
+from gateway.dev.emulator.errors import StripeError
 
 KEY_TTL_SECONDS = 24 * 3600
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.emulator.emulator import StripeEmulator
-from gateway.emulator.store import RequestContext
+from gateway.dev.emulator.emulator import StripeEmulator
+from gateway.dev.emulator.store import RequestContext
 
 EMULATOR_KEY = web.AppKey("stripe_emulator", StripeEmulator)
 # Set when the server starts shutting down, so that injected latency stops waiting.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.emulator import objects
-from gateway.emulator.errors import StripeError
-from gateway.emulator.params import Params, get_int, get_str
+from gateway.dev.emulator import objects
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.params import Params, get_int, get_str
 
 Obj = dict[str, Any]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.emulator.errors import StripeError
+from gateway.dev.emulator.errors import StripeError
 
 Params = dict[str, Any]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from gateway.emulator import objects
-from gateway.emulator.errors import StripeError
-from gateway.emulator.events import EventLog
-from gateway.emulator.params import Params, get_int, get_metadata, get_str
-from gateway.emulator.store import NO_REQUEST, RequestContext, Store
+from gateway.dev.emulator import objects
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.events import EventLog
+from gateway.dev.emulator.params import Params, get_int, get_metadata, get_str
+from gateway.dev.emulator.store import NO_REQUEST, RequestContext, Store
 
 Obj = dict[str, Any]
 Outcome = Literal["paid", "async", "declined"]

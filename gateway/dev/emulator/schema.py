@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from gateway.emulator.errors import StripeError
+from gateway.dev.emulator.errors import StripeError
 
 
 class _Anything:

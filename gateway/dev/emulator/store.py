@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.clock import Clock
-from gateway.emulator.errors import StripeError
-from gateway.emulator.ids import IdFactory
+from gateway.dev.emulator.errors import StripeError
+from gateway.dev.emulator.ids import IdFactory
 
 Obj = dict[str, Any]
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from gateway.emulator.faults import FaultDecider
+from gateway.dev.emulator.faults import FaultDecider
 
 log = logging.getLogger(__name__)
 
