@@ -21,6 +21,7 @@ from gateway.adapters.db.migrate import upgrade
 from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.resources import resource_dir
 from gateway.runtime import token_service
 from gateway.services.checkout import CheckoutService
 from gateway.services.links import LinkService
@@ -50,7 +51,7 @@ from gateway.web.keys import (
 )
 from gateway.web.metrics import setup_metrics
 from gateway.web.middleware import edge
-from gateway.web.pages import resource_dir, security_headers, setup_pages
+from gateway.web.pages import security_headers, setup_pages
 from gateway.web.static import StaticFiles
 
 log = logging.getLogger(__name__)

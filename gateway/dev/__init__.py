@@ -1,9 +1,10 @@
 """Development-only code: the Stripe emulator, ``gateway demo`` and its mail sink, the fake clock.
 
-Nothing here runs in production except when ``gateway demo``/``gateway emulator`` is invoked:
-``gateway serve`` and the operator commands never import this package (``gateway.cli`` imports
-it lazily, inside those two commands only). It ships in the wheel so the demo works from an
-install and the tests can import it.
+Nothing here runs in production except when ``gateway demo``/``gateway emulator`` is invoked.
+``gateway serve`` and the web app never import it; the ``gateway`` command reads only the
+emulator's argument list when it builds its parser (:mod:`gateway.cli.emulator`) and imports the
+demo inside that command. It ships in the wheel so the demo works from an install and the tests
+can import it.
 
 - ``emulator/``: a Stripe stand-in served over real HTTP (``gateway emulator``).
 - ``demo.py``, ``demo_mail.py``: ``gateway demo`` (one process, SQLite, sample links, a local

@@ -21,6 +21,7 @@ from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.links import text_problem
 from gateway.domain.orders import OrderStatus
+from gateway.resources import resource_dir
 from gateway.services.admin_links import (
     AdminLinks,
     BulkInterrupted,
@@ -38,8 +39,8 @@ from gateway.services.bulk_files import (
     parse_json,
 )
 from gateway.services.email import EmailNotConfigured, LinkMailer
+from gateway.services.presenters import detail_json, order_json, page_json
 from gateway.web.admin_auth import AdminKeys, Throttled
-from gateway.web.admin_json import detail_json, order_json, page_json
 from gateway.web.keys import (
     ADMIN,
     ADMIN_KEYS,
@@ -53,7 +54,6 @@ from gateway.web.keys import (
     SETTINGS,
 )
 from gateway.web.openapi import openapi_document
-from gateway.web.pages import resource_dir
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

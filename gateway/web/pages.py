@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Hashable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -18,6 +16,7 @@ from multidict import CIMultiDict
 
 from gateway.bounded import BoundedCache, estimate_bytes
 from gateway.domain.money import format_minor
+from gateway.resources import resource_dir
 
 HTML = "text/html; charset=utf-8"
 
@@ -65,21 +64,6 @@ def security_headers(form_action_origins: tuple[str, ...], *, hsts: bool = False
         ),
         "Permissions-Policy": "interest-cohort=()",
     }
-
-
-def resource_dir(name: str) -> Path:
-    """A folder shipped inside the gateway package (``templates``, ``static``).
-
-    Found through the package itself, so an installed wheel renders the same pages as a
-    checkout; nothing searches the folders above it.
-    """
-    package = resources.files("gateway")
-    if not isinstance(package, Path):  # a zipped install: Jinja and aiohttp need real files
-        raise RuntimeError("the gateway package must be installed as files, not zipped")
-    path = package / name
-    if not path.is_dir():
-        raise RuntimeError(f"the gateway package has no {name}/ folder (a broken install?)")
-    return path
 
 
 def setup_templates(app: web.Application, globals_: Mapping[str, Any]) -> jinja2.Environment:

@@ -1,0 +1,407 @@
+"""``gateway links create|list|show|revoke|bulk|resend``: the admin API's operations on the
+command line, with the same JSON shapes (:mod:`gateway.services.presenters`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import ACTOR, CliError, CommandFailed, open_admin, print_json, print_table
+from gateway.config import ConfigError, Settings, parse_duration
+from gateway.domain.errors import ValidationFailed
+from gateway.domain.links import validate_new_link
+from gateway.domain.money import format_minor
+from gateway.runtime import open_runtime
+from gateway.services.admin_links import STATUSES, BulkInterrupted, BulkInvalid, LinkFilter
+from gateway.services.bulk_files import (
+    MAX_BODY_BYTES,
+    BulkFile,
+    BulkFormatError,
+    load_json,
+    parse_csv,
+    parse_json,
+)
+from gateway.services.email import EmailNotConfigured
+from gateway.services.presenters import detail_json, page_json
+
+
+async def links_create(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        valid_for = parse_duration(
+            args.valid_for or settings.checkout.default_valid_for, "--valid-for"
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    new = validate_new_link(
+        email=args.email,
+        name=args.name,
+        description=args.description or "",
+        currency=args.currency or settings.checkout.default_currency,
+        items=list(args.item or []),
+        ref=args.ref or "",
+        valid_for=valid_for,
+        max_valid_for=settings.tokens.max_age,
+    )
+    async with open_admin(settings) as a:
+        if args.send and not a.mailer.enabled:
+            raise EmailNotConfigured
+        created = await a.admin.create(
+            new, actor="cli", send=args.send, allow_duplicate_ref=args.allow_duplicate_ref
+        )
+    data = created.as_dict()
+    if args.json:
+        print_json(data)
+    else:
+        if created.existing:
+            print(
+                f"Ref {created.ref} already has a live link, so none was created: {created.id}"
+                " (pass --allow-duplicate-ref to issue another, or revoke that one first)"
+            )
+            if created.differs:
+                print(f"  it differs from what you typed in: {', '.join(created.differs)}")
+        else:
+            print(f"Link {created.id} created")
+        print(f"  payer  {data['name']} <{data['payer_email']}>")
+        for item in data["items"]:
+            qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
+            print(f"  item   {item['description']}: {item['amount_display']}{qty}")
+        print(f"  total  {data['total']}")
+        print(f"  url    {created.url}")
+        if created.email is not None and created.email.ok:
+            print(f"  emailed to {data['payer_email']}")
+        elif created.email_skipped:
+            print(f"  not emailed: {created.email_skipped}")
+    if created.email is not None and not created.email.ok:
+        raise CommandFailed(
+            f"{created.id}: email not sent: {created.email.error}; the link exists: "
+            f"'gateway links resend {created.id}' tries again"
+        )
+
+
+async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as rt:
+        changed = await rt.links.revoke(
+            args.id, actor="cli", reason=args.reason or "", provider=rt.payments
+        )
+    if args.json:
+        print_json({"id": args.id, "revoked": True, "changed": changed})
+    else:
+        print(f"{args.id} revoked" if changed else f"{args.id} was already revoked")
+
+
+def _date(value: str, *, end: bool) -> datetime:
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            {"date": f"expected 2026-04-01 or an ISO date-time: {value!r}"}
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- links bulk ---------------------------------------------------------------------------
+
+
+def _read_rows(path: str) -> BulkFile:
+    """The file's rows, read by the same rules as the API's (:mod:`gateway.services.bulk_files`)."""
+    if path == "-":
+        body = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+    else:
+        with Path(path).open("rb") as handle:
+            body = handle.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise BulkFormatError(f"the file is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if path.lower().endswith(".json") or stripped.startswith((b"[", b"{")):
+        return parse_json(load_json(body))
+    return parse_csv(body)
+
+
+async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        rows = _read_rows(args.file)
+    except OSError as exc:
+        raise ValidationFailed({"file": f"cannot read {args.file}: {exc.strerror}"}) from None
+    except BulkFormatError as exc:
+        raise ValidationFailed({"file": str(exc)}) from None
+    for warning in rows.warnings:
+        print(f"gateway: warning: {warning}", file=sys.stderr)
+    async with open_admin(settings) as a:
+        try:
+            report = await a.admin.bulk(
+                rows,
+                actor=ACTOR,
+                dry_run=args.dry_run,
+                skip_invalid=args.skip_invalid,
+                send=args.send,
+                resend=args.resend,
+            )
+        except BulkInvalid as exc:
+            if args.json:
+                print_json(exc.report.as_dict())
+            for row in exc.report.invalid:
+                for field, problem in row.errors.items():
+                    print(
+                        f"gateway: row {row.row} ({row.ref or 'no ref'}): {field}: {problem}",
+                        file=sys.stderr,
+                    )
+            raise ValidationFailed({"file": str(exc)}) from None
+        except BulkInterrupted as exc:
+            raise CommandFailed(str(exc)) from None
+    data = report.as_dict()
+    if args.json:
+        print_json(data)
+    else:
+        print_table(
+            [
+                [
+                    r["row"],
+                    r["ref"],
+                    r["status"],
+                    r.get("name", ""),
+                    r.get("payer_email", ""),
+                    _items_cell(r.get("items")),
+                    r.get("total", ""),
+                    r.get("id", ""),
+                    _email_cell(r.get("email")),
+                    "; ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
+                    or ("differs: " + ", ".join(r["differs"]) if r.get("differs") else ""),
+                ]
+                for r in data["rows"]
+            ],
+            ["row", "ref", "status", "name", "email", "items", "total", "id", "sent", "notes"],
+        )
+        verb = "would create" if report.dry_run else "created"
+        print(
+            f"{data['would_create'] if report.dry_run else data['created']} {verb}, "
+            f"{data['existing']} existing, {data['invalid']} invalid, "
+            f"{data['emails_sent']} emailed, {data['emails_failed']} email(s) failed"
+        )
+    if data["emails_failed"]:
+        raise CommandFailed(
+            f"{data['emails_failed']} email(s) not sent; the links exist: run the same command "
+            "again (links never sent are retried) or 'gateway links resend ID'"
+        )
+
+
+def _items_cell(items: list[dict[str, Any]] | None) -> str:
+    return "; ".join(
+        f"{i['description']} {i['amount_display']}"
+        + (f" x{i['quantity']}" if i["quantity"] > 1 else "")
+        for i in items or []
+    )
+
+
+def _email_cell(email: dict[str, Any] | None) -> str:
+    if email is None:
+        return ""
+    return "sent" if email["sent"] else "FAILED"
+
+
+# --- links resend -------------------------------------------------------------------------
+
+
+async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_admin(settings) as a:
+        result = await a.admin.resend(args.id, actor=ACTOR)
+    if args.json:
+        print_json(result.as_dict())
+    elif result.ok:
+        print(f"{args.id} emailed to the payer's address on file")
+    if not result.ok:
+        raise CommandFailed(f"{args.id}: email not sent: {result.error}")
+
+
+# --- links list / show --------------------------------------------------------------------
+
+
+async def links_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_admin(settings) as a:
+        page = await a.admin.list(
+            LinkFilter(
+                status=args.status,
+                ref_prefix=args.ref_prefix,
+                created_from=_date(args.created_from, end=False) if args.created_from else None,
+                created_to=_date(args.created_to, end=True) if args.created_to else None,
+                limit=args.limit,
+                offset=args.offset,
+                cursor=args.cursor,
+            )
+        )
+    data = page_json(page)
+    if args.json:
+        print_json(data if args.page else data["links"])
+        return
+    print_table(
+        [
+            [
+                r["id"],
+                r["ref"],
+                r["name"],
+                r["amount_display"],
+                r["state"],
+                r["status"] + (" DUPLICATE" if r["duplicate_payment"] else ""),
+                r["opens"]["count"],
+                ", ".join(f"{k} x{v}" for k, v in r["previews"].items()),
+                _sent_cell(r["email_delivery"]),
+                (r["created_at"] or "")[:10],
+            ]
+            for r in data["links"]
+        ],
+        ["id", "ref", "name", "amount", "state", "status", "opens", "previews", "sent", "created"],
+    )
+    if page.next_cursor is not None:
+        total = f"{page.total}" if page.total_exact else f"{page.total}+"
+        print(f"(showing {len(page.links)} of {total}; next page: --cursor {page.next_cursor})")
+
+
+def _sent_cell(delivery: dict[str, Any]) -> str:
+    if delivery["last_error"]:
+        return "FAILED"
+    return f"x{delivery['sent_count']}" if delivery["sent_count"] else "-"
+
+
+async def links_show(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_admin(settings) as a:
+        data = detail_json(await a.rt.links.show(args.id))
+    if args.json:
+        print_json(data)
+        return
+    flag = "  DUPLICATE PAYMENT" if data["duplicate_payment"] else ""
+    print(f"{data['id']}  {data['status'].upper()}  {data['ref']}{flag}")
+    print(f"  payer     {data['name']} <{data['email']}>")
+    print(f"  for       {data['description']}")
+    for item in data["items"]:
+        qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
+        print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
+    print(f"  total     {data['amount_display']}")
+    print(f"  valid to  {data['valid_until']}")
+    opens = data["opens"]
+    print(
+        f"  opened    {opens['count']} time(s) by the payer; "
+        f"first {opens['first_at'] or '-'}, last {opens['last_at'] or '-'}"
+    )
+    if data["previews"]:
+        print("  previews  " + ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
+    delivery = data["email_delivery"]
+    print(
+        f"  emailed   {delivery['sent_count']} time(s); last {delivery['last_sent_at'] or '-'}"
+        + (f"; LAST ATTEMPT FAILED: {delivery['last_error']}" if delivery["last_error"] else "")
+    )
+    if data["replaces_id"]:
+        print(f"  replaces  {data['replaces_id']}")
+    print(f"  url       {data['url']}")
+    if data["orders"]:
+        print("  orders:")
+        for o in data["orders"]:
+            dup = f"  DUPLICATE of {o['duplicate_of']}" if o["duplicate_of"] else ""
+            print(
+                f"    {o['id']}  {o['status']:<10} {o['created_at']}  "
+                f"{o['cancel_reason'] or ''}{dup}"
+            )
+    print("  audit:")
+    for entry in data["audit"]:
+        move = f" {entry['from'] or ''}->{entry['to']}" if entry["to"] else ""
+        print(
+            f"    {entry['at']}  {entry['action']}{move}  by {entry['actor']}  "
+            f"{entry['detail'] or ''}".rstrip()
+        )
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``gateway links`` and its subcommands."""
+    links = sub.add_parser("links", help="payment links").add_subparsers(
+        dest="links_command", required=True
+    )
+    p = links.add_parser("create", help="issue a link")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument(
+        "--item",
+        action="append",
+        metavar='"DESCRIPTION=AMOUNT[xQTY]"',
+        help='a line item in major units, e.g. "Spring fee=150.00" or "Kit=1,250.00x2" '
+        "(a dot for decimals; repeatable)",
+    )
+    p.add_argument("--currency")
+    p.add_argument(
+        "--ref",
+        default="",
+        help="your reference (e.g. 2026-04/family-7); a ref with a live link is not issued again",
+    )
+    p.add_argument("--valid-for", help="e.g. 30d (default from config)")
+    p.add_argument("--send", action="store_true", help="email the link to the payer now")
+    p.add_argument(
+        "--allow-duplicate-ref",
+        action="store_true",
+        help="issue a second live link for a ref that already has one",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_create)
+
+    p = links.add_parser("list", help="list links, newest first")
+    p.add_argument("--ref-prefix")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0, help="rows to skip (slow when deep)")
+    p.add_argument("--cursor", help="the next_cursor a previous page printed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        help="failed: a delayed payment (bank debit) failed and nothing was paid since",
+    )
+    p.add_argument("--created-from", help="ISO date or date-time (inclusive)")
+    p.add_argument("--created-to", help="ISO date (that whole day) or date-time (exclusive)")
+    p.add_argument(
+        "--page", action="store_true", help="with --json: the API's page object, with totals"
+    )
+    p.set_defaults(func=links_list)
+
+    p = links.add_parser("show", help="one link with its orders and audit trail")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_show)
+
+    p = links.add_parser("revoke", help="withdraw a link")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_revoke)
+    p = links.add_parser(
+        "bulk",
+        help="issue links from a CSV or JSON file (one transaction; rows keyed by ref)",
+        description=(
+            "Columns: email, name, ref, and items ('Desc=150.00 | Kit=25x2') or amount; "
+            "optional description, currency, valid_for. CSV in UTF-8 (or Windows-1252), "
+            "separated by commas, semicolons or tabs; up to 100,000 rows. A ref that already "
+            "has a link (not revoked) is reported as existing and not created again; --send "
+            "emails links never sent successfully, --resend existing ones too. Any invalid row "
+            "stops the run with nothing created, unless --skip-invalid. Row numbers are the "
+            "spreadsheet's (header = row 1)."
+        ),
+    )
+    p.add_argument("file", help="CSV (with a header) or JSON file; - for standard input")
+    p.add_argument("--send", action="store_true", help="email links not yet sent")
+    p.add_argument("--resend", action="store_true", help="with --send: email existing ones again")
+    p.add_argument("--dry-run", action="store_true", help="validate and report, create nothing")
+    p.add_argument("--skip-invalid", action="store_true", help="create the valid rows anyway")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_bulk)
+
+    p = links.add_parser(
+        "resend", aliases=["send"], help="email a link to the payer's address on file"
+    )
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=links_resend)
