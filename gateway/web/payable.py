@@ -116,6 +116,7 @@ class PayablePages(Generic[V]):
         self._app_names: dict[str, bytes] = {}
         none, app = self._variants(sample)
         self._zdict = none + app
+        self._inflated_links = inflated_bytes // (len(self._zdict) + 200)  # what it holds
         # How often each stand-in appears on a page; a link whose own words add one is not packed.
         self._marks = (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES))
         self.packing = self._composes_as_rendered(sample)
@@ -171,13 +172,15 @@ class PayablePages(Generic[V]):
     def body(self, packed: bytes, token: str, in_app: str | None) -> bytes:
         """The page for this token and in-app browser (of a page :func:`valid_until` now)."""
         _, _, split = _HEAD.unpack_from(packed)
-        # The few links opened most lately stay inflated (~3 µs saved a request); the key is the
-        # snapshot's own bytes object, so only the pages are counted.
+        # The few links opened most lately stay inflated (~3 µs saved a request) while they are
+        # all there is: with many more links open, the pages would only churn through. The key
+        # is the snapshot's own bytes object, so only the pages are counted.
         pages = self._inflated.get(packed)
         if pages is None:
             inflate = zlib.decompressobj(_WBITS, zdict=self._zdict)
             pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
-            self._inflated.put(packed, pages)
+            if self._snapshot.count <= self._inflated_links:
+                self._inflated.put(packed, pages)
         if in_app is None:
             page = pages[:split]
         else:
