@@ -178,9 +178,13 @@ class PayablePages(Generic[V]):
         pages = self._inflated.get(packed)
         if pages is None:
             inflate = zlib.decompressobj(_WBITS, zdict=self._zdict)
-            pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
             if self._snapshot.count <= self._inflated_links:
+                pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
                 self._inflated.put(packed, pages)
+            elif in_app is None:  # the first variant only: half the inflating
+                pages = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
+            else:
+                pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
         if in_app is None:
             page = pages[:split]
         else:

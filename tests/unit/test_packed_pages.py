@@ -83,11 +83,16 @@ VIEWS = {
 }
 
 
+@pytest.mark.parametrize("many_links", [False, True])  # pages kept inflated, or not
 @pytest.mark.parametrize("name", VIEWS)
 @pytest.mark.parametrize("in_app", [None, *sorted({row.app for row in IN_APP})])
-def test_a_packed_page_is_the_rendered_page(pages: Pages, name: str, in_app: str | None) -> None:
+def test_a_packed_page_is_the_rendered_page(
+    pages: Pages, name: str, in_app: str | None, many_links: bool
+) -> None:
     payable = packer(pages)
     assert payable.packing
+    if many_links:
+        payable._inflated_links = -1
     link = VIEWS[name]
     packed = payable.pack(link)
     assert valid_until(packed) == UNTIL.timestamp()
