@@ -69,6 +69,8 @@ ANALYZE_AFTER = 10_000  # links created by one bulk run, on PostgreSQL
 COUNT_CAP = 1000
 # A status filter whose candidates (status_candidates) are at most this many looks only at them.
 DRIVE_CAP = COUNT_CAP
+# Above DRIVE_CAP and up to this many, a status's matches are counted from its orders.
+WALK_FROM_ORDERS_CAP = 20_000
 SEND_CONCURRENCY = 4
 # What an admin can filter on. ``duplicate`` is a flag (a second payment arrived), the others are
 # one status each, computed in SQL exactly as the payer's page computes its state.
@@ -617,8 +619,14 @@ class AdminLinks:
             if not self._db.is_sqlite:
                 # A page reads a few thousand rows at most: starting parallel workers, or
                 # compiling the plan (its cost looks high: a subquery per link), costs more.
-                await session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
-                await session.execute(sa.text("SET LOCAL jit = off"))
+                # And sorting: it takes "(subquery) IS NULL" for rare, expects to read most of
+                # the table for a page, and sorts it all instead of walking (created_at, id).
+                await session.execute(
+                    sa.text(
+                        "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                        " set_config('jit', 'off', true), set_config('enable_sort', 'off', true)"
+                    )
+                )
             candidates: sa.Select[Any] | None = None
             few: list[str] | None = None
             if f.status:
@@ -707,8 +715,17 @@ class AdminLinks:
         matches counted up to :data:`COUNT_CAP`."""
         counting = list(where)
         if status in (*_ORDER_STATUSES, "duplicate") and candidates is not None:
-            # The links reached from the status's orders, rather than every link.
-            counting.append(Link.id.in_(candidates))
+            some = (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(
+                        candidates.limit(WALK_FROM_ORDERS_CAP + 1).subquery()
+                    )
+                )
+            ).scalar_one()
+            if some <= WALK_FROM_ORDERS_CAP:
+                # Not that many: count the links reached from the status's orders rather than
+                # walk every link (when they are many, the walk finds the matches at once).
+                counting.append(Link.id.in_(candidates))
         counted = (
             await session.execute(
                 sa.select(sa.func.count()).select_from(
