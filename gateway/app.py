@@ -1,8 +1,8 @@
 """The application factory: settings in, a ready aiohttp app out (STYLE: no singletons).
 
 Every resource is opened and closed by one cleanup context, in order: the HTTP session, the
-database (migrated on start when asked), the Stripe client on that session, the services, and the
-background tasks. Tests build the app with this very factory.
+database (migrated on start when asked), the services (built by ``gateway.wiring``, with the
+Stripe client on that session), and the background tasks. Tests build the app with this very factory.
 """
 
 from __future__ import annotations
@@ -11,29 +11,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway.adapters.db.engine import create_database
 from gateway.adapters.db.migrate import upgrade
-from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.resources import resource_dir
-from gateway.runtime import token_service
-from gateway.services.checkout import CheckoutService
-from gateway.services.links import LinkService
-from gateway.services.opens import OpenRecorder
-from gateway.services.payments import PaymentRecorder
-from gateway.services.reconcile import Reconciler
-from gateway.services.snapshots import ChangeFeed, SnapshotCache
-from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web import health, pay, stripe_webhook
 from gateway.web.admin import setup_admin
 from gateway.web.keys import (
+    ADMIN,
     CHANGE_FEED,
     CHECKOUT,
     CLASSIFIER,
@@ -41,6 +32,7 @@ from gateway.web.keys import (
     DATABASE,
     HTTP_SESSION,
     LINKS,
+    MAILER,
     METRICS,
     OPENS,
     PAYMENTS,
@@ -53,6 +45,7 @@ from gateway.web.metrics import setup_metrics
 from gateway.web.middleware import edge
 from gateway.web.pages import security_headers, setup_pages
 from gateway.web.static import StaticFiles
+from gateway.wiring import build_services, token_service
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +62,7 @@ def create_app(
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
-    app[TOKENS] = token_service(settings, app[CLOCK])
+    app[TOKENS] = token_service(settings, app[CLOCK])  # missing keys fail here, not on start
     app[CLASSIFIER] = Classifier(extra_patterns=settings.bots.extra_patterns)
 
     hsts = settings.server.public_url.startswith("https://")
@@ -97,7 +90,7 @@ def create_app(
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_database(auto_migrate))
     app.cleanup_ctx.append(_services)
-    setup_admin(app)  # after _services: the admin API builds on them
+    setup_admin(app)
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)
@@ -136,40 +129,19 @@ def _database(auto_migrate: bool):  # type: ignore[no-untyped-def]
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    stripe_client = create_stripe_client(
-        api_key=settings.stripe.api_key or "sk_test_demo",
-        api_base=settings.stripe.api_base,
-        session=app[HTTP_SESSION],
-        timeout=settings.stripe.timeout,
-        max_retries=settings.stripe.max_retries,
+    services = build_services(
+        app[SETTINGS], app[CLOCK], app[DATABASE], app[HTTP_SESSION], tokens=app[TOKENS]
     )
-    app[PAYMENTS] = StripeCheckout(stripe_client)
-    db, clock = app[DATABASE], app[CLOCK]
-    snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
-    app[CHANGE_FEED] = ChangeFeed(db, clock, snapshots)
-    pay.setup_payable_pages(app, snapshots)  # the GET path's packed pages, a sibling snapshot
-    recorder = PaymentRecorder(
-        db,
-        app[PAYMENTS],
-        clock,
-        refund_duplicates=settings.checkout.refund_duplicates,
-        snapshots=snapshots,
-    )
-    app[CHECKOUT] = CheckoutService(
-        db,
-        app[PAYMENTS],
-        clock,
-        settings.checkout,
-        recorder,
-        stripe_deadline=settings.stripe.request_deadline,
-    )
-    app[LINKS] = LinkService(db, app[TOKENS], clock, settings.server.public_url, snapshots)
-    app[WEBHOOKS] = WebhookService(db, clock, recorder)
-    app[OPENS] = OpenRecorder(db, clock)
-    app[RECONCILER] = Reconciler(
-        db, app[PAYMENTS], clock, app[WEBHOOKS], recorder, settings.checkout, settings.reconcile
-    )
+    app[PAYMENTS] = services.payments
+    app[CHANGE_FEED] = services.change_feed
+    pay.setup_payable_pages(app, services.snapshots)  # the GET path's packed pages, a sibling
+    app[CHECKOUT] = services.checkout
+    app[LINKS] = services.links
+    app[WEBHOOKS] = services.webhooks
+    app[OPENS] = services.opens
+    app[RECONCILER] = services.reconciler
+    app[MAILER] = services.mailer
+    app[ADMIN] = services.admin
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ escapes, so the formatters write U+FFFD in their place.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -97,14 +98,15 @@ class RedactingFilter(logging.Filter):
 
 
 REDACTING_FILTER = RedactingFilter()
+# The current request's id, set by the web edge (gateway.web.middleware) and written on every
+# JSON line logged while it is handled; "-" outside a request.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # aiohttp's loggers: the parser error path (server), access lines, the app, the internals.
 _AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from gateway.web.middleware import request_id_var
-
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),

@@ -1,4 +1,5 @@
-"""The services without the web server, for the CLI and scripts (same wiring as the app)."""
+"""The services without the web server, for the CLI and scripts (built by ``gateway.wiring``,
+as the app's are)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import aiohttp
 
 from gateway.adapters.db.engine import Database, create_database
 from gateway.adapters.db.migrate import upgrade
-from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
+from gateway.adapters.stripe_checkout import StripeCheckout
 from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock, SystemClock
-from gateway.config import DEMO_SECRET, ConfigError, Settings
+from gateway.config import Settings
+from gateway.services.admin_links import AdminLinks
 from gateway.services.checkout import CheckoutService
+from gateway.services.email import LinkMailer
 from gateway.services.links import LinkService
-from gateway.services.payments import PaymentRecorder
 from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
+from gateway.wiring import Services, build_services, token_service
+
+__all__ = ["Runtime", "open_runtime", "token_service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +31,39 @@ class Runtime:
     settings: Settings
     clock: Clock
     db: Database
-    tokens: TokenService
-    links: LinkService
-    payments: StripeCheckout
-    checkout: CheckoutService
-    webhooks: WebhookService
-    reconciler: Reconciler
+    services: Services
 
+    @property
+    def tokens(self) -> TokenService:
+        return self.services.tokens
 
-def token_service(settings: Settings, clock: Clock) -> TokenService:
-    secrets = settings.tokens.secret_keys or ((DEMO_SECRET,) if settings.demo else ())
-    if not secrets:
-        # Every command that reads or writes links needs the keys that sign them.
-        raise ConfigError(
-            "tokens.secret_keys is required (set GATEWAY_TOKENS_SECRET_KEYS, "
-            "or GATEWAY_DEMO=1 for the demo's database)"
-        )
-    return TokenService(secrets, settings.tokens.max_age, clock)
+    @property
+    def links(self) -> LinkService:
+        return self.services.links
+
+    @property
+    def payments(self) -> StripeCheckout:
+        return self.services.payments
+
+    @property
+    def checkout(self) -> CheckoutService:
+        return self.services.checkout
+
+    @property
+    def webhooks(self) -> WebhookService:
+        return self.services.webhooks
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.services.reconciler
+
+    @property
+    def mailer(self) -> LinkMailer:
+        return self.services.mailer
+
+    @property
+    def admin(self) -> AdminLinks:
+        return self.services.admin
 
 
 @asynccontextmanager
@@ -55,32 +76,6 @@ async def open_runtime(
         if migrate:
             await upgrade(db)
         async with aiohttp.ClientSession() as http:
-            payments = StripeCheckout(
-                create_stripe_client(
-                    api_key=settings.stripe.api_key or "sk_test_demo",
-                    api_base=settings.stripe.api_base,
-                    session=http,
-                    timeout=settings.stripe.timeout,
-                    max_retries=settings.stripe.max_retries,
-                )
-            )
-            tokens = token_service(settings, clock)
-            recorder = PaymentRecorder(
-                db, payments, clock, refund_duplicates=settings.checkout.refund_duplicates
-            )
-            webhooks = WebhookService(db, clock, recorder)
-            yield Runtime(
-                settings=settings,
-                clock=clock,
-                db=db,
-                tokens=tokens,
-                links=LinkService(db, tokens, clock, settings.server.public_url),
-                payments=payments,
-                checkout=CheckoutService(db, payments, clock, settings.checkout, recorder),
-                webhooks=webhooks,
-                reconciler=Reconciler(
-                    db, payments, clock, webhooks, recorder, settings.checkout, settings.reconcile
-                ),
-            )
+            yield Runtime(settings, clock, db, build_services(settings, clock, db, http))
     finally:
         await db.dispose()

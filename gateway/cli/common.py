@@ -1,19 +1,11 @@
-"""What every ``gateway`` command shares: its errors, the two printers, the admin services."""
+"""What every ``gateway`` command shares: its errors and the two printers."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from gateway.adapters.mail import SmtpMailer
-from gateway.config import Settings
 from gateway.domain.errors import GatewayError
-from gateway.resources import resource_dir
-from gateway.runtime import Runtime, open_runtime
-from gateway.services.admin_links import AdminLinks
-from gateway.services.email import LinkMailer
 
 ACTOR = "cli"
 
@@ -24,24 +16,6 @@ class CliError(Exception):
 
 class CommandFailed(GatewayError):
     """Something did not work (an email not sent); exit status 1."""
-
-
-@dataclass(frozen=True, slots=True)
-class AdminRuntime:
-    rt: Runtime
-    mailer: LinkMailer
-    admin: AdminLinks
-
-
-@asynccontextmanager
-async def open_admin(settings: Settings) -> AsyncIterator[AdminRuntime]:
-    async with open_runtime(settings) as rt:
-        smtp = SmtpMailer(settings.email) if settings.email.enabled else None
-        mailer = LinkMailer(
-            rt.db, rt.links, smtp, settings, rt.clock, str(resource_dir("templates"))
-        )
-        admin = AdminLinks(rt.db, rt.links, mailer, rt.payments, settings, rt.clock)
-        yield AdminRuntime(rt, mailer, admin)
 
 
 def print_json(data: object) -> None:

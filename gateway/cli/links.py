@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import ACTOR, CliError, CommandFailed, open_admin, print_json, print_table
+from gateway.cli.common import ACTOR, CliError, CommandFailed, print_json, print_table
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
@@ -45,10 +45,10 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
         valid_for=valid_for,
         max_valid_for=settings.tokens.max_age,
     )
-    async with open_admin(settings) as a:
-        if args.send and not a.mailer.enabled:
+    async with open_runtime(settings) as rt:
+        if args.send and not rt.mailer.enabled:
             raise EmailNotConfigured
-        created = await a.admin.create(
+        created = await rt.admin.create(
             new, actor="cli", send=args.send, allow_duplicate_ref=args.allow_duplicate_ref
         )
     data = created.as_dict()
@@ -133,9 +133,9 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
         raise ValidationFailed({"file": str(exc)}) from None
     for warning in rows.warnings:
         print(f"gateway: warning: {warning}", file=sys.stderr)
-    async with open_admin(settings) as a:
+    async with open_runtime(settings) as rt:
         try:
-            report = await a.admin.bulk(
+            report = await rt.admin.bulk(
                 rows,
                 actor=ACTOR,
                 dry_run=args.dry_run,
@@ -209,8 +209,8 @@ def _email_cell(email: dict[str, Any] | None) -> str:
 
 
 async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_admin(settings) as a:
-        result = await a.admin.resend(args.id, actor=ACTOR)
+    async with open_runtime(settings) as rt:
+        result = await rt.admin.resend(args.id, actor=ACTOR)
     if args.json:
         print_json(result.as_dict())
     elif result.ok:
@@ -223,8 +223,8 @@ async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def links_list(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_admin(settings) as a:
-        page = await a.admin.list(
+    async with open_runtime(settings) as rt:
+        page = await rt.admin.list(
             LinkFilter(
                 status=args.status,
                 ref_prefix=args.ref_prefix,
@@ -269,8 +269,8 @@ def _sent_cell(delivery: dict[str, Any]) -> str:
 
 
 async def links_show(settings: Settings, args: argparse.Namespace) -> None:
-    async with open_admin(settings) as a:
-        data = detail_json(await a.rt.links.show(args.id))
+    async with open_runtime(settings) as rt:
+        data = detail_json(await rt.links.show(args.id))
     if args.json:
         print_json(data)
         return

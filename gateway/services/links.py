@@ -62,8 +62,13 @@ class LinkService:
         clock: Clock,
         public_url: str,
         snapshots: SnapshotCache[Any] | None = None,
+        *,
+        recorder: PaymentRecorder | None = None,
     ) -> None:
         self._snapshots = snapshots
+        # What retires a pending attempt on Stripe when a link is revoked with a provider
+        # (gateway.wiring passes one in; a LinkService built alone makes one on first use).
+        self._recorder = recorder
         self._db = db
         self._tokens = tokens
         self._clock = clock
@@ -245,9 +250,15 @@ class LinkService:
         self, order: Order, *, actor: str, provider: PaymentProvider | None
     ) -> None:
         if provider is not None:
-            recorder = PaymentRecorder(
-                self._db, provider, self._clock, refund_duplicates=False, snapshots=self._snapshots
-            )
+            recorder = self._recorder  # the wired one holds this same provider
+            if recorder is None:
+                recorder = PaymentRecorder(
+                    self._db,
+                    provider,
+                    self._clock,
+                    refund_duplicates=False,
+                    snapshots=self._snapshots,
+                )
             # If Stripe cannot be asked, the link is revoked anyway; the reconciler retires the
             # attempt later.
             with contextlib.suppress(PaymentProviderUnavailable):

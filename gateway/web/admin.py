@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.adapters.mail import SmtpMailer
 from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.links import text_problem
 from gateway.domain.orders import OrderStatus
-from gateway.resources import resource_dir
 from gateway.services.admin_links import (
-    AdminLinks,
     BulkInterrupted,
     BulkInvalid,
     LinkFilter,
@@ -38,14 +34,13 @@ from gateway.services.bulk_files import (
     parse_csv,
     parse_json,
 )
-from gateway.services.email import EmailNotConfigured, LinkMailer
+from gateway.services.email import EmailNotConfigured
 from gateway.services.presenters import detail_json, order_json, page_json
 from gateway.web.admin_auth import AdminKeys, Throttled
 from gateway.web.keys import (
     ADMIN,
     ADMIN_KEYS,
     CLOCK,
-    DATABASE,
     LINKS,
     MAILER,
     METRICS,
@@ -340,25 +335,10 @@ async def reconcile(request: web.Request) -> web.Response:
 
 
 def setup_admin(app: web.Application) -> None:
-    """Mount the API, and build the mailer and admin service once the database is open.
-
-    Call after the app's own service context is registered (this one depends on it).
-    """
+    """Mount the API. Its services (``app[ADMIN]``, ``app[MAILER]``) are built with the app's
+    others, by ``gateway.wiring``."""
     settings = app[SETTINGS]
     app[ADMIN_KEYS] = AdminKeys.from_settings(settings, app[CLOCK])
     api = web.Application(middlewares=[admin_middleware])
     api.router.add_routes(routes)
     app.add_subapp("/admin/api", api)
-    app.cleanup_ctx.append(_admin_services)
-
-
-async def _admin_services(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    mailer = SmtpMailer(settings.email) if settings.email.enabled else None
-    app[MAILER] = LinkMailer(
-        app[DATABASE], app[LINKS], mailer, settings, app[CLOCK], str(resource_dir("templates"))
-    )
-    app[ADMIN] = AdminLinks(
-        app[DATABASE], app[LINKS], app[MAILER], app[PAYMENTS], settings, app[CLOCK]
-    )
-    yield

@@ -10,7 +10,6 @@ A 500 is a bug, but even then the payer gets a page with a reference, never a st
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 import secrets
@@ -21,6 +20,7 @@ from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.domain.errors import NotFound, new_reference
+from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.web.metrics import (
     PROVIDER_TROUBLE,
@@ -31,7 +31,6 @@ from gateway.web.metrics import (
 from gateway.web.pages import SERVER_HEADER, Pages
 
 log = logging.getLogger("gateway.http")
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 RETRY_AFTER_SECONDS = "30"
 _JSON_PREFIXES = ("/stripe/", "/admin/api/")

@@ -1,0 +1,129 @@
+"""The composition root: the one place that builds the services and hands each its collaborators.
+
+The web app (``gateway.app``'s service context), the CLI and scripts (``gateway.runtime``) and
+the benchmarks all call :func:`build_services`; no service builds a private copy of another
+(one ``PaymentRecorder``, one ``SnapshotCache``, one mailer). What each caller still owns is
+what it opens and closes itself: the database, the HTTP session, the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.mail import SmtpMailer
+from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
+from gateway.adapters.tokens import TokenService
+from gateway.clock import Clock
+from gateway.config import DEMO_SECRET, ConfigError, Settings
+from gateway.resources import resource_dir
+from gateway.services.admin_links import AdminLinks
+from gateway.services.checkout import CheckoutService
+from gateway.services.email import LinkMailer
+from gateway.services.links import LinkService
+from gateway.services.opens import OpenRecorder
+from gateway.services.payments import PaymentRecorder
+from gateway.services.reconcile import Reconciler
+from gateway.services.snapshots import ChangeFeed, SnapshotCache
+from gateway.services.webhooks import WebhookService
+
+# Without a key (the demo, the tests) the SDK still needs one; the emulator accepts any.
+FALLBACK_STRIPE_KEY = "sk_test_demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    tokens: TokenService
+    payments: StripeCheckout
+    snapshots: SnapshotCache[Any]
+    recorder: PaymentRecorder
+    checkout: CheckoutService
+    links: LinkService
+    webhooks: WebhookService
+    opens: OpenRecorder
+    reconciler: Reconciler
+    change_feed: ChangeFeed
+    mailer: LinkMailer
+    admin: AdminLinks
+
+
+def token_service(settings: Settings, clock: Clock) -> TokenService:
+    secrets = settings.tokens.secret_keys or ((DEMO_SECRET,) if settings.demo else ())
+    if not secrets:
+        # Every command that reads or writes links needs the keys that sign them.
+        raise ConfigError(
+            "tokens.secret_keys is required (set GATEWAY_TOKENS_SECRET_KEYS, "
+            "or GATEWAY_DEMO=1 for the demo's database)"
+        )
+    return TokenService(secrets, settings.tokens.max_age, clock)
+
+
+def stripe_checkout(settings: Settings, http_session: aiohttp.ClientSession) -> StripeCheckout:
+    return StripeCheckout(
+        create_stripe_client(
+            api_key=settings.stripe.api_key or FALLBACK_STRIPE_KEY,
+            api_base=settings.stripe.api_base,
+            session=http_session,
+            timeout=settings.stripe.timeout,
+            max_retries=settings.stripe.max_retries,
+        )
+    )
+
+
+def build_services(
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    http_session: aiohttp.ClientSession,
+    *,
+    tokens: TokenService | None = None,
+) -> Services:
+    """Every service, built once. ``tokens`` when the caller already made them (the app does,
+    at construction, so missing keys fail before it starts)."""
+    tokens = tokens or token_service(settings, clock)
+    payments = stripe_checkout(settings, http_session)
+    snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
+    recorder = PaymentRecorder(
+        db,
+        payments,
+        clock,
+        refund_duplicates=settings.checkout.refund_duplicates,
+        snapshots=snapshots,
+    )
+    # Revoking retires a pending attempt on Stripe and never refunds a duplicate it meets on
+    # the way (the reconciler does, with checkout.refund_duplicates): a recorder of its own.
+    revoke_recorder = PaymentRecorder(
+        db, payments, clock, refund_duplicates=False, snapshots=snapshots
+    )
+    links = LinkService(
+        db, tokens, clock, settings.server.public_url, snapshots, recorder=revoke_recorder
+    )
+    webhooks = WebhookService(db, clock, recorder)
+    smtp = SmtpMailer(settings.email) if settings.email.enabled else None
+    mailer = LinkMailer(db, links, smtp, settings, clock, str(resource_dir("templates")))
+    return Services(
+        tokens=tokens,
+        payments=payments,
+        snapshots=snapshots,
+        recorder=recorder,
+        checkout=CheckoutService(
+            db,
+            payments,
+            clock,
+            settings.checkout,
+            recorder,
+            stripe_deadline=settings.stripe.request_deadline,
+        ),
+        links=links,
+        webhooks=webhooks,
+        opens=OpenRecorder(db, clock),
+        reconciler=Reconciler(
+            db, payments, clock, webhooks, recorder, settings.checkout, settings.reconcile
+        ),
+        change_feed=ChangeFeed(db, clock, snapshots),
+        mailer=mailer,
+        admin=AdminLinks(db, links, mailer, payments, settings, clock),
+    )
