@@ -126,7 +126,8 @@ class SnapshotCache(Generic[T]):
             _family=self._family,
         )
 
-    async def get(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+    def fresh(self, key: str) -> T | None:
+        """The entry if it is fresh, without loading (a hit needs no ``load`` callable)."""
         entry = self._entries.get(key)
         if entry is not None:
             stamped_at = self._stamped_at
@@ -135,6 +136,12 @@ class SnapshotCache(Generic[T]):
                     return entry[1]  # type: ignore[no-any-return]
             elif self._monotonic() - stamped_at(entry) < self._current_ttl():
                 return entry  # type: ignore[no-any-return]
+        return None
+
+    async def get(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        value = self.fresh(key)
+        if value is not None:
+            return value
         inflight = self._loading.get(key)
         if inflight is not None:
             return await asyncio.shield(inflight.future)

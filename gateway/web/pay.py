@@ -167,7 +167,9 @@ async def open_link(request: web.Request) -> web.Response:
     # A payable link's page comes packed from the snapshot; anything else goes the long way.
     checkout = app[CHECKOUT]
     payable = app[PAYABLE]
-    packed = await payable.get(link_id, lambda: checkout.fresh_view(link_id))
+    packed = payable.fresh(link_id)
+    if packed is None:
+        packed = await payable.get(link_id, lambda: checkout.fresh_view(link_id))
     if packed is None:
         return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
     if app[CLOCK].now() < valid_until(packed):

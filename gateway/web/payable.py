@@ -159,6 +159,10 @@ class PayablePages(Generic[V]):
         head = _HEAD.pack(loaded_at, until, len(none))
         return head + deflate.compress(none + app) + deflate.flush()
 
+    def fresh(self, link_id: str) -> bytes | None:
+        """The link's packed page if the snapshot holds it fresh (no load, no coroutine)."""
+        return self._snapshot.fresh(link_id)
+
     async def get(self, link_id: str, load: Callable[[], Awaitable[V | None]]) -> bytes | None:
         """The link's packed page (see :func:`valid_until`), or None for no such link."""
 
