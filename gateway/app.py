@@ -2,7 +2,8 @@
 
 Every resource is opened and closed by one cleanup context, in order: the HTTP session, the
 database (migrated on start when asked), the services (built by ``gateway.wiring``, with the
-Stripe client on that session), and the background tasks. Tests build the app with this very factory.
+Stripe client on that session), and the background tasks. Tests build the app with this very
+factory.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gateway.web.keys import (
     OPENS,
     PAYMENTS,
     RECONCILER,
+    RENEWALS,
     SETTINGS,
     TOKENS,
     WEBHOOKS,
@@ -142,6 +144,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[RECONCILER] = services.reconciler
     app[MAILER] = services.mailer
     app[ADMIN] = services.admin
+    app[RENEWALS] = services.renewals
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

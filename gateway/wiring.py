@@ -27,6 +27,7 @@ from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.payments import PaymentRecorder
 from gateway.services.reconcile import Reconciler
+from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed, SnapshotCache
 from gateway.services.webhooks import WebhookService
 
@@ -48,6 +49,7 @@ class Services:
     change_feed: ChangeFeed
     mailer: LinkMailer
     admin: AdminLinks
+    renewals: Renewals
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -126,4 +128,5 @@ def build_services(
         change_feed=ChangeFeed(db, clock, snapshots),
         mailer=mailer,
         admin=AdminLinks(db, links, mailer, payments, settings, clock),
+        renewals=Renewals(db, links, mailer, payments, settings, clock),
     )

@@ -17,6 +17,7 @@ from gateway.services.email import LinkMailer
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.reconcile import Reconciler
+from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
@@ -37,5 +38,6 @@ RECONCILER = web.AppKey("reconciler", Reconciler)
 METRICS = web.AppKey("metrics", Metrics)
 MAILER = web.AppKey("mailer", LinkMailer)
 ADMIN = web.AppKey("admin", AdminLinks)
+RENEWALS = web.AppKey("renewals", Renewals)
 ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)
 CHANGE_FEED = web.AppKey("change_feed", ChangeFeed)

@@ -16,18 +16,17 @@ from aiohttp import web
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
 from gateway.domain.orders import OrderStatus
-from gateway.services.admin_links import RenewOutcome
 from gateway.services.checkout import ItemView, LinkView, Redirect
+from gateway.services.renewal import RenewOutcome
 from gateway.services.sessions import ReturnUrls
 from gateway.services.snapshots import SnapshotCache
 from gateway.web.keys import (
-    ADMIN,
     CHECKOUT,
     CLASSIFIER,
     CLOCK,
-    MAILER,
     METRICS,
     OPENS,
+    RENEWALS,
     SETTINGS,
     TOKENS,
 )
@@ -56,7 +55,7 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
         return request.app[TOKENS].verify(token)
     except TokenError as exc:
         if exc.problem is TokenProblem.EXPIRED:
-            context = {"token": token, "can_renew": request.app[MAILER].enabled}
+            context = {"token": token, "can_renew": request.app[RENEWALS].enabled}
             return render(request, "expired.html", context, status=410, headers=ROBOTS)
         truncated = exc.problem is TokenProblem.TRUNCATED
         return render(
@@ -71,11 +70,11 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
 
 async def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
-    context = {"view": view, "token": token, "can_renew": request.app[MAILER].enabled}
+    context = {"view": view, "token": token, "can_renew": request.app[RENEWALS].enabled}
     if view.state is LinkState.REVOKED:
         # Withdrawn by "Email me a new link" (say when the new one went, offer it again) or by
         # the organisation (say who to contact).
-        context["renewal"] = await request.app[ADMIN].replacement(view.id)
+        context["renewal"] = await request.app[RENEWALS].replacement(view.id)
     return render(request, template, context, status=status, headers=ROBOTS)
 
 
@@ -311,7 +310,7 @@ async def renew(request: web.Request) -> web.Response:
         # Scanners press buttons too; a fresh link is only for the person on the page.
         app[METRICS].record_renewal("forbidden")
         return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
-    result = await app[ADMIN].renew(link_id, token_expired=token_expired)
+    result = await app[RENEWALS].renew(link_id, token_expired=token_expired)
     app[METRICS].record_renewal(result.outcome.value)
     if result.outcome in (RenewOutcome.SENT, RenewOutcome.RESENT, RenewOutcome.EMAIL_FAILED):
         app[METRICS].record_email("renewal", result.outcome is not RenewOutcome.EMAIL_FAILED)
