@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.adapters.db.engine import Database  # noqa: E402
 from gateway.adapters.db.models import AuditEntry, Link, LinkItem, LinkPreview, Order  # noqa: E402
-from gateway.services.admin_links import encode_cursor  # noqa: E402
+from gateway.services.link_listing import encode_cursor  # noqa: E402
 
 LIST_TARGET_MS = 50.0
 BULK_TARGET_ROWS_PER_S = 2000.0
@@ -261,7 +261,7 @@ async def _one_backend(
 
 
 def _statuses() -> Sequence[str]:
-    from gateway.services.admin_links import STATUSES
+    from gateway.services.link_listing import STATUSES
 
     return STATUSES
 

@@ -33,6 +33,7 @@ from gateway.web.keys import (
     DATABASE,
     HTTP_SESSION,
     LINKS,
+    LISTING,
     MAILER,
     METRICS,
     OPENS,
@@ -145,6 +146,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[MAILER] = services.mailer
     app[ADMIN] = services.admin
     app[RENEWALS] = services.renewals
+    app[LISTING] = services.listing
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.services.admin_links import AdminLinks
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
+from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
 from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
@@ -64,6 +65,10 @@ class Runtime:
     @property
     def admin(self) -> AdminLinks:
         return self.services.admin
+
+    @property
+    def listing(self) -> LinkListing:
+        return self.services.listing
 
 
 @asynccontextmanager

@@ -23,6 +23,7 @@ from gateway.resources import resource_dir
 from gateway.services.admin_links import AdminLinks
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
+from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.payments import PaymentRecorder
@@ -50,6 +51,7 @@ class Services:
     mailer: LinkMailer
     admin: AdminLinks
     renewals: Renewals
+    listing: LinkListing
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -106,6 +108,7 @@ def build_services(
     webhooks = WebhookService(db, clock, recorder)
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
     mailer = LinkMailer(db, links, smtp, settings, clock, str(resource_dir("templates")))
+    listing = LinkListing(db, clock)
     return Services(
         tokens=tokens,
         payments=payments,
@@ -127,6 +130,7 @@ def build_services(
         ),
         change_feed=ChangeFeed(db, clock, snapshots),
         mailer=mailer,
-        admin=AdminLinks(db, links, mailer, payments, settings, clock),
+        admin=AdminLinks(db, links, mailer, payments, settings, clock, listing),
         renewals=Renewals(db, links, mailer, payments, settings, clock),
+        listing=listing,
     )

@@ -15,7 +15,7 @@ from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.money import format_minor
 from gateway.runtime import open_runtime
-from gateway.services.admin_links import STATUSES, BulkInterrupted, BulkInvalid, LinkFilter
+from gateway.services.admin_links import BulkInterrupted, BulkInvalid
 from gateway.services.bulk_files import (
     MAX_BODY_BYTES,
     BulkFile,
@@ -25,6 +25,7 @@ from gateway.services.bulk_files import (
     parse_json,
 )
 from gateway.services.email import EmailNotConfigured
+from gateway.services.link_listing import STATUSES, LinkFilter
 from gateway.services.presenters import detail_json, page_json
 
 
@@ -224,7 +225,7 @@ async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
 
 async def links_list(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
-        page = await rt.admin.list(
+        page = await rt.listing.list(
             LinkFilter(
                 status=args.status,
                 ref_prefix=args.ref_prefix,

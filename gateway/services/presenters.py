@@ -12,7 +12,8 @@ from typing import Any
 from gateway.adapters.db.models import AuditEntry, Link, Order
 from gateway.domain.checkout import LinkState
 from gateway.domain.money import format_minor
-from gateway.services.admin_links import LinkPage, LinkSummary, admin_status, items_json
+from gateway.services.admin_links import items_json
+from gateway.services.link_listing import LinkPage, LinkSummary, admin_status
 from gateway.services.links import LinkDetail
 
 

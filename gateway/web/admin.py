@@ -22,7 +22,6 @@ from gateway.domain.orders import OrderStatus
 from gateway.services.admin_links import (
     BulkInterrupted,
     BulkInvalid,
-    LinkFilter,
     LinkNotSendable,
     validate_row,
 )
@@ -35,6 +34,7 @@ from gateway.services.bulk_files import (
     parse_json,
 )
 from gateway.services.email import EmailNotConfigured
+from gateway.services.link_listing import LinkFilter
 from gateway.services.presenters import detail_json, order_json, page_json
 from gateway.web.admin_auth import AdminKeys, Throttled
 from gateway.web.keys import (
@@ -42,6 +42,7 @@ from gateway.web.keys import (
     ADMIN_KEYS,
     CLOCK,
     LINKS,
+    LISTING,
     MAILER,
     METRICS,
     PAYMENTS,
@@ -261,7 +262,7 @@ async def bulk_links(request: web.Request) -> web.Response:
 
 @routes.get("/links", name="admin_list_links")
 async def list_links(request: web.Request) -> web.Response:
-    page = await request.config_dict[ADMIN].list(
+    page = await request.config_dict[LISTING].list(
         LinkFilter(
             status=request.query.get("status") or None,
             ref_prefix=request.query.get("ref_prefix") or None,

@@ -14,6 +14,7 @@ from gateway.metrics import Metrics
 from gateway.services.admin_links import AdminLinks
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
+from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.reconcile import Reconciler
@@ -39,5 +40,6 @@ METRICS = web.AppKey("metrics", Metrics)
 MAILER = web.AppKey("mailer", LinkMailer)
 ADMIN = web.AppKey("admin", AdminLinks)
 RENEWALS = web.AppKey("renewals", Renewals)
+LISTING = web.AppKey("listing", LinkListing)
 ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)
 CHANGE_FEED = web.AppKey("change_feed", ChangeFeed)

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from gateway.adapters.db.models import Link
-from gateway.services import admin_links
-from gateway.services.admin_links import STATUSES, admin_status, status_condition
+from gateway.services import link_listing as admin_links
 from gateway.services.checkout import link_view
+from gateway.services.link_listing import STATUSES, admin_status, status_condition
 from gateway.web.keys import DATABASE
 from tests.admin.support import AdminHarness, start_admin_harness
 from tests.harness import ANDROID_CHROME, session_id_from

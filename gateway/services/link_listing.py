@@ -1,0 +1,417 @@
+"""The admin's list of links: filters, statuses computed in SQL, cursor pages.
+
+Listing is newest first, by ``(created_at, id)``, with an opaque cursor for the next page
+(constant cost at any depth) and a count that stops at :data:`COUNT_CAP` (``total_exact`` says
+whether it did). ``offset`` still works, at a cost that grows with it. A status is computed in
+SQL exactly as the payer's page computes its state (:func:`status_condition`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import selectinload
+
+from gateway.adapters.db.engine import Database
+from gateway.adapters.db.models import Link, LinkPreview, Order
+from gateway.clock import Clock
+from gateway.domain.checkout import LinkState
+from gateway.domain.errors import NotFound, ValidationFailed
+from gateway.domain.links import text_problem
+from gateway.services.checkout import link_view
+
+COUNT_CAP = 1000
+# A status filter whose candidates (status_candidates) are at most this many looks only at them.
+DRIVE_CAP = COUNT_CAP
+# Above DRIVE_CAP and up to this many, a status's matches are counted from its orders.
+WALK_FROM_ORDERS_CAP = 20_000
+
+# What an admin can filter on. ``duplicate`` is a flag (a second payment arrived), the others are
+# one status each, computed in SQL exactly as the payer's page computes its state.
+STATUSES = (
+    "issued",
+    "opened",
+    "pending",
+    "failed",
+    "paid",
+    "processing",
+    "expired",
+    "revoked",
+    "duplicate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFilter:
+    status: str | None = None
+    ref_prefix: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+    cursor: str | None = None  # from a page's next_cursor; wins over offset
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSummary:
+    link: Link
+    state: str  # what the payer's page shows: payable, paid, processing, revoked, expired
+    status: str  # the admin's finer view (issued, opened, pending, failed instead of payable)
+    duplicate: bool
+    previews: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPage:
+    links: list[LinkSummary]
+    total: int  # exact when total_exact, else "at least" (the count stops at COUNT_CAP)
+    limit: int
+    offset: int
+    next_cursor: str | None = None
+    total_exact: bool = True
+
+    @property
+    def next_offset(self) -> int | None:
+        if self.next_cursor is None:
+            return None
+        return self.offset + len(self.links)
+
+
+def encode_cursor(created_at: datetime, link_id: str) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{link_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, link_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(when)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed({"cursor": "not a cursor this API gave out"}) from None
+    if created_at.tzinfo is None or not link_id:
+        raise ValidationFailed({"cursor": "not a cursor this API gave out"})
+    return created_at, link_id
+
+
+def admin_status(state: LinkState, orders: Sequence[Order], open_count: int) -> str:
+    """The admin's finer view of a payable link: issued, opened, a payment pending, or a
+    delayed payment (bank debit) that failed and nothing paid since."""
+    if state is not LinkState.PAYABLE:
+        return state.value
+    if any(o.status == "pending" for o in orders):
+        return "pending"
+    if any(o.status == "failed" for o in orders):
+        return "failed"
+    return "opened" if open_count else "issued"
+
+
+class _Unindexed(sa.sql.expression.ColumnElement[Any]):
+    """A column SQLite's planner must not pick an index for (``+column``): with no statistics
+    it takes ``revoked_at IS NULL`` for a selective condition, reads nearly every link through
+    that index and sorts them all, instead of walking ``(created_at, id)`` and stopping after a
+    page. Other databases get the column as it is."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _render_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(_Unindexed, "sqlite")
+def _render_unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))
+
+
+def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
+    """Whether the link has an order in one of ``statuses``: an index probe per link (a scalar
+    subquery, which PostgreSQL never turns into a join: as NOT EXISTS it hashed every paid
+    order before returning the first of a thousand links)."""
+    first = (
+        sa.select(sa.literal(1))
+        .where(Order.link_id == Link.id, Order.status.in_(statuses))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return first.is_not(None)
+
+
+def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
+    """The SQL twin of :func:`admin_status` (a test checks they agree on every status), with at
+    most two order look-ups per link."""
+    revoked = _Unindexed(Link.revoked_at).is_not(None)
+    expired = _Unindexed(Link.valid_until) <= now
+    live = sa.and_(~revoked, ~expired)  # neither revoked nor expired
+    open_status = sa.and_(live, ~_has_order("paid", "processing", "pending", "failed"))
+    conditions: dict[str, sa.ColumnElement[bool]] = {
+        "paid": _has_order("paid"),
+        "processing": sa.and_(_has_order("processing"), ~_has_order("paid")),
+        "revoked": sa.and_(revoked, ~_has_order("paid", "processing")),
+        "expired": sa.and_(~revoked, expired, ~_has_order("paid", "processing")),
+        "pending": sa.and_(live, _has_order("pending"), ~_has_order("paid", "processing")),
+        "failed": sa.and_(live, _has_order("failed"), ~_has_order("paid", "processing", "pending")),
+        "opened": sa.and_(open_status, Link.open_count > 0),
+        "issued": sa.and_(open_status, Link.open_count == 0),
+        "duplicate": (
+            sa.select(sa.literal(1))
+            .where(Order.link_id == Link.id, Order.duplicate_of.is_not(None))
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None)
+        ),
+    }
+    return conditions[status]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ORDER_STATUSES = ("paid", "processing", "pending", "failed")
+
+
+def status_candidates(status: str, now: datetime) -> sa.Select[Any]:
+    """Link ids that a status can only be found among, read from an index: when they are few,
+    a list looks only at them (see :meth:`AdminLinks.list`)."""
+    if status in _ORDER_STATUSES:
+        return sa.select(Order.link_id).where(Order.status == status)
+    if status == "duplicate":
+        return sa.select(Order.link_id).where(Order.duplicate_of.is_not(None))
+    if status == "revoked":
+        # A range, not IS NOT NULL: SQLite reads a range from the index.
+        return sa.select(Link.id).where(Link.revoked_at > _EPOCH)
+    if status == "expired":
+        return sa.select(Link.id).where(Link.valid_until <= now)
+    return sa.select(Link.id).where(Link.valid_until > now)  # issued, opened
+
+
+def _before(key: tuple[datetime, str]) -> sa.ColumnElement[bool]:
+    """Links after ``key`` in the list's order. ``created_at <= x`` comes first and alone so
+    that the index on ``(created_at, id)`` is read from ``key`` on, not from the top."""
+    created_at, link_id = key
+    return sa.and_(
+        Link.created_at <= created_at,
+        sa.or_(Link.created_at < created_at, Link.id < link_id),
+    )
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string after every string that starts with ``prefix`` (code point order,
+    which is UTF-8's byte order and SQLite's BINARY collation), or None."""
+    for cut in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[cut]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:cut] + chr(point)
+    return None
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class LinkListing:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
+
+    async def list(self, f: LinkFilter) -> LinkPage:
+        """A page of links, newest first, at a cost that does not grow with the table.
+
+        With a status filter, the status's candidates (:func:`status_candidates`, an index
+        read) are fetched first: up to :data:`DRIVE_CAP` of them, only those links are looked
+        at (an exact total); more, and the links are walked newest first until the page is
+        full, the total counted up to :data:`COUNT_CAP`.
+        """
+        now = self.now()
+        where: list[sa.ColumnElement[bool]] = []
+        if f.status and f.status not in STATUSES:
+            raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
+        if f.ref_prefix:
+            problem = text_problem(f.ref_prefix)
+            if problem:
+                raise ValidationFailed({"ref_prefix": problem})
+            where.append(Link.ref.like(_like_prefix(f.ref_prefix), escape="\\"))
+            upper = _successor(f.ref_prefix)
+            if self._db.is_sqlite and upper is not None:
+                # The same links, as a range SQLite reads from ix_links_ref (its LIKE cannot
+                # use the index, and ignores case where PostgreSQL's does not).
+                where.append(sa.and_(Link.ref >= f.ref_prefix, Link.ref < upper))
+        if f.created_from:
+            where.append(Link.created_at >= f.created_from)
+        if f.created_to:
+            where.append(Link.created_at < f.created_to)
+        after = decode_cursor(f.cursor) if f.cursor else None
+        offset = 0 if after else f.offset
+        async with self._db.read() as session:
+            if not self._db.is_sqlite:
+                # A page reads a few thousand rows at most: starting parallel workers, or
+                # compiling the plan (its cost looks high: a subquery per link), costs more.
+                # And sorting: it takes "(subquery) IS NULL" for rare, expects to read most of
+                # the table for a page, and sorts it all instead of walking (created_at, id).
+                await session.execute(
+                    sa.text(
+                        "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                        " set_config('jit', 'off', true), set_config('enable_sort', 'off', true)"
+                    )
+                )
+            candidates: sa.Select[Any] | None = None
+            few: list[str] | None = None
+            if f.status:
+                where.append(status_condition(f.status, now))
+                candidates = status_candidates(f.status, now)
+                found = list((await session.execute(candidates.limit(DRIVE_CAP + 1))).scalars())
+                few = sorted(set(found)) if len(found) <= DRIVE_CAP else None
+            if few is not None:
+                rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
+            else:
+                rows, total, exact = await self._walk(
+                    session, f.status, candidates, where, after, offset, f.limit
+                )
+            links, more = rows[: f.limit], len(rows) > f.limit
+            previews: dict[str, dict[str, int]] = {}
+            if links:
+                preview_rows = await session.execute(
+                    sa.select(LinkPreview).where(LinkPreview.link_id.in_([x.id for x in links]))
+                )
+                for p in preview_rows.scalars():
+                    previews.setdefault(p.link_id, {})[p.bot_name] = p.count
+        last = links[-1] if links and more else None
+        return LinkPage(
+            [self._summary(link, now, previews.get(link.id, {})) for link in links],
+            total,
+            f.limit,
+            f.offset,
+            next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+            total_exact=exact,
+        )
+
+    async def _few(
+        self,
+        session: Any,
+        few: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        after: tuple[datetime, str] | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Link], int, bool]:
+        """A page from a status's few candidates: the database counts and sorts the matches
+        among them and returns one page (the ids are sent, not a subquery: PostgreSQL would
+        hash-join the whole table). The total is exact."""
+        matches = (
+            sa.select(Link.id, Link.created_at, sa.func.count().over().label("total"))
+            .where(self._id_in(few), *where)
+            .subquery()
+        )
+        page = sa.select(matches.c.id, matches.c.total)
+        if after:
+            page = page.where(
+                matches.c.created_at <= after[0],
+                sa.or_(matches.c.created_at < after[0], matches.c.id < after[1]),
+            )
+        found = (
+            await session.execute(
+                page.order_by(matches.c.created_at.desc(), matches.c.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
+        ).all()
+        ids = [row[0] for row in found]
+        if found:
+            total = int(found[0][1])
+        else:  # past the end: count on its own
+            total = (
+                await session.execute(sa.select(sa.func.count()).select_from(matches))
+            ).scalar_one()
+        loaded = await session.execute(
+            sa.select(Link).where(self._id_in(ids)).options(selectinload(Link.orders))
+        )
+        by_id = {link.id: link for link in loaded.scalars()}
+        return [by_id[i] for i in ids if i in by_id], int(total), True
+
+    async def _walk(
+        self,
+        session: Any,
+        status: str | None,
+        candidates: sa.Select[Any] | None,
+        where: Sequence[sa.ColumnElement[bool]],
+        after: tuple[datetime, str] | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[Sequence[Link], int, bool]:
+        """A page walked newest first along ``(created_at, id)`` until it is full, and the
+        matches counted up to :data:`COUNT_CAP`."""
+        counting = list(where)
+        if status in (*_ORDER_STATUSES, "duplicate") and candidates is not None:
+            some = (
+                await session.execute(
+                    sa.select(sa.func.count()).select_from(
+                        candidates.limit(WALK_FROM_ORDERS_CAP + 1).subquery()
+                    )
+                )
+            ).scalar_one()
+            if some <= WALK_FROM_ORDERS_CAP:
+                # Not that many: count the links reached from the status's orders rather than
+                # walk every link (when they are many, the walk finds the matches at once).
+                counting.append(Link.id.in_(candidates))
+        counted = (
+            await session.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(Link.id).where(*counting).limit(COUNT_CAP + 1).subquery()
+                )
+            )
+        ).scalar_one()
+        paging = [*where, _before(after)] if after else list(where)
+        rows = (
+            await session.execute(
+                sa.select(Link)
+                .where(*paging)
+                .options(selectinload(Link.orders))
+                .order_by(Link.created_at.desc(), Link.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
+        ).scalars()
+        return list(rows), min(int(counted), COUNT_CAP), int(counted) <= COUNT_CAP
+
+    def _id_in(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
+        if self._db.is_sqlite:
+            return Link.id.in_(ids)
+        # One array parameter: the same statement (prepared once) whatever the number of ids.
+        return Link.id == sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.String)))
+
+    def _summary(self, link: Link, now: datetime, previews: dict[str, int]) -> LinkSummary:
+        state = link_view(link, [], link.orders, now).state
+        return LinkSummary(
+            link,
+            state.value,
+            admin_status(state, link.orders, link.open_count),
+            any(o.duplicate_of for o in link.orders),
+            previews,
+        )
+
+    async def status_of(self, link_id: str) -> str:
+        async with self._db.read() as session:
+            link = (
+                await session.execute(
+                    sa.select(Link).where(Link.id == link_id).options(selectinload(Link.orders))
+                )
+            ).scalar_one_or_none()
+        if link is None:
+            raise NotFound(link_id)
+        return self._summary(link, self.now(), {}).status
