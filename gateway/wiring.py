@@ -21,6 +21,7 @@ from gateway.clock import Clock
 from gateway.config import DEMO_SECRET, ConfigError, Settings
 from gateway.resources import resource_dir
 from gateway.services.admin_links import AdminLinks
+from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
@@ -130,7 +131,16 @@ def build_services(
         ),
         change_feed=ChangeFeed(db, clock, snapshots),
         mailer=mailer,
-        admin=AdminLinks(db, links, mailer, payments, settings, clock, listing),
+        admin=AdminLinks(
+            db,
+            links,
+            mailer,
+            payments,
+            settings,
+            clock,
+            listing,
+            BulkIssuer(db, links, mailer, settings, clock, listing),
+        ),
         renewals=Renewals(db, links, mailer, payments, settings, clock),
         listing=listing,
     )

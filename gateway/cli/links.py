@@ -15,7 +15,6 @@ from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.money import format_minor
 from gateway.runtime import open_runtime
-from gateway.services.admin_links import BulkInterrupted, BulkInvalid
 from gateway.services.bulk_files import (
     MAX_BODY_BYTES,
     BulkFile,
@@ -24,6 +23,7 @@ from gateway.services.bulk_files import (
     parse_csv,
     parse_json,
 )
+from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid
 from gateway.services.email import EmailNotConfigured
 from gateway.services.link_listing import STATUSES, LinkFilter
 from gateway.services.presenters import detail_json, page_json

@@ -183,7 +183,7 @@ _ORDER_STATUSES = ("paid", "processing", "pending", "failed")
 
 def status_candidates(status: str, now: datetime) -> sa.Select[Any]:
     """Link ids that a status can only be found among, read from an index: when they are few,
-    a list looks only at them (see :meth:`AdminLinks.list`)."""
+    a list looks only at them (see :meth:`LinkListing.list`)."""
     if status in _ORDER_STATUSES:
         return sa.select(Order.link_id).where(Order.status == status)
     if status == "duplicate":

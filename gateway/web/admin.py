@@ -19,12 +19,7 @@ from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.links import text_problem
 from gateway.domain.orders import OrderStatus
-from gateway.services.admin_links import (
-    BulkInterrupted,
-    BulkInvalid,
-    LinkNotSendable,
-    validate_row,
-)
+from gateway.services.admin_links import LinkNotSendable
 from gateway.services.bulk_files import (
     MAX_BODY_BYTES,
     BulkFormatError,
@@ -33,6 +28,7 @@ from gateway.services.bulk_files import (
     parse_csv,
     parse_json,
 )
+from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid, validate_row
 from gateway.services.email import EmailNotConfigured
 from gateway.services.link_listing import LinkFilter
 from gateway.services.presenters import detail_json, order_json, page_json

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import AuditEntry, Link
-from gateway.services.admin_links import BulkInterrupted
 from gateway.services.bulk_files import parse_csv
+from gateway.services.bulk_issue import BulkInterrupted
 from gateway.web.keys import ADMIN, DATABASE
 from tests.admin.support import AdminHarness, start_admin_harness
 

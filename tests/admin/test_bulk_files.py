@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.adapters.db.models import Link
-from gateway.services import admin_links, bulk_files
+from gateway.services import bulk_files
+from gateway.services import bulk_issue as admin_links
 from gateway.web import admin as admin_web
 from gateway.web.keys import DATABASE
 from tests.admin.support import AdminHarness, start_admin_harness
