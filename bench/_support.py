@@ -228,6 +228,7 @@ def wrk_script(
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
     count_statuses: bool = False,
+    paths_file: Path | None = None,
 ) -> str:
     """A wrk Lua script that walks ``paths`` × ``agents`` (user agent, Accept-Language).
 
@@ -235,8 +236,14 @@ def wrk_script(
     each thread starts at a different place in the list. ``done`` prints one JSON line (prefixed
     with ``BENCH_JSON``) that :func:`run_wrk` reads. With ``count_statuses`` a ``response`` hook
     tallies every status code (slower: wrk then hands each response to Lua).
+
+    With ``paths_file`` (one path per line; LuaJIT caps a chunk at 65,536 constants, so 100,000
+    links cannot sit in the script) the paths are read from it in ``init``, and each path is
+    formatted once, with the agents in turn (path k with agent k mod agents): a walk reaches
+    every path once per pass, and wrk keeps one request per path in memory, not one per pair.
     """
     paths_lua = ",\n".join(f"  {_lua_string(p)}" for p in paths)
+    file_lua = "nil" if paths_file is None else _lua_string(str(paths_file))
     agents_lua = ",\n".join(
         f"  {{ua = {_lua_string(ua)}, lang = {_lua_string(lang)}}}" for ua, lang in agents
     )
@@ -265,6 +272,7 @@ local extra = {{
 }}
 local method = {_lua_string(method)}
 local body = {body_lua}
+local paths_file = {file_lua}
 local reqs = {{}}
 local n = 0
 local idx = 0
@@ -279,9 +287,14 @@ function setup(thread)
 end
 
 function init(args)
+  local per_pair = 1
+  if paths_file then
+    for line in io.lines(paths_file) do table.insert(paths, line) end
+    per_pair = 0
+  end
   local np = #paths
   local na = math.max(#agents, 1)
-  for k = 0, np * na - 1 do
+  for k = 0, np * (per_pair * (na - 1) + 1) - 1 do
     local p = k % np
     local h = {{}}
     for key, value in pairs(extra) do h[key] = value end

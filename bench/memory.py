@@ -39,14 +39,20 @@ class Group:
     method: str = "GET"
     headers: Mapping[str, str] | None = None
     body: str | None = None
+    # Paths one per line in a file, read by the script (LuaJIT caps a chunk at 65,536
+    # constants: 100,000 links do not fit in the script itself). Used instead of ``paths``.
+    paths_file: Path | None = None
 
 
-def mix_script(groups: Sequence[Group]) -> str:
+def mix_script(groups: Sequence[Group], requests: int = 10_000) -> str:
     """A wrk Lua script rotating through ``groups`` by weight; each group walks its paths × user
-    agents. Tallies statuses (the load is long; the hook's cost does not matter here)."""
+    agents. ``requests`` are formatted in ``init`` and sent in turn (make it at least 10/weight
+    × the paths of a group for that group to reach every path). Tallies statuses (the load is
+    long; the hook's cost does not matter here)."""
     parts = []
     for g in groups:
-        paths = ", ".join(_lua_string(p) for p in g.paths)
+        paths = ", ".join(_lua_string(p) for p in g.paths) if g.paths_file is None else ""
+        paths_file = "nil" if g.paths_file is None else _lua_string(str(g.paths_file))
         agents = ", ".join(f"{{{_lua_string(ua)}, {_lua_string(lang)}}}" for ua, lang in g.agents)
         headers = ", ".join(
             f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (g.headers or {}).items()
@@ -54,7 +60,8 @@ def mix_script(groups: Sequence[Group]) -> str:
         body = "nil" if g.body is None else _lua_string(g.body)
         parts.append(
             f"  {{weight = {g.weight}, method = {_lua_string(g.method)}, body = {body},\n"
-            f"   paths = {{{paths}}},\n   agents = {{{agents}}},\n   headers = {{{headers}}}}}"
+            f"   paths = {{{paths}}}, paths_file = {paths_file},\n"
+            f"   agents = {{{agents}}},\n   headers = {{{headers}}}}}"
         )
     groups_lua = ",\n".join(parts)
     return (
@@ -62,6 +69,7 @@ def mix_script(groups: Sequence[Group]) -> str:
 local groups = {{
 {groups_lua}
 }}
+local total = {requests}
 """
         + """local reqs = {}
 local n = 0
@@ -92,9 +100,12 @@ function init(args)
   local schedule = {}
   for gi, g in ipairs(groups) do
     for _ = 1, g.weight do table.insert(schedule, gi) end
+    if g.paths_file then
+      for line in io.lines(g.paths_file) do table.insert(g.paths, line) end
+    end
   end
   local counters = {}
-  for k = 0, 9999 do
+  for k = 0, total - 1 do
     local gi = schedule[(k % #schedule) + 1]
     counters[gi] = (counters[gi] or 0) + 1
     n = n + 1
@@ -140,8 +151,8 @@ end
     )
 
 
-def write_mix(path: Path, groups: Sequence[Group]) -> Path:
-    path.write_text(mix_script(groups))
+def write_mix(path: Path, groups: Sequence[Group], requests: int = 10_000) -> Path:
+    path.write_text(mix_script(groups, requests))
     return path
 
 

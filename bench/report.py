@@ -174,6 +174,13 @@ def render(report: dict[str, Any]) -> str:
                 ]
             ],
         )
+    for run in report.get("scale", {}).get("runs", []):
+        lines += _section(
+            f"Scale: human GET spread over {run['links']:,} links, every one opened before "
+            "(SQLite, one gateway; ratio: to bare aiohttp in the same rounds)",
+            HTTP_HEADERS,
+            [_http_cells(r) for r in run["rows"]],
+        )
     cls = report.get("classify")
     if cls:
         rows = []
@@ -247,6 +254,17 @@ def details(report: dict[str, Any]) -> list[str]:
                 f"{row['label']}: rounds {row['rps_rounds']} req/s, max {row['max_ms']:.1f} ms, "
                 f"statuses {row['statuses']} (expected {row['expected_status']}){extra}"
             )
+    for run in report.get("scale", {}).get("runs", []):
+        for row in run["rows"]:
+            out.append(
+                f"{row['label']} (scale, {run['links']:,} links): rounds {row['rps_rounds']} "
+                f"req/s, max {row['max_ms']:.1f} ms, statuses {row['statuses']}"
+            )
+        out.append(
+            f"  {run['links']:,} links: issued in {run['issued_s']:g} s (more over the previous "
+            f"count), each opened once in {run['opened']['seconds']:g} s before the rounds, "
+            f"{run['opened']['statuses']}"
+        )
     hooks = report.get("sqlite", {}).get("webhooks")
     if hooks:
         out.append(

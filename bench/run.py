@@ -17,7 +17,11 @@ Sections (``--only`` takes a comma-separated subset):
 - ``scaleout``  PostgreSQL, two gateways: human GET and POST reuse with two wrk at once, and
                 200 simultaneous confirms of one fresh link (bench/scaleout.py);
 - ``memory``    a sustained mixed load (``--memory-duration``, 60 s) on the SQLite gateway and,
-                with ``scaleout``, on both PostgreSQL gateways, RSS sampled (bench/memory.py).
+                with ``scaleout``, on both PostgreSQL gateways, RSS sampled (bench/memory.py);
+- ``scale``     SQLite, a fresh gateway: human GET spread over each of ``--scale-links``
+                (10,000 and 100,000) links, interleaved with the bare handler, after every link
+                was opened once; then the mixed load over all of them, RSS sampled
+                (``--scale-memory-duration``; bench/scale.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +51,7 @@ import classify  # bench/ is not a package: these are found through sys.path abo
 import memory
 import pay
 import report as table
+import scale
 import scaleout
 import webhooks
 from _support import (
@@ -59,12 +65,13 @@ from _support import (
     run_checked,
     run_loads,
     wait_http,
+    wrk_script,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 GATEWAY = str(VENV_BIN / "gateway")
-SECTIONS = ("pay", "webhooks", "classify", "scaleout", "memory")
+SECTIONS = ("pay", "webhooks", "classify", "scaleout", "memory", "scale")
 API_KEY = "sk_test_bench"
 
 SPECS: dict[str, table.Spec] = {
@@ -462,16 +469,86 @@ class Bench:
                     self.procs.stop(child)
             db.drop()
 
+    # --- scale: GET spread over many links --------------------------------------------------------
+
+    def scale_phase(self) -> None:
+        a = self.args
+        tmp = self.tmp / "scale"
+        tmp.mkdir()
+        hello_port, port = free_port(), free_port()
+        env = pay.gateway_env(tmp, port, self.emulator_port, self.secret)
+        env["GATEWAY_RECONCILE_INTERVAL"] = "1d"
+        base = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, str(BENCH_DIR / "hello.py"), str(hello_port)]
+        hello = self.procs.start("hello-scale", argv, env)
+        run_checked([GATEWAY, "db", "upgrade"], env, cwd=tmp)
+        gateway = self.start_gateway("gateway-scale", env, tmp)
+        wait_http(f"http://127.0.0.1:{hello_port}/healthz", hello)
+        out: dict[str, Any] = {"runs": []}
+        self.report["scale"] = out
+        tokens: list[str] = []
+        for n in sorted(a.scale_links):
+            started = time.perf_counter()
+            tokens += asyncio.run(scale.issue(env, n - len(tokens), start=len(tokens)))
+            issued_s = time.perf_counter() - started
+            self.log(f"scale: {n} links issued ({issued_s:.0f} s); opening each once")
+            timed, check = scale.write_scripts(tmp, f"get-{n}", tokens[:n])
+            warm = asyncio.run(scale.open_each(base, tokens[:n]))
+            self.log(f"scale: opened {n} links in {warm['seconds']} s: {warm['statuses']}")
+            if set(warm["statuses"]) != {200}:
+                raise RuntimeError(f"scale: opening {n} links answered {warm['statuses']}")
+            key = f"scale_get_{n}"
+            SPECS[key] = table.Spec(
+                f"human GET /pay over {n:,} links",
+                200,
+                min_ratio=scale.TARGETS.get(n),  # §8 gives these rows no p99 (shown, not held)
+            )
+            hello_lua, hello_check = tmp / "hello.lua", tmp / "hello-check.lua"
+            hello_lua.write_text(wrk_script(paths=["/"]))
+            hello_check.write_text(wrk_script(paths=["/"], count_statuses=True))
+            hello_url = f"http://127.0.0.1:{hello_port}"
+            rows = [
+                Row("hello", [Load(hello_url, hello_lua, hello)], [hello_check]),
+                Row(key, [Load(base, timed, gateway)], [check]),
+            ]
+            self.rounds(rows, a.rounds)
+            bare = median([sum(r.rps for r in procs) for procs in rows[0].runs.rounds])
+            out["runs"].append(
+                {
+                    "links": n,
+                    "issued_s": round(issued_s, 1),
+                    "opened": warm,
+                    "rows": [table.http_row(row.runs, bare) for row in rows],
+                }
+            )
+        self.finish(hello)
+        if a.scale_memory_duration > 0:
+            # POST reuse needs a session per link: Pay is pressed on the first 1,000 only (a
+            # POST reads the database, not the caches this run is about).
+            pressed = tokens[: min(len(tokens), 1000)]
+            self.log(f"scale: pressing Pay once on {len(pressed)} links for the mixed load")
+            asyncio.run(pay.prepare_links(base, self.emulator, pressed))
+            path = memory.write_mix(
+                tmp / "mix.lua",
+                mix_groups(tokens, paths_dir=tmp, pressed=pressed),
+                requests=math.ceil(len(tokens) * 10 / 6) + 10,
+            )
+            self.memory_run(
+                f"SQLite, 1 process, {len(tokens):,} links",
+                [Load(base, path, gateway)],
+                duration=a.scale_memory_duration,
+            )
+        self.finish(gateway)
+
     # --- memory ---------------------------------------------------------------------------------
 
-    def memory_run(self, label: str, loads: list[Load]) -> None:
+    def memory_run(self, label: str, loads: list[Load], duration: float | None = None) -> None:
         a = self.args
-        self.log(f"memory: {label}, {a.memory_duration:g}s of mixed load")
+        duration = duration or a.memory_duration
+        self.log(f"memory: {label}, {duration:g}s of mixed load")
         per = max(1, a.connections // len(loads))
         threads = a.threads if len(loads) == 1 else 1
-        results, verdicts = memory.run(
-            loads, duration=a.memory_duration, threads=threads, connections=per
-        )
+        results, verdicts = memory.run(loads, duration=duration, threads=threads, connections=per)
         statuses: Counter[int] = Counter()
         for r in results:
             statuses.update(r.statuses)
@@ -482,7 +559,7 @@ class Bench:
         self.report["memory"].append(
             {
                 "label": label,
-                "duration_s": a.memory_duration,
+                "duration_s": duration,
                 "errors": errors,
                 "statuses": dict(statuses),
                 "processes": verdicts,
@@ -500,12 +577,14 @@ class Bench:
         if "classify" in self.only:
             self.log("classification")
             self.report["classify"] = classify.measure(self.args.classify_size)
-        if self.only & {"pay", "webhooks", "memory", "scaleout"}:
+        if self.only & {"pay", "webhooks", "memory", "scaleout", "scale"}:
             self.start_emulator()
         if self.only & {"pay", "webhooks", "memory"}:
             self.sqlite_phase()
         if "scaleout" in self.only:
             self.pg_phase()
+        if "scale" in self.only:
+            self.scale_phase()
         a = self.args
         self.report.update(
             {
@@ -528,6 +607,8 @@ class Bench:
                     "webhook_links": a.webhook_links,
                     "webhook_apply_links": a.webhook_apply_links,
                     "memory_duration_s": a.memory_duration,
+                    "scale_links": a.scale_links,
+                    "scale_memory_duration_s": a.scale_memory_duration,
                 },
                 "code": code,
             }
@@ -535,17 +616,34 @@ class Bench:
         return self.report
 
 
-def mix_groups(tokens: list[str]) -> list[memory.Group]:
+def mix_groups(
+    tokens: list[str], paths_dir: Path | None = None, pressed: list[str] | None = None
+) -> list[memory.Group]:
+    """The mixed load's groups. With ``paths_dir`` (many links) the paths are written to files
+    there, and POSTs go to the ``pressed`` links only (each needs a session to reuse)."""
     paths = [f"/pay/{t}" for t in tokens]
+    forged = [f"/pay/{pay.forged(t)}" for t in tokens]
+    posts = paths if pressed is None else [f"/pay/{t}" for t in pressed]
+    own: Path | None = None
+    bad: Path | None = None
+    if paths_dir is not None:
+        own, bad = paths_dir / "mix-paths.txt", paths_dir / "mix-forged.txt"
+        own.write_text("".join(f"{p}\n" for p in paths))
+        bad.write_text("".join(f"{p}\n" for p in forged))
+        paths, forged = [], []
     agents = [(ua, lang) for _, ua, lang in pay.PHONE_AGENTS]
     accept = {"Accept": pay.BROWSER_ACCEPT}
     form = {**accept, "Content-Type": "application/x-www-form-urlencoded", "Origin": "null"}
     return [
-        memory.Group(6, paths, agents, headers=accept),
-        memory.Group(2, paths, agents, method="POST", headers=form, body=""),
-        memory.Group(1, paths, pay.BOT_AGENTS),
-        memory.Group(1, [f"/pay/{pay.forged(t)}" for t in tokens], agents, headers=accept),
+        memory.Group(6, paths, agents, headers=accept, paths_file=own),
+        memory.Group(2, posts, agents, method="POST", headers=form, body=""),
+        memory.Group(1, paths, pay.BOT_AGENTS, paths_file=own),
+        memory.Group(1, forged, agents, headers=accept, paths_file=bad),
     ]
+
+
+def _counts(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -571,6 +669,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--confirms", type=int, default=200, help="simultaneous confirms in the race")
     add("--memory-duration", type=float, default=60.0, help="seconds of the memory run")
     add("--classify-size", type=int, default=2000, help="user agents in the classification mix")
+    add(
+        "--scale-links",
+        type=_counts,
+        default=[10_000, 100_000],
+        help="comma-separated link counts for the scale rows (10000,100000)",
+    )
+    add(
+        "--scale-memory-duration",
+        type=float,
+        default=60.0,
+        help="seconds of mixed load over all the scale links, RSS sampled (0: skip)",
+    )
     add("--json", action="store_true", help="print the report as JSON")
     add("--keep", action="store_true", help="keep the temporary directory")
     add("--quiet", action="store_true", help="no progress on stderr")
