@@ -136,7 +136,7 @@ def test_a_template_that_does_not_compose_turns_packing_off(pages: Pages) -> Non
 
 
 async def test_a_large_organisations_links_stay_within_the_packed_budget(pages: Pages) -> None:
-    budget = 256 << 10
+    budget = 128 << 10
     payable = packer(pages, max_bytes=budget)
     links = [
         view(id=f"lk_{i:012d}", name=f"Parent {i}", amount_total=10_000 + i) for i in range(1000)
@@ -158,8 +158,8 @@ async def test_a_large_organisations_links_stay_within_the_packed_budget(pages: 
         tracemalloc.stop()
     snapshot = payable.snapshot
     assert snapshot.bytes <= budget and held <= budget * 1.1
-    # A few hundred bytes per link: ~750 of them in 256 KB (a rendered page alone is ~1 KB).
-    assert snapshot.count >= 700
+    # ~260 bytes a link (a rendered page alone is ~1 KB): about 500 of the 1,000 fit.
+    assert 450 <= snapshot.count < 1000
 
 
 def retained(build: Any) -> int:
