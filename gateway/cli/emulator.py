@@ -11,4 +11,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     from gateway.dev.emulator import cli as emulator_cli
 
     emulator_cli.add_arguments(p)
-    p.set_defaults(func=lambda _s, a: emulator_cli.run(a), needs_settings=False)
+    p.set_defaults(func=lambda _s, a: emulator_cli.run(a))

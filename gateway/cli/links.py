@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from gateway.services.bulk_files import (
 )
 from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid
 from gateway.services.email import EmailNotConfigured
-from gateway.services.link_listing import STATUSES, LinkFilter
+from gateway.services.link_listing import STATUSES, LinkFilter, date_bound
 from gateway.services.presenters import detail_json, page_json
 
 
@@ -95,16 +95,11 @@ async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
 
 def _date(value: str, *, end: bool) -> datetime:
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        parsed = datetime.fromisoformat(value)
+        return date_bound(value, end=end)
     except ValueError:
         raise ValidationFailed(
             {"date": f"expected 2026-04-01 or an ISO date-time: {value!r}"}
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- links bulk ---------------------------------------------------------------------------

@@ -32,10 +32,6 @@ class PaymentProviderRejected(GatewayError):
         self.reference = new_reference()
 
 
-class SessionNotExpirable(GatewayError):
-    """Stripe would not expire a session because it is already complete or expired."""
-
-
 class ConflictRetryExhausted(GatewayError):
     """Concurrent requests kept changing the link under us; the payer can simply retry."""
 

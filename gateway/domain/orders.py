@@ -24,7 +24,6 @@ class CancelReason(StrEnum):
     STALE = "stale"
     SUPERSEDED = "superseded"
     REVOKED = "revoked"
-    ADMIN = "admin"
 
 
 class SessionOutcome(StrEnum):
@@ -85,8 +84,3 @@ def next_status(current: OrderStatus, outcome: SessionOutcome) -> OrderStatus | 
     if current is OrderStatus.FAILED:
         return None  # a failed async payment never turns into paid or processing again
     return target if _PROGRESS[target] > _PROGRESS[current] else None
-
-
-def is_payment(status: OrderStatus) -> bool:
-    """Money moved (or is moving) for an order in this state."""
-    return status in (OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.REFUNDED)

@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,6 +88,18 @@ class LinkPage:
 def encode_cursor(created_at: datetime, link_id: str) -> str:
     raw = f"{created_at.astimezone(UTC).isoformat()}|{link_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def date_bound(raw: str, *, end: bool) -> datetime:
+    """A ``created_from``/``created_to`` bound as the API and the CLI read it: an ISO date or
+    date-time, UTC when it names no zone; a bare date as an ``end`` bound includes that whole
+    day. Raises ``ValueError``; each caller says what it expected in its own words."""
+    if len(raw) == 10:
+        day = date.fromisoformat(raw)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    value = datetime.fromisoformat(raw)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:

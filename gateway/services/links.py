@@ -278,24 +278,6 @@ class LinkService:
                 only_without_session=True,
             )
 
-    async def list(
-        self, *, limit: int = 100, offset: int = 0, ref_prefix: str | None = None
-    ) -> list[tuple[Link, str]]:
-        async with self._db.read() as session:
-            stmt = (
-                sa.select(Link)
-                .options(selectinload(Link.orders))
-                .order_by(Link.created_at.desc(), Link.id)
-                .limit(limit)
-                .offset(offset)
-            )
-            if ref_prefix:
-                escaped = ref_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                stmt = stmt.where(Link.ref.like(escaped + "%", escape="\\"))
-            links = (await session.execute(stmt)).scalars().all()
-            now = self.now()
-            return [(link, link_view(link, [], link.orders, now).state.value) for link in links]
-
     async def show(self, link_id: str) -> LinkDetail:
         async with self._db.read() as session:
             link = (

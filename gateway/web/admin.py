@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +30,7 @@ from gateway.services.bulk_files import (
 )
 from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid, validate_row
 from gateway.services.email import EmailNotConfigured
-from gateway.services.link_listing import LinkFilter
+from gateway.services.link_listing import LinkFilter, date_bound
 from gateway.services.presenters import detail_json, order_json, page_json
 from gateway.web.admin_auth import AdminKeys, Throttled
 from gateway.web.keys import (
@@ -177,14 +177,9 @@ def _when(request: web.Request, name: str, *, end: bool) -> datetime | None:
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        value = datetime.fromisoformat(raw)
+        return date_bound(raw, end=end)
     except ValueError:
         raise ValidationFailed({name: "expected an ISO date (2026-04-01) or date-time"}) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --- endpoints ------------------------------------------------------------------------------
