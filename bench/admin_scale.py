@@ -1,4 +1,4 @@
-"""The admin API as an organisation grows (DESIGN §8: every admin list call under 50 ms with
+"""The admin API as an organisation grows (docs/design.md §8: every admin list call under 50 ms with
 100,000 links; bulk issuance of 100,000 rows in one call, at least 2,000 rows/s).
 
 Run by hand, holding the machine's benchmark lock::

@@ -7,10 +7,10 @@ The mix is drawn from the labelled corpus (tests/data/user_agents/corpus.csv) to
 payment link's visitors: mostly people on phones (recent mobile Safari / Chrome / Samsung
 strings), many of them in in-app browsers, and some bots (previews, mail scanners, crawlers).
 Cold calls use each distinct string once on a fresh classifier (so every call misses the
-cache); cached calls repeat strings already classified. DESIGN §8: median under 30 µs cold and
-under 2 µs cached.
+cache); cached calls repeat strings already classified. docs/design.md §8: median under 30 µs
+cold and under 2 µs cached.
 
-The adversarial inputs are what a visitor could send to make classification slow (DESIGN §8:
+The adversarial inputs are what a visitor could send to make classification slow (docs/design.md §8:
 any user agent up to 8 KB in at most 1 ms): long strings, one token or one character repeated
 (every printable ASCII character, and the tokens the matchers look for: "compatible; ", "bot",
 "(iPhone", "; wv)", "FBAN/", "http://", browser words...), a real phone's string padded, random

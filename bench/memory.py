@@ -11,7 +11,7 @@ Verdicts per process:
   first half is left for caches and the allocator to fill up; what still grows after that is a
   leak or an unbounded cache); the least-squares slope over the second half (MB/min) is shown
   too, to tell a step from a creep;
-- **under 150 MB**: the peak of every sample is under ``LIMIT_MB`` (DESIGN §8).
+- **under 150 MB**: the peak of every sample is under ``LIMIT_MB`` (docs/design.md §8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark the payer's hot paths against a bare aiohttp handler, side by side (DESIGN §8).
+"""Benchmark the payer's hot paths against a bare aiohttp handler, side by side (docs/design.md §8).
 
 Run by hand, not by the test suite::
 
@@ -125,7 +125,7 @@ PHONE_AGENTS: list[tuple[str, str, str]] = [
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 CONFIRM_MARKER = '<form method="post"'
 
-# DESIGN §8, as a share of the bare aiohttp handler in the same run.
+# docs/design.md §8, as a share of the bare aiohttp handler in the same run.
 TARGETS: dict[str, dict[str, Any]] = {
     "hello": {"label": "bare aiohttp hello", "expect": 200},
     "get": {"label": "human GET /pay", "expect": 200, "min_ratio": 0.30, "max_p99_ms": 15.0},

@@ -12,7 +12,7 @@ from _support import WrkResult, median
 
 @dataclass
 class Spec:
-    """What a row must answer, and the DESIGN §8 target it is held to (if any)."""
+    """What a row must answer, and the docs/design.md §8 target it is held to (if any)."""
 
     label: str
     expect: int

@@ -1,4 +1,4 @@
-"""Every figure of DESIGN §8 in one run and one table (issue 6).
+"""Every figure of docs/design.md §8 in one run and one table (issue 6).
 
 Run by hand, not by the test suite, holding the machine's benchmark lock::
 

@@ -1,4 +1,4 @@
-"""The GET path as an organisation grows (DESIGN §8: a human GET spread over 10,000 links at
+"""The GET path as an organisation grows (docs/design.md §8: a human GET spread over 10,000 links at
 least 35 %, over 100,000 links at least 25 % of the bare aiohttp handler in the same run).
 
 ``bench/run.py --only scale`` uses this: one SQLite gateway, ``--scale-links`` (10,000 and
@@ -18,7 +18,7 @@ import aiohttp
 import pay  # bench/ is not a package: found through sys.path (run.py puts it there)
 from _support import wrk_script
 
-# DESIGN §8 figures by number of links; other counts are reported without a target.
+# docs/design.md §8 figures by number of links; other counts are reported without a target.
 TARGETS = {10_000: 0.35, 100_000: 0.25}
 
 

@@ -1,4 +1,4 @@
-"""Two gateway processes on one PostgreSQL database (DESIGN §8, scale-out).
+"""Two gateway processes on one PostgreSQL database (docs/design.md §8, scale-out).
 
 Round-robin is done by the load generator, not a proxy: two wrk processes run at the same time,
 each against one gateway with half the connections (``-t1 -c32`` each for ``-c64``), and their

@@ -1,4 +1,4 @@
-"""The application factory: settings in, a ready aiohttp app out (STYLE: no singletons).
+"""The application factory: settings in, a ready aiohttp app out (docs/style.md: no singletons).
 
 Every resource is opened and closed by one cleanup context, in order: the HTTP session, the
 database (migrated on start when asked), the services (built by ``gateway.wiring``, with the

@@ -1,5 +1,5 @@
-"""One bounded cache for every in-process cache of the gateway (DESIGN §8: caches are bounded in
-bytes, not only in entries, because an outsider chooses the keys).
+"""One bounded cache for every in-process cache of the gateway (docs/design.md §8: caches are
+bounded in bytes, not only in entries, because an outsider chooses the keys).
 """
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ class _CounterTally(Collector):
     """A labelled counter kept in a plain dict and turned into Prometheus text at scrape time.
 
     prometheus_client takes a lock and a label lookup per increment; on the paths counted for
-    every request that is a noticeable share of the request (DESIGN §8). Everything runs on the
-    event loop's one thread, scrapes included, so a dict needs no lock. Label values are
+    every request that is a noticeable share of the request (docs/design.md §8). Everything runs
+    on the event loop's one thread, scrapes included, so a dict needs no lock. Label values are
     stringified and cut to :data:`MAX_LABEL` when a key is first seen.
     """
 

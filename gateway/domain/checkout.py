@@ -1,4 +1,5 @@
-"""The checkout decision (DESIGN §3, Confirm): what pressing Pay does, given a link's orders.
+"""The checkout decision (docs/design.md §3, Confirm): what pressing Pay does, given a link's
+orders.
 
 Pure and synchronous so that every rule is a row in a table of test cases. The service layer
 gathers the facts inside one transaction, asks :func:`decide`, and carries the answer out.

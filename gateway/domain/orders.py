@@ -1,4 +1,4 @@
-"""Order states and the only transitions allowed between them (DESIGN §4).
+"""Order states and the only transitions allowed between them (docs/design.md §4).
 
 Stripe's events can arrive twice, late and out of order, so every transition driven by Stripe is
 *monotonic*: it may move an order forward along payment progress, never back. A payment always

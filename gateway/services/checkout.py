@@ -1,4 +1,4 @@
-"""Open and Confirm (DESIGN §3): what a visitor sees, and what pressing Pay does.
+"""Open and Confirm (docs/design.md §3): what a visitor sees, and what pressing Pay does.
 
 Confirm follows one rule above all: *write the intent before calling Stripe*. A new attempt is a
 ``pending`` order committed first; its id names the Stripe idempotency key, so however often the

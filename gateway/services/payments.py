@@ -166,7 +166,7 @@ async def record_session(
     """Apply Stripe's view of ``info`` to its order, inside the caller's write transaction.
 
     Plain rows and statements built once, not ORM objects: this runs for every webhook that
-    changes something (DESIGN §8), and on SQLite each statement goes straight to the driver.
+    changes something (docs/design.md §8), and on SQLite each statement goes straight to the driver.
     """
     outcome = outcome or info.outcome()
     order = await _order_for_session(session, info)

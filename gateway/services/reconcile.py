@@ -1,4 +1,4 @@
-"""The reconciler (DESIGN §3, Reconcile): make the database agree with Stripe.
+"""The reconciler (docs/design.md §3, Reconcile): make the database agree with Stripe.
 
 Safe at any time, repeatedly, and from several processes at once (a lease lets one run while
 the others skip). Each step is a transition the webhook path would also make, so running it

@@ -1,4 +1,4 @@
-"""An in-process snapshot of links for the GET path (DESIGN §8).
+"""An in-process snapshot of links for the GET path (docs/design.md §8).
 
 A GET must not cost a database round trip: parents and bots open links far more often than
 anything changes. What a GET shows may lag a change made by *another* replica by about ``ttl``

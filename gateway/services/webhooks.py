@@ -1,4 +1,4 @@
-"""Stripe events, applied once each (DESIGN §3, Webhooks).
+"""Stripe events, applied once each (docs/design.md §3, Webhooks).
 
 Every delivery is first written to the inbox (committed), then applied in a transaction of its
 own that also marks the inbox row done. So an event is either fully applied and remembered, or

@@ -46,8 +46,9 @@ becomes a metric label and a stored row per link (see ``names``).
   to 512 characters too, since a few characters lower-case to two); the ``user-agents`` parse
   (~100 µs-1 ms per string, several ms on crafted ones) is no longer used: an unusual browser's
   device facts come from substring tests (``browsers.browser_facts``).
-- bench/classify.py measures both the realistic mix (median, DESIGN §8) and adversarial inputs
-  up to 8 KB (long, repeated tokens, random bytes; max and p99, target at most 1 ms per call).
+- bench/classify.py measures both the realistic mix (median, docs/design.md §8) and adversarial
+  inputs up to 8 KB (long, repeated tokens, random bytes; max and p99, target at most 1 ms per
+  call).
 
 Crawler library, chosen by measurement on this repo's corpus (tests/data/user_agents), scoring
 each library on strings from a source that is not its own (device-detector's bot fixtures,

@@ -1,9 +1,9 @@
 """The edge: the one middleware every request passes through.
 
 It gives each request an id for the logs, turns the gateway's errors into the right page or JSON
-body, counts what was answered, and makes sure every response carries DESIGN §6's headers. It is
-one middleware rather than four because each layer costs a coroutine per request, and on the
-payer's hot paths that is most of what is left (DESIGN §8).
+body, counts what was answered, and makes sure every response carries the headers of
+docs/design.md §6. It is one middleware rather than four because each layer costs a coroutine per
+request, and on the payer's hot paths that is most of what is left (docs/design.md §8).
 
 A 500 is a bug, but even then the payer gets a page with a reference, never a stack trace.
 """

@@ -1,5 +1,5 @@
 """Page rendering: templates compiled once, pages rendered once per distinct content, and every
-response built with DESIGN §6's headers already in it."""
+response built with docs/design.md §6's headers already in it."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ SERVER_HEADER = "gateway"
 HSTS = "max-age=31536000"
 
 
-# DESIGN §6: the token is in the URL, so no page may leak it through a Referer, be cached by a
-# shared cache, be framed, or run inline script. ``hsts``: the gateway is served over https
+# docs/design.md §6: the token is in the URL, so no page may leak it through a Referer, be cached
+# by a shared cache, be framed, or run inline script. ``hsts``: the gateway is served over https
 # (``server.public_url``), so browsers are told never to try it over plain http.
 def security_headers(form_action_origins: tuple[str, ...], *, hsts: bool = False) -> dict[str, str]:
     form_action = " ".join(("'self'", *form_action_origins))

@@ -1,5 +1,5 @@
 """The confirm page of every payable link, packed small enough to keep a large organisation's
-links all in memory (DESIGN §8: a GET spread over 100,000 links).
+links all in memory (docs/design.md §8: a GET spread over 100,000 links).
 
 A rendered confirm page is about a kilobyte and a link's full view as much again: 100,000 of
 either do not fit in a sane budget, and a GET that misses pays the database and Jinja (~300 µs).

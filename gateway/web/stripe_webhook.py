@@ -1,7 +1,7 @@
 """``POST /stripe/webhook``: verify the signature over the raw bytes, then apply the event.
 
-What the sender is answered, and what changes (DESIGN §5.6, §6). Nothing here ever answers 500
-or changes an order for a body it cannot use:
+What the sender is answered, and what changes (docs/design.md §5.6, §6). Nothing here ever
+answers 500 or changes an order for a body it cannot use:
 
 - **413** ``too_large``: a body over :data:`MAX_WEBHOOK_BYTES`.
 - **400** ``signature_missing`` / ``signature_invalid``: no ``Stripe-Signature``, a signature

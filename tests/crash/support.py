@@ -230,7 +230,7 @@ class Parents:
 
     async def open_until(self, link: Link, status: int, timeout: float = 5.0) -> Seen:
         """GET until it answers ``status``. A GET may be answered from a snapshot up to a
-        second old (DESIGN §8), so a change made by another process (the reconciler) shows
+        second old (docs/design.md §8), so a change made by another process (the reconciler) shows
         within that bound; POST decisions are always fresh and are checked without waiting."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

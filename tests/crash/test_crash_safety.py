@@ -1,4 +1,4 @@
-"""DESIGN §5 invariants 3, 4 and 5 across real crashes.
+"""docs/design.md §5 invariants 3, 4 and 5 across real crashes.
 
 The gateway runs as ``gateway serve`` against the emulator running as its own process (so Stripe
 outlives every crash, as it does in production). Thirty parents open their link, press Pay and

@@ -1,4 +1,4 @@
-"""DESIGN §5 invariant 2: one pending order and one Stripe session per link, however many
+"""docs/design.md §5 invariant 2: one pending order and one Stripe session per link, however many
 clicks arrive at once, in one process and across processes sharing PostgreSQL."""
 
 from __future__ import annotations

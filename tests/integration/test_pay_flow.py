@@ -1,7 +1,7 @@
 """The pay flow against the Stripe emulator over loopback, on SQLite and PostgreSQL.
 
-Every rule of DESIGN §3 (Open, Confirm, Return): pending is reused or replaced, only a payment
-blocks, GET never writes, Stripe trouble is a 503 that the next click recovers from.
+Every rule of docs/design.md §3 (Open, Confirm, Return): pending is reused or replaced, only a
+payment blocks, GET never writes, Stripe trouble is a 503 that the next click recovers from.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DESIGN §5's invariants under random sequences of everything that can happen to a link.
+"""docs/design.md §5's invariants under random sequences of everything that can happen to a link.
 
 A hypothesis state machine drives the gateway and the Stripe emulator (one shared FakeClock,
 loopback HTTP, a SQLite file per example): parents and bots opening links (GET/HEAD), pressing
@@ -142,7 +142,7 @@ class World:
         return [o for o in self.orders.values() if o.link_id == link_id]
 
     def state(self, link_id: str, now: datetime) -> str:
-        """What the link's page must say (DESIGN §4: a payment outranks revocation/expiry)."""
+        """What the link's page must say (docs/design.md §4: payment outranks revocation/expiry)."""
         statuses = {o.status for o in self.link_orders(link_id)}
         if "paid" in statuses:
             return "paid"

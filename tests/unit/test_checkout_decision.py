@@ -1,4 +1,4 @@
-"""The checkout decision as a table: every rule of DESIGN §3 (Confirm) is a row."""
+"""The checkout decision as a table: every rule of docs/design.md §3 (Confirm) is a row."""
 
 from __future__ import annotations
 

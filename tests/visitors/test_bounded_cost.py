@@ -1,4 +1,4 @@
-"""Classifying any user agent has a bounded cost (issue 10, item 6; DESIGN §8): the work is
+"""Classifying any user agent has a bounded cost (issue 10, item 6; docs/design.md §8): the work is
 bounded by structure, not by a timing assertion (bench/classify.py measures the time).
 
 - a user agent longer than ``MAX_LENGTH`` is answered without reading it, and not cached;

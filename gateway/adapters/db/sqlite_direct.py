@@ -3,7 +3,7 @@
 aiosqlite runs every driver call on a thread of its own: a cursor, an execute, a fetch and a
 close are four hand-offs per statement, each a queue put, a thread wake-up and a loop wake-up.
 A webhook is two small transactions of a handful of statements, so it spent most of its time
-handing work back and forth (DESIGN §8: at least 1,000 events/s on SQLite). SQLite itself
+handing work back and forth (docs/design.md §8: at least 1,000 events/s on SQLite). SQLite itself
 writes such a transaction in tens of microseconds (WAL, ``synchronous=NORMAL``: no fsync per
 commit), less than the hand-offs cost.
 
