@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import Link, LinkItem
+from gateway.adapters.db.models import Link
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.errors import GatewayError
@@ -39,6 +37,7 @@ from gateway.services.bulk_files import (
 from gateway.services.email import EmailNotConfigured, LinkMailer, SendResult
 from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
+from gateway.services.sessions import link_items
 
 if TYPE_CHECKING:  # bulk_issue builds on this module
     from gateway.services.bulk_issue import BulkIssuer, BulkReport
@@ -184,17 +183,7 @@ class AdminLinks:
         differs: list[str] = []
         if existing is not None:
             async with self._db.read() as session:
-                stored = (
-                    (
-                        await session.execute(
-                            sa.select(LinkItem)
-                            .where(LinkItem.link_id == existing.id)
-                            .order_by(LinkItem.position)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+                stored = await link_items(session, existing.id)
             shown = {
                 "name": existing.name,
                 "payer_email": existing.email,

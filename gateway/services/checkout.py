@@ -57,7 +57,7 @@ from gateway.domain.payments import (
 from gateway.services.audit import audit
 from gateway.services.ids import new_order_id
 from gateway.services.payments import PaymentRecorder, Recorded
-from gateway.services.sessions import ReturnUrls, session_request
+from gateway.services.sessions import ReturnUrls, link_items, session_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,17 +219,12 @@ async def _items_and_orders(
     session: AsyncSession, link_id: str
 ) -> tuple[Sequence[LinkItem], Sequence[Order]]:
     """A link's items and orders, inside the caller's transaction."""
-    items = (
-        await session.execute(
-            sa.select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)
-        )
-    ).scalars()
     orders = (
         await session.execute(
             sa.select(Order).where(Order.link_id == link_id).order_by(Order.created_at)
         )
     ).scalars()
-    return items.all(), orders.all()
+    return await link_items(session, link_id), orders.all()
 
 
 # Built once: constructing a statement costs more than running it on the quick reader.
@@ -253,13 +248,11 @@ class CheckoutService:
         provider: PaymentProvider,
         clock: Clock,
         settings: CheckoutSettings,
-        recorder: PaymentRecorder | None = None,
+        recorder: PaymentRecorder,
         *,
         stripe_deadline: float = 10.0,
     ) -> None:
-        self._recorder = recorder or PaymentRecorder(
-            db, provider, clock, refund_duplicates=settings.refund_duplicates
-        )
+        self._recorder = recorder  # shared with webhooks and the reconciler (gateway.wiring)
         self._db = db
         self._provider = provider
         self._clock = clock

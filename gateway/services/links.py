@@ -67,7 +67,8 @@ class LinkService:
     ) -> None:
         self._snapshots = snapshots
         # What retires a pending attempt on Stripe when a link is revoked with a provider
-        # (gateway.wiring passes one in; a LinkService built alone makes one on first use).
+        # (gateway.wiring passes one in; a LinkService built alone can issue and revoke, but not
+        # retire an attempt at Stripe).
         self._recorder = recorder
         self._db = db
         self._tokens = tokens
@@ -252,13 +253,8 @@ class LinkService:
         if provider is not None:
             recorder = self._recorder  # the wired one holds this same provider
             if recorder is None:
-                recorder = PaymentRecorder(
-                    self._db,
-                    provider,
-                    self._clock,
-                    refund_duplicates=False,
-                    snapshots=self._snapshots,
-                )
+                # Retiring an attempt goes through the one recorder gateway.wiring builds.
+                raise TypeError("a LinkService built without a recorder cannot retire attempts")
             # If Stripe cannot be asked, the link is revoked anyway; the reconciler retires the
             # attempt later.
             with contextlib.suppress(PaymentProviderUnavailable):

@@ -25,13 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.adapters.db.dialects import lock_link as lock_link  # re-exported for older imports
 from gateway.adapters.db.dialects import locks_rows
 from gateway.adapters.db.engine import Database, RowTransaction, run
-from gateway.adapters.db.models import AuditEntry, Link, LinkItem, Order
+from gateway.adapters.db.models import AuditEntry, Link, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
 from gateway.domain.payments import PaymentProvider, Retirement, SessionInfo, retirement
 from gateway.services.audit import audit
-from gateway.services.sessions import session_request
+from gateway.services.sessions import link_items, session_request
 from gateway.services.snapshots import SnapshotCache
 
 log = logging.getLogger(__name__)
@@ -391,14 +391,14 @@ class PaymentRecorder:
         clock: Clock,
         *,
         refund_duplicates: bool,
-        snapshots: SnapshotCache[Any] | None = None,
+        snapshots: SnapshotCache[Any],
     ) -> None:
         self._db = db
         self._provider = provider
         self._clock = clock
         self.refund_duplicates = refund_duplicates
         # The GET path's cache of links: every write here makes its link be read afresh.
-        self.snapshots: SnapshotCache[Any] = snapshots or SnapshotCache(ttl=1.0)
+        self.snapshots: SnapshotCache[Any] = snapshots
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -456,17 +456,7 @@ class PaymentRecorder:
             if order is None or order.status != OrderStatus.PENDING.value:
                 return
             link = await session.get(Link, order.link_id)
-            items = (
-                (
-                    await session.execute(
-                        sa.select(LinkItem)
-                        .where(LinkItem.link_id == order.link_id)
-                        .order_by(LinkItem.position)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            items = await link_items(session, order.link_id)
         assert link is not None
 
         async def recover() -> SessionInfo | None:

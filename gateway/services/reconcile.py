@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from gateway.adapters.db.dialects import lock_link
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import KeyValue, Link, LinkItem, Order
+from gateway.adapters.db.models import KeyValue, Link, Order
 from gateway.clock import Clock
 from gateway.config import MIN_SESSION_LIFETIME, CheckoutSettings, ReconcileSettings
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
@@ -38,7 +38,7 @@ from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
 from gateway.services.lease import Lease
 from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending
-from gateway.services.sessions import session_request
+from gateway.services.sessions import link_items, session_request
 from gateway.services.webhooks import HANDLED_TYPES, WebhookService, is_text, storable
 
 log = logging.getLogger(__name__)
@@ -339,17 +339,7 @@ class Reconciler:
             # request created (or creates it now: the attempt then simply goes on).
             async with self._db.read() as session:
                 link = await session.get(Link, order.link_id)
-                items = (
-                    (
-                        await session.execute(
-                            sa.select(LinkItem)
-                            .where(LinkItem.link_id == order.link_id)
-                            .order_by(LinkItem.position)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+                items = await link_items(session, order.link_id)
             assert link is not None
             try:
                 return await self._provider.create_session(session_request(link, items, order))

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from gateway.adapters.db.models import Link, LinkItem, Order
 from gateway.domain.payments import LineItemRequest, SessionRequest
 
@@ -18,6 +21,14 @@ from gateway.domain.payments import LineItemRequest, SessionRequest
 class ReturnUrls:
     success_url: str
     cancel_url: str
+
+
+async def link_items(session: AsyncSession, link_id: str) -> Sequence[LinkItem]:
+    """A link's items in their order, inside the caller's transaction (the one items query)."""
+    result = await session.execute(
+        sa.select(LinkItem).where(LinkItem.link_id == link_id).order_by(LinkItem.position)
+    )
+    return result.scalars().all()
 
 
 def session_request(

@@ -26,7 +26,7 @@ the verdict is crawlerdetect's own on the corpus and on strings made from every 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Final, TypeAlias
 
 from crawlerdetect.providers.crawlers import data as _crawler_patterns
@@ -49,10 +49,10 @@ def lower_pattern(pattern: str) -> str:
     return "".join(out)
 
 
-def _alternatives(pattern: str) -> list[str]:
-    """``pattern`` split at its top-level ``|``."""
-    parts: list[str] = []
-    depth, start, escaped, in_class = 0, 0, False, False
+def _structure(pattern: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, group depth after it) for each character of ``pattern`` that is
+    regex syntax: not escaped and not inside a character class."""
+    depth, escaped, in_class = 0, False, False
     for i, char in enumerate(pattern):
         if escaped:
             escaped = False
@@ -62,11 +62,17 @@ def _alternatives(pattern: str) -> list[str]:
             in_class = char != "]"
         elif char == "[":
             in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
+        else:
+            depth += (char == "(") - (char == ")")
+            yield i, char, depth
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level ``|``."""
+    parts: list[str] = []
+    start = 0
+    for i, char, depth in _structure(pattern):
+        if char == "|" and depth == 0:
             parts.append(pattern[start:i])
             start = i + 1
     parts.append(pattern[start:])
@@ -215,22 +221,9 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def _closes_at_end(pattern: str) -> bool:
     """Whether the group opened by the first character closes at the last one."""
-    depth, escaped, in_class = 0, False, False
-    for i, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i == len(pattern) - 1
+    for i, char, depth in _structure(pattern):
+        if char == ")" and depth == 0:
+            return i == len(pattern) - 1
     return False
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.services.link_listing import STATUSES
+
 _NULLABLE_STR = {"type": ["string", "null"]}
 _ERROR_CODES = [
     "unauthorized",
+    "too_many_failures",
     "validation_failed",
     "bulk_invalid",
     "bad_file",
@@ -37,7 +40,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": "#/components/responses/Error"} for s in (401, *statuses)}
+    # Every call can meet a wrong key (401) and the brake on repeated wrong keys (429).
+    return {str(s): {"$ref": "#/components/responses/Error"} for s in (401, 429, *statuses)}
 
 
 def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -56,16 +60,8 @@ _PAGING = [
     _param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip"),
 ]
 _FLAG = {"type": "boolean"}
-_STATUSES = [
-    "issued",
-    "opened",
-    "pending",
-    "failed",
-    "paid",
-    "processing",
-    "expired",
-    "revoked",
-]
+# A link's one status; ``duplicate`` is a flag the list can also filter on (added below).
+_STATUSES = [status for status in STATUSES if status != "duplicate"]
 _ITEM = {
     "type": "object",
     "required": ["description", "amount", "quantity", "amount_display"],

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.web.keys import SETTINGS
 from tests.admin.support import AdminHarness, start_admin_harness
 
 
@@ -174,3 +175,16 @@ class TestOpenApi:
         await checked(h, doc, "get", "/orders", "/orders")
         await checked(h, doc, "post", "/reconcile", "/reconcile")
         await checked(h, doc, "get", "/links", "/links", key="wrong")
+
+    async def test_the_brake_on_wrong_keys_is_documented_on_every_call(
+        self, h: AdminHarness
+    ) -> None:
+        doc = await (await h.api("GET", "/openapi.json", key=None)).json()
+        for _ in range(h.app[SETTINGS].admin.max_failures):
+            assert (await h.api("GET", "/links", key="guess")).status == 401
+        body = await checked(h, doc, "get", "/links", "/links", key="guess")
+        assert body["error"]["code"] == "too_many_failures"
+        for path, operations in doc["paths"].items():
+            for method, operation in operations.items():
+                if path != "/admin/api/openapi.json":
+                    assert "429" in operation["responses"], (method, path)

@@ -16,17 +16,14 @@ from aiohttp import web
 from gateway.dev.emulator.errors import StripeError
 from gateway.dev.emulator.keys import EMULATOR_KEY
 from gateway.dev.emulator.payments import CardDeclined
+from gateway.domain.money import format_minor
 
 Obj = dict[str, Any]
 
-_ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
-                 "vnd", "vuv", "xaf", "xof", "xpf"}  # fmt: skip
-
 
 def money(amount: int, currency: str) -> str:
-    if currency in _ZERO_DECIMAL:
-        return f"{amount} {currency.upper()}"
-    return f"{amount / 100:.2f} {currency.upper()}"
+    # The gateway's own reading of Stripe's currency rules (zero-, three-decimal, ISK/UGX).
+    return format_minor(amount, currency)
 
 
 @functools.cache
