@@ -3,6 +3,7 @@ flows they drive. Both sides share one FakeClock, so tests move time instead of 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
@@ -69,6 +70,17 @@ class Harness:
         assert self.app is not None
 
     # --- admin side ------------------------------------------------------------------------
+    async def send_raw(self, data: bytes) -> bytes:
+        """Send bytes as they are (no client library to tidy them) and read the whole answer."""
+        server = self.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(data)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+
     async def issue(
         self,
         items: Sequence[str] = ("Spring fee=150.00",),

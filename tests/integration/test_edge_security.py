@@ -3,7 +3,6 @@ changes nothing, and every answer carries the right transport headers, aiohttp's
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -58,18 +57,6 @@ class TestUnparsableOrigin:
         public = str(h.client.make_url("")).rstrip("/")
         response = await h.post(link, headers={**BROWSER_HEADERS, "Origin": public})
         assert response.status == 303
-
-
-async def raw_request(h: Harness, data: bytes) -> bytes:
-    """Send bytes as they are (no client library to tidy them) and read the whole answer."""
-    server = h.client.server
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    try:
-        writer.write(data)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
 
 
 class TestOversizedToken:
@@ -136,7 +123,7 @@ class TestTransportHeaders:
             assert response.headers.get("Server") == "gateway", what
 
     async def test_nor_does_aiohttp_refusing_a_request_it_cannot_parse(self, h: Harness) -> None:
-        answer = await raw_request(h, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Odd: a\x00b\r\n\r\n")
+        answer = await h.send_raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Odd: a\x00b\r\n\r\n")
         head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
         assert head.startswith("HTTP/1.") and " 400 " in head.split("\r\n")[0]
         assert "\r\nServer: gateway" in head

@@ -8,7 +8,6 @@ the open-count flush. The requests here are written on a raw socket, byte for by
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -33,20 +32,13 @@ async def h(aiohttp_server: Any, aiohttp_client: Any, database_url: str) -> Harn
 
 async def raw_get(h: Harness, path: str, user_agent: bytes) -> bytes:
     """One GET written by hand, so that the header's bytes are exactly ``user_agent``."""
-    server = h.client.server
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(
+    return await h.send_raw(
         b"GET "
         + path.encode()
         + b" HTTP/1.1\r\nHost: gateway\r\nUser-Agent: "
         + user_agent
         + b"\r\nConnection: close\r\n\r\n"
     )
-    await writer.drain()
-    response = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    return response
 
 
 async def counts(h: Harness, link: IssuedLink) -> tuple[int, dict[str, int]]:

@@ -7,7 +7,6 @@ raw bytes over a socket, so aiohttp's parser refuses them and its error path doe
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -63,17 +62,6 @@ async def h(aiohttp_server: Any, aiohttp_client: Any, sqlite_url: str) -> Harnes
     return await start_harness(aiohttp_server, aiohttp_client, sqlite_url)
 
 
-async def send_raw(h: Harness, data: bytes) -> bytes:
-    server = h.client.server
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    try:
-        writer.write(data)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-
-
 def assert_no_key(output: str) -> None:
     for secret in (KEY, KEY_B64, KEY[-12:]):
         assert secret not in output, output
@@ -84,7 +72,7 @@ async def test_aiohttps_parser_error_path_never_logs_the_key(
 ) -> None:
     for header in REFUSED_HEADERS:
         raw = f"GET /admin/api/links HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n"
-        answer = await send_raw(h, raw.encode("latin-1"))
+        answer = await h.send_raw(raw.encode("latin-1"))
         assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
     output = product_logs()
     # The error path really ran and logged, once per request, with the value masked.
@@ -94,7 +82,7 @@ async def test_aiohttps_parser_error_path_never_logs_the_key(
 
 
 async def test_json_lines_stay_json(h: Harness, product_logs: Callable[[], str]) -> None:
-    await send_raw(h, f"GET / HTTP/1.1\r\nAuthorization: Token {KEY}\x00\r\n\r\n".encode())
+    await h.send_raw(f"GET / HTTP/1.1\r\nAuthorization: Token {KEY}\x00\r\n\r\n".encode())
     output = product_logs()
     if output.startswith("{"):
         for line in output.splitlines():

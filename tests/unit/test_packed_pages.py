@@ -22,6 +22,7 @@ from gateway.web import pay
 from gateway.web.pages import PAGES, TOKEN_MARK, Pages
 from gateway.web.payable import APP_MARK, LONG_WAY, PayablePages, valid_until
 from tests import harness
+from tests.unit.test_bounded_cache import retained
 
 UNTIL = datetime(2030, 6, 1, tzinfo=UTC)
 TOKENS = (
@@ -160,18 +161,6 @@ async def test_a_large_organisations_links_stay_within_the_packed_budget(pages: 
     assert snapshot.bytes <= budget and held <= budget * 1.1
     # ~260 bytes a link (a rendered page alone is ~1 KB): about 500 of the 1,000 fit.
     assert 450 <= snapshot.count < 1000
-
-
-def retained(build: Any) -> int:
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        kept = build()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    del kept
-    return after - before
 
 
 def test_preview_pages_for_any_number_of_tokens_keep_nothing(pages: Pages) -> None:
