@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType, Union, get_args, get_origin, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.domain.locales import OFFERED, offered
 
 Duration = NewType("Duration", float)
 """Seconds. Written as an integer (seconds) or a number with ``s``, ``m``, ``h`` or ``d``."""
@@ -90,6 +93,11 @@ class CheckoutSettings:
     success_path: str = "/pay/{token}/return"
     cancel_path: str = "/pay/{token}"
     refund_duplicates: bool = False
+    # The language of a link issued without one (its bot preview and emails), and of pages whose
+    # browser asks for nothing offered. One of gateway.domain.locales.OFFERED.
+    default_locale: str = "en"
+    # The organisation's IANA time zone: every date and time a payer or an admin reads.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +322,18 @@ def _check_values(settings: Settings) -> None:
         )
     if not re.fullmatch(r"[a-z]{3}", checkout.default_currency):
         raise ConfigError("checkout.default_currency: expected a three-letter ISO code like usd")
+    if offered(checkout.default_locale) != checkout.default_locale:
+        raise ConfigError(
+            f"checkout.default_locale: expected one of {', '.join(OFFERED)}, "
+            f"got {checkout.default_locale!r}"
+        )
+    try:
+        ZoneInfo(checkout.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "checkout.timezone: expected an IANA time zone name such as Europe/Lisbon or "
+            f"America/Sao_Paulo, got {checkout.timezone!r}"
+        ) from None
     if settings.stripe.request_deadline <= 0:
         raise ConfigError("stripe.request_deadline: must be more than 0s")
     if not settings.server.public_url.startswith(("http://", "https://")):

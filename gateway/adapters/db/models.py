@@ -80,6 +80,9 @@ class Link(Base):
     sent_count: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     last_sent_at: Mapped[datetime | None]
     last_send_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # The payer's language as the issuer chose it (gateway.domain.locales.OFFERED); None: the
+    # browser's, else checkout.default_locale.
+    locale: Mapped[str | None] = mapped_column(sa.String(16))
 
     items: Mapped[list[LinkItem]] = relationship(
         back_populates="link", order_by="LinkItem.position", lazy="raise"
@@ -147,6 +150,9 @@ class Order(Base):
     # What the session was (or will be) created with; a retry must send the very same.
     success_url: Mapped[str | None] = mapped_column(sa.Text)
     cancel_url: Mapped[str | None] = mapped_column(sa.Text)
+    # Checkout's ``locale`` (Stripe's value), decided from the payer's page when the order was
+    # created; None on orders from before it existed, which send none (replays stay identical).
+    checkout_locale: Mapped[str | None] = mapped_column(sa.String(16))
     session_expires_at: Mapped[datetime | None]
     payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(32))
