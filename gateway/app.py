@@ -44,6 +44,7 @@ from gateway.web.keys import (
     TOKENS,
     WEBHOOKS,
 )
+from gateway.web.language import LANGUAGES, Languages
 from gateway.web.metrics import setup_metrics
 from gateway.web.middleware import edge
 from gateway.web.pages import security_headers, setup_pages
@@ -81,9 +82,17 @@ def create_app(
         "contact_email": settings.checkout.contact_email,
         "static_url": static.url,
     }
-    pages = setup_pages(app, page_globals, headers)
+    checkout = settings.checkout
+    pages = setup_pages(
+        app,
+        page_globals,
+        headers,
+        timezone=checkout.timezone,
+        default_locale=checkout.default_locale,
+    )
+    languages = app[LANGUAGES] = Languages(checkout.default_locale, secure_cookie=hsts)
     metrics = setup_metrics(app)
-    app.middlewares.append(edge(metrics, pages, headers))
+    app.middlewares.append(edge(metrics, pages, headers, languages))
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
     stripe_webhook.log_needed_events(settings.server.public_url)

@@ -122,13 +122,12 @@ def choose(
     *,
     choice: str | None,
     link_locale: str | None,
-    accept_language: str | None,
+    browser: str | None,
     default: str,
 ) -> str:
-    """The page's locale (the order in this module's docstring)."""
-    return (
-        offered(choice) or offered(link_locale) or from_accept_language(accept_language) or default
-    )
+    """The page's locale (the order in this module's docstring). ``browser`` is what
+    :func:`from_accept_language` made of the request's header."""
+    return offered(choice) or offered(link_locale) or browser or default
 
 
 def for_link(link_locale: str | None, default: str) -> str:

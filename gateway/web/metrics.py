@@ -97,6 +97,7 @@ def render_page(
     template: str,
     context: dict[str, Any],  # a template's context, as Pages.render takes it
     *,
+    locale: str,
     status: int = 200,
     headers: dict[str, str] | None = None,
     cache_key: Hashable | None = None,
@@ -104,7 +105,7 @@ def render_page(
     """:meth:`Pages.render`, remembering which page was served for the counters."""
     request[PAGE_KIND] = template.removesuffix(".html")
     return request.app[PAGES].render(
-        template, context, status=status, headers=headers, cache_key=cache_key
+        template, context, locale=locale, status=status, headers=headers, cache_key=cache_key
     )
 
 

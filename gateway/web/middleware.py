@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.domain.errors import NotFound, new_reference
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
+from gateway.web.language import Languages
 from gateway.web.metrics import (
     PROVIDER_TROUBLE,
     count_response,
@@ -87,19 +88,25 @@ def hide_server_software() -> None:
     setattr(web_response, "SERVER_SOFTWARE", SERVER_HEADER)  # noqa: B010 - not re-exported
 
 
-def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middleware:
-    """The outermost middleware of the app, closed over what it needs (no lookups per request)."""
+def edge(
+    metrics: Metrics, pages: Pages, headers: Mapping[str, str], languages: Languages
+) -> Middleware:
+    """The outermost middleware of the app, closed over what it needs (no lookups per request).
+
+    Error pages are in the language the request asks for (no link is known here: the switcher's
+    cookie, then the browser's); a ``?lang=`` choice is remembered on the answer to it."""
     security = tuple(headers.items())
     hide_server_software()
 
     def error_response(request: web.Request, exc: Exception) -> web.Response:
+        locale = languages.default if _wants_json(request) else languages.for_request(request)
         if isinstance(exc, web.HTTPException):
             if _wants_json(request):
                 code = exc.reason.lower().replace(" ", "_")
                 return _json_error(request, exc.status, code, exc.reason)
             page = "not_found.html" if exc.status in (404, 405) else "bad_request.html"
             context = {"status": exc.status, "reason": exc.reason}
-            return pages.render(page, context, status=exc.status)
+            return pages.render(page, context, locale=locale, status=exc.status)
         if isinstance(exc, PROVIDER_TROUBLE):
             # Stripe trouble: the pending order (if any) stays, the next click retries it.
             count_stripe_error(metrics, exc)
@@ -116,13 +123,12 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
                     exc.reference,
                     retry,
                 )
-            return pages.render(
-                "error.html", {"reference": exc.reference}, status=503, headers=retry
-            )
+            context = {"reference": exc.reference}
+            return pages.render("error.html", context, locale=locale, status=503, headers=retry)
         if isinstance(exc, NotFound):
             if _wants_json(request):
                 return _json_error(request, 404, "not_found", "not found")
-            return pages.render("invalid.html", {"truncated": False}, status=404)
+            return pages.render("invalid.html", {"truncated": False}, locale=locale, status=404)
         reference = new_reference()
         log.error(
             "unhandled error",
@@ -132,7 +138,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
         if _wants_json(request):
             return _json_error(request, 500, "internal_error", "internal error", reference)
         context = {"reference": reference, "internal": True}
-        return pages.render("error.html", context, status=500)
+        return pages.render("error.html", context, locale=locale, status=500)
 
     @web.middleware
     async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -157,6 +163,7 @@ def edge(metrics: Metrics, pages: Pages, headers: Mapping[str, str]) -> Middlewa
             if "Content-Security-Policy" not in out:  # pages are built with them already
                 out.extend(security)
             out["X-Request-Id"] = request_id
+            languages.remember(request, response)
         finally:
             # Counted even when the client went away mid-request (as the 500 it would have been).
             count_response(metrics, request, status, time.perf_counter() - started)

@@ -15,7 +15,7 @@ from markupsafe import escape
 from multidict import CIMultiDict
 
 from gateway.bounded import BoundedCache, estimate_bytes
-from gateway.domain.money import format_minor
+from gateway.i18n.templates import localized_environments
 from gateway.resources import resource_dir
 
 HTML = "text/html; charset=utf-8"
@@ -66,19 +66,25 @@ def security_headers(form_action_origins: tuple[str, ...], *, hsts: bool = False
     }
 
 
-def setup_templates(app: web.Application, globals_: Mapping[str, Any]) -> jinja2.Environment:
-    """The app's Jinja environment (aiohttp-jinja2's, so other handlers can use it too)."""
-    env = aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(resource_dir("templates")),
+def setup_templates(
+    app: web.Application, globals_: Mapping[str, Any], *, timezone: str, default_locale: str
+) -> dict[str, jinja2.Environment]:
+    """The payer pages' environments, one per locale (gateway.i18n.templates); the default
+    locale's is also aiohttp-jinja2's, for any handler that renders through it."""
+    environments = localized_environments(
+        jinja2.FileSystemLoader(resource_dir("templates")),
+        timezone=timezone,
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        auto_reload=False,
-        undefined=jinja2.StrictUndefined,
+        globals_=globals_,
     )
-    env.filters["money"] = format_minor
-    env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
-    env.globals.update(globals_)
-    return env
+    app[aiohttp_jinja2.APP_KEY] = environments[default_locale]
+    return environments
+
+
+def language_headers(locale: str) -> dict[str, str]:
+    """What every page says about its language: which it is, and that the choice depended on
+    the browser's languages and the switcher's cookie (so no cache may serve it to another)."""
+    return {"Content-Language": locale, "Vary": "Accept-Language, Cookie"}
 
 
 class Pages:
@@ -90,88 +96,103 @@ class Pages:
     The cache is bounded in bytes as well as entries (``max_bytes``; a key is weighed with what
     it holds). A page whose only variable is the token (the bot preview) is not cached per
     token at all: :meth:`render_for_token` renders it once with a stand-in and joins the real
-    token in per request. Each response starts from a prepared copy of the security headers,
-    so nothing has to add them one by one on the way out.
+    token in per request. Each response starts from a prepared copy of the security headers
+    and the locale's (:func:`language_headers`), so nothing has to add them one by one on the
+    way out.
+
+    Every page is rendered in a locale (one of ``environments``), and the locale is part of
+    every cache key: one language's page is never served for another.
     """
 
     def __init__(
         self,
-        env: jinja2.Environment,
+        environments: Mapping[str, jinja2.Environment],
         headers: Mapping[str, str],
         max_entries: int = 2048,
         max_bytes: int = 2 << 20,
     ) -> None:
-        self._env = env
-        self._headers = CIMultiDict({"Content-Type": HTML, **headers})
-        self._with_extra: dict[int, tuple[Mapping[str, str], CIMultiDict[str]]] = {}
+        self._environments = dict(environments)
+        self._headers = {
+            locale: CIMultiDict({"Content-Type": HTML, **headers, **language_headers(locale)})
+            for locale in environments
+        }
+        self._with_extra: dict[tuple[int, str], tuple[Mapping[str, str], CIMultiDict[str]]] = {}
         self._bodies: BoundedCache[Hashable, bytes] = BoundedCache(
             max_entries, max_bytes, weigh=_weigh_page
         )
-        self._token_parts: dict[str, list[bytes]] = {}
+        self._token_parts: dict[tuple[str, str], list[bytes]] = {}
 
     def render(
         self,
         template: str,
         context: dict[str, Any],
         *,
+        locale: str,
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         cache_key: Hashable | None = None,
     ) -> web.Response:
         if cache_key is None:
-            body = self._render(template, context)
+            body = self.render_bytes(template, context, locale)
         else:
-            key = (template, cache_key)
+            key = (template, locale, cache_key)
             cached = self._bodies.get(key)
             if cached is None:
-                body = self._render(template, context)
+                body = self.render_bytes(template, context, locale)
                 self._bodies.put(key, body)
             else:
                 body = cached
-        return web.Response(body=body, status=status, headers=self._headers_with(headers))
+        return self.respond(body, locale=locale, status=status, headers=headers)
 
     def render_for_token(
         self,
         template: str,
         token: str,
         *,
+        locale: str,
         status: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> web.Response:
         """A page whose context is only ``{"token": token}``, with no per-token cache: rendered
         once with :data:`TOKEN_MARK` in the token's place, then the (escaped) token joined in."""
-        parts = self._token_parts.get(template)
+        parts = self._token_parts.get((template, locale))
         if parts is None:
-            parts = self._token_parts[template] = self.render_bytes(
-                template, {"token": TOKEN_MARK}
+            parts = self._token_parts[(template, locale)] = self.render_bytes(
+                template, {"token": TOKEN_MARK}, locale
             ).split(TOKEN_MARK_BYTES)
         body = token_bytes(token).join(parts)
-        return self.respond(body, status=status, headers=headers)
+        return self.respond(body, locale=locale, status=status, headers=headers)
 
     def respond(
-        self, body: bytes, *, status: int = 200, headers: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        *,
+        locale: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
     ) -> web.Response:
         """A response for a page rendered elsewhere (headers as :meth:`render` gives them)."""
-        return web.Response(body=body, status=status, headers=self._headers_with(headers))
+        return web.Response(body=body, status=status, headers=self._headers_with(headers, locale))
 
-    def render_bytes(self, template: str, context: dict[str, Any]) -> bytes:
-        return self._env.get_template(template).render(context).encode("utf-8")
+    def render_bytes(self, template: str, context: dict[str, Any], locale: str) -> bytes:
+        environment = self._environments[locale]
+        return environment.get_template(template).render(context).encode("utf-8")
 
-    _render = render_bytes
-
-    def _headers_with(self, extra: Mapping[str, str] | None) -> CIMultiDict[str]:
+    def _headers_with(self, extra: Mapping[str, str] | None, locale: str) -> CIMultiDict[str]:
+        base = self._headers[locale]
         if not extra:
-            return self._headers
-        # The few distinct extras (X-Robots-Tag, Retry-After) are merged once each; handlers
-        # pass module-level mappings, so identity finds them without hashing their items.
-        found = self._with_extra.get(id(extra))
+            return base
+        # The few distinct extras (X-Robots-Tag, Retry-After) are merged once each per locale;
+        # handlers pass module-level mappings, so identity finds them without hashing their items.
+        found = self._with_extra.get((id(extra), locale))
         if found is not None and found[0] is extra:
             return found[1]
-        merged = self._headers.copy()
+        merged = base.copy()
         merged.update(extra)
-        if len(self._with_extra) >= 64:
+        if len(self._with_extra) >= 256:
             self._with_extra.clear()  # per-call mappings filled it; the constants come back
-        self._with_extra[id(extra)] = (extra, merged)  # keeps extra alive: its id stays its own
+        # Keeps extra alive, so its id stays its own while the entry exists.
+        self._with_extra[(id(extra), locale)] = (extra, merged)
         return merged
 
 
@@ -179,7 +200,13 @@ PAGES = web.AppKey("pages", Pages)
 
 
 def setup_pages(
-    app: web.Application, globals_: Mapping[str, Any], headers: Mapping[str, str]
+    app: web.Application,
+    globals_: Mapping[str, Any],
+    headers: Mapping[str, str],
+    *,
+    timezone: str,
+    default_locale: str,
 ) -> Pages:
-    pages = app[PAGES] = Pages(setup_templates(app, globals_), headers)
+    environments = setup_templates(app, globals_, timezone=timezone, default_locale=default_locale)
+    pages = app[PAGES] = Pages(environments, headers)
     return pages

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
+from gateway.domain.locales import stripe_locale
 from gateway.domain.orders import OrderStatus
 from gateway.services.checkout import ItemView, LinkView, Redirect
 from gateway.services.renewal import RenewOutcome
@@ -30,10 +31,11 @@ from gateway.web.keys import (
     SETTINGS,
     TOKENS,
 )
+from gateway.web.language import LANGUAGES
 from gateway.web.metrics import PAGE_KIND, PROVIDER_TROUBLE
 from gateway.web.metrics import render_page as render
 from gateway.web.pages import PAGES
-from gateway.web.payable import PAYABLE, PayablePages, valid_until
+from gateway.web.payable import PAYABLE, PayablePages, link_locale, valid_until
 
 routes = web.RouteTableDef()
 
@@ -49,33 +51,44 @@ _REFUSAL_PAGES: dict[LinkState, tuple[str, int]] = {
 }
 
 
+def _no_such_link(request: web.Request, *, truncated: bool = False) -> web.Response:
+    locale = request.app[LANGUAGES].for_request(request)
+    context = {"truncated": truncated}
+    return render(
+        request,
+        "invalid.html",
+        context,
+        locale=locale,
+        status=404,
+        headers=ROBOTS,
+        cache_key=truncated,
+    )
+
+
 def _verify(request: web.Request) -> VerifiedToken | web.Response:
     token = request.match_info["token"]
     try:
         return request.app[TOKENS].verify(token)
     except TokenError as exc:
         if exc.problem is TokenProblem.EXPIRED:
+            # An expired token names no link we read here: the browser's language (or choice).
+            locale = request.app[LANGUAGES].for_request(request)
             context = {"token": token, "can_renew": request.app[RENEWALS].enabled}
-            return render(request, "expired.html", context, status=410, headers=ROBOTS)
-        truncated = exc.problem is TokenProblem.TRUNCATED
-        return render(
-            request,
-            "invalid.html",
-            {"truncated": truncated},
-            status=404,
-            headers=ROBOTS,
-            cache_key=truncated,
-        )
+            return render(
+                request, "expired.html", context, locale=locale, status=410, headers=ROBOTS
+            )
+        return _no_such_link(request, truncated=exc.problem is TokenProblem.TRUNCATED)
 
 
 async def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
+    locale = request.app[LANGUAGES].for_request(request, view.locale)
     context = {"view": view, "token": token, "can_renew": request.app[RENEWALS].enabled}
     if view.state is LinkState.REVOKED:
         # Withdrawn by "Email me a new link" (say when the new one went, offer it again) or by
         # the organisation (say who to contact).
         context["renewal"] = await request.app[RENEWALS].replacement(view.id)
-    return render(request, template, context, status=status, headers=ROBOTS)
+    return render(request, template, context, locale=locale, status=status, headers=ROBOTS)
 
 
 # Orders whose outcome came from the bank; the newest of them is what happened last.
@@ -141,6 +154,8 @@ def setup_payable_pages(app: web.Application, snapshots: SnapshotCache[Any]) -> 
         template="confirm.html",
         context=confirm_context,
         payable_until=_payable_until,
+        locale_of=lambda view: view.locale,
+        default_locale=app[SETTINGS].checkout.default_locale,
         sample=_sample_view(),
     )
 
@@ -158,35 +173,45 @@ async def open_link(request: web.Request) -> web.Response:
     )
     # Most requests carry no query string: skip parsing one.
     wants_confirm = bool(request.query_string) and request.query.get("view") == "confirm"
-    if visitor.is_bot and not wants_confirm:
-        # A preview bot gets nothing worth caching or showing: no amount, no name.
-        _count_open(request, link_id, True, visitor.name)
-        request[PAGE_KIND] = "preview"
-        return app[PAGES].render_for_token("preview.html", token, headers=ROBOTS)
     # A payable link's page comes packed from the snapshot; anything else goes the long way.
+    # The snapshot also knows the link's own language, which even a bot preview is written in.
     checkout = app[CHECKOUT]
     payable = app[PAYABLE]
     packed = payable.fresh(link_id)
     if packed is None:
         packed = await payable.get(link_id, lambda: checkout.fresh_view(link_id))
+    if visitor.is_bot and not wants_confirm:
+        # A preview bot gets nothing worth caching or showing: no amount, no name. It has no
+        # language of its own to ask for: the link's, else the default.
+        _count_open(request, link_id, True, visitor.name)
+        request[PAGE_KIND] = "preview"
+        locale = payable.default_locale if packed is None else payable.page_locale(packed)
+        return app[PAGES].render_for_token("preview.html", token, locale=locale, headers=ROBOTS)
     if packed is None:
-        return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
-    if app[CLOCK].now() < valid_until(packed):
+        return _no_such_link(request)
+    locale = app[LANGUAGES].for_request(request, link_locale(packed))
+    if app[CLOCK].now() < valid_until(packed) and locale == payable.page_locale(packed):
         _count_open(request, link_id, visitor.is_bot, visitor.name)
         request[PAGE_KIND] = "confirm"
         body = payable.body(packed, token, visitor.in_app)
-        return app[PAGES].respond(body, headers=ROBOTS)
+        return app[PAGES].respond(body, locale=locale, headers=ROBOTS)
     view = await checkout.view(link_id)
     if view is None:
-        return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
+        return _no_such_link(request)
     if view.state is not LinkState.PAYABLE:
         return await _refusal(request, view, token)
     _count_open(request, link_id, visitor.is_bot, visitor.name)
     context = confirm_context(view, token, visitor.in_app)
-    # The page is a function of the view (immutable, hashed by identity), the token and the
-    # in-app hint; a snapshot reloaded after a change is a new view, so a new page.
+    # The page is a function of the view (immutable, hashed by identity), the token, the
+    # in-app hint and the locale (Pages keys by it); a snapshot reloaded after a change is a
+    # new view, so a new page.
     return render(
-        request, "confirm.html", context, headers=ROBOTS, cache_key=(view, token, visitor.in_app)
+        request,
+        "confirm.html",
+        context,
+        locale=locale,
+        headers=ROBOTS,
+        cache_key=(view, token, visitor.in_app),
     )
 
 
@@ -227,15 +252,22 @@ async def confirm(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
+    # What the payer's page was in (the link's locale is on the packed snapshot; none yet: the
+    # browser's). It becomes Stripe's page language, stored on the order this press creates.
+    payable, link_id = app[PAYABLE], verified.link_id
+    packed = payable.fresh(link_id) or await payable.get(
+        link_id, lambda: app[CHECKOUT].fresh_view(link_id)
+    )
+    locale = app[LANGUAGES].for_request(request, None if packed is None else link_locale(packed))
     if visitor.listed:
         # A known link-preview or mail-scanner fetcher: it may press buttons, but creates nothing.
         app[METRICS].record_confirm("forbidden")
-        return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
+        context = {"token": token}
+        return render(request, "preview.html", context, locale=locale, status=403, headers=ROBOTS)
     if not _same_origin(request, settings.server.public_url):
         app[METRICS].record_confirm("forbidden")
-        return render(
-            request, "bad_request.html", {"status": 403, "reason": "Forbidden"}, status=403
-        )
+        context = {"status": 403, "reason": "Forbidden"}
+        return render(request, "bad_request.html", context, locale=locale, status=403)
     public = settings.server.public_url.rstrip("/")
     checkout = settings.checkout
     urls = ReturnUrls(
@@ -246,7 +278,9 @@ async def confirm(request: web.Request) -> web.Response:
     )
     metrics = app[METRICS]
     try:
-        result = await app[CHECKOUT].confirm(verified.link_id, urls)
+        result = await app[CHECKOUT].confirm(
+            verified.link_id, urls, checkout_locale=stripe_locale(locale)
+        )
     except PROVIDER_TROUBLE:
         metrics.record_confirm("stripe_error")  # the edge answers 503 and counts the kind
         raise
@@ -275,9 +309,10 @@ async def returned(request: web.Request) -> web.Response:
         session_id = ""
     view = await request.app[CHECKOUT].returned(verified.link_id, session_id or None)
     if view is None:
-        return render(request, "invalid.html", {"truncated": False}, status=404, headers=ROBOTS)
+        return _no_such_link(request)
+    locale = request.app[LANGUAGES].for_request(request, view.locale)
     context = {"view": view, "token": token, "failed": failed_payment(view, session_id or None)}
-    return render(request, "return.html", context, headers=ROBOTS)
+    return render(request, "return.html", context, locale=locale, headers=ROBOTS)
 
 
 # The answer to "email me a new link": (template variant, status). No address is ever shown.
@@ -301,15 +336,15 @@ async def renew(request: web.Request) -> web.Response:
         link_id = app[TOKENS].verify(token).link_id
     except TokenError as exc:
         if exc.problem is not TokenProblem.EXPIRED or exc.link_id is None:
-            truncated = exc.problem is TokenProblem.TRUNCATED
-            context = {"truncated": truncated}
-            return render(request, "invalid.html", context, status=404, headers=ROBOTS)
+            return _no_such_link(request, truncated=exc.problem is TokenProblem.TRUNCATED)
         link_id, token_expired = exc.link_id, True
+    locale = app[LANGUAGES].for_request(request)
     visitor = app[CLASSIFIER].classify(request.headers.get("User-Agent"), request.headers, "POST")
     if visitor.listed or not _same_origin(request, app[SETTINGS].server.public_url):
         # Scanners press buttons too; a fresh link is only for the person on the page.
         app[METRICS].record_renewal("forbidden")
-        return render(request, "preview.html", {"token": token}, status=403, headers=ROBOTS)
+        context = {"token": token}
+        return render(request, "preview.html", context, locale=locale, status=403, headers=ROBOTS)
     result = await app[RENEWALS].renew(link_id, token_expired=token_expired)
     app[METRICS].record_renewal(result.outcome.value)
     if result.outcome in (RenewOutcome.SENT, RenewOutcome.RESENT, RenewOutcome.EMAIL_FAILED):
@@ -322,4 +357,5 @@ async def renew(request: web.Request) -> web.Response:
     headers = dict(ROBOTS)
     if status in (429, 503):
         headers["Retry-After"] = "3600" if status == 429 else "300"
-    return render(request, "renewed.html", {"variant": variant}, status=status, headers=headers)
+    context = {"variant": variant}
+    return render(request, "renewed.html", context, locale=locale, status=status, headers=headers)

@@ -18,6 +18,12 @@ feed, one freshness rule with it):
 Each entry is one ``bytes`` that also carries when its load started, so the snapshot keeps no
 pair per link: with its key and the dict's share, ~260 bytes a link, 26 MB for 100,000.
 
+Languages (issue 13): an entry also carries the link's own locale (the issuer's choice, or
+none), which a request needs to choose its page's language before anything else (a bot preview
+too). The packed page is the one in the link's locale, else the default: what most requests get.
+A request that chooses another language (the switcher, a browser asking for another offered
+language on a link without one) goes the long way, its page cached by locale in :class:`Pages`.
+
 A request inflates its page (~2 µs) and puts the escaped token and app name in. Start-up checks
 that this composes byte for byte what rendering the template directly gives, for every in-app
 browser the classifier names; a template that breaks the rule (passes the token or the app name
@@ -39,6 +45,7 @@ from aiohttp import web
 from markupsafe import escape
 
 from gateway.bounded import BoundedCache
+from gateway.domain.locales import OFFERED, for_link
 from gateway.services.snapshots import SnapshotCache
 from gateway.visitors.inapp import IN_APP
 from gateway.web.pages import TOKEN_MARK, TOKEN_MARK_BYTES, Pages, token_bytes
@@ -52,8 +59,10 @@ APP_MARK = "InAppxMARKxAppName"
 _APP_MARK_BYTES = APP_MARK.encode("ascii")
 # A packed page: when its load started (the snapshot's clock), its validity end (seconds since
 # the epoch; minus infinity for a link that goes the long way), the length of the first variant,
-# then the deflated variants (none for the long way).
-_HEAD = struct.Struct(">ddI")
+# the link's locale (0: none; else its place in OFFERED plus one), then the deflated variants
+# (none for the long way).
+_HEAD = struct.Struct(">ddIB")
+_LOCALE_CODES = {locale: n for n, locale in enumerate(OFFERED, 1)}
 # Raw deflate (no header or checksum to store per link) with a 4 KB window: the dictionary
 # (~2.5 KB) and a page fit in it, and setting up a small window is what a request pays for.
 _WBITS = -12
@@ -78,6 +87,12 @@ def valid_until(packed: bytes) -> float:
     return until
 
 
+def link_locale(packed: bytes) -> str | None:
+    """The link's own locale (None: the issuer chose none)."""
+    code: int = _HEAD.unpack_from(packed)[3]
+    return OFFERED[code - 1] if code else None
+
+
 LONG_WAY: Final = float("-inf")
 
 
@@ -86,8 +101,9 @@ class PayablePages(Generic[V]):
 
     ``context(view, token, in_app)`` is the template's context, exactly as the handler renders
     it; ``payable_until(view)`` the time the view stops being payable by itself (its validity
-    end), or None when it is not payable now. ``sample`` is a typical payable view: the
-    dictionary the pages are compressed against, and the start-up check, are made from it.
+    end), or None when it is not payable now; ``locale_of(view)`` the link's own locale.
+    ``sample`` is a typical payable view: the dictionary the pages are compressed against, and
+    the start-up check (in every locale), are made from it.
     """
 
     def __init__(
@@ -98,6 +114,8 @@ class PayablePages(Generic[V]):
         template: str,
         context: Callable[[V, str, str | None], dict[str, Any]],
         payable_until: Callable[[V], float | None],
+        locale_of: Callable[[V], str | None],
+        default_locale: str,
         sample: V,
         max_entries: int = 200_000,
         max_bytes: int = 32 << 20,
@@ -107,6 +125,8 @@ class PayablePages(Generic[V]):
         self._template = template
         self._context = context
         self._payable_until = payable_until
+        self._locale_of = locale_of
+        self.default_locale = default_locale
         self._snapshot: SnapshotCache[bytes] = snapshots.sibling(
             max_entries=max_entries, max_bytes=max_bytes, weigh=_weigh, stamped_at=_loaded_at
         )
@@ -114,7 +134,7 @@ class PayablePages(Generic[V]):
             4096, inflated_bytes, weigh=_weigh_inflated
         )
         self._app_names: dict[str, bytes] = {}
-        none, app = self._variants(sample)
+        none, app = self._variants(sample, default_locale)
         self._zdict = none + app
         self._inflated_links = inflated_bytes // (len(self._zdict) + 200)  # what it holds
         # How often each stand-in appears on a page; a link whose own words add one is not packed.
@@ -126,37 +146,47 @@ class PayablePages(Generic[V]):
                 template,
             )
 
-    def _variants(self, view: V) -> tuple[bytes, bytes]:
+    def _variants(self, view: V, locale: str) -> tuple[bytes, bytes]:
         render = self._pages.render_bytes
         return (
-            render(self._template, self._context(view, TOKEN_MARK, None)),
-            render(self._template, self._context(view, TOKEN_MARK, APP_MARK)),
+            render(self._template, self._context(view, TOKEN_MARK, None), locale),
+            render(self._template, self._context(view, TOKEN_MARK, APP_MARK), locale),
         )
 
     def _composes_as_rendered(self, sample: V) -> bool:
         self.packing = True
-        packed = self.pack(sample)
-        if valid_until(packed) == LONG_WAY:
-            return False
         token = "lk_Sample-Link_.AbCd12.abcdefghijklmnopqrstuvwxyz_"  # noqa: S105 - a sample
-        for in_app in (None, *sorted({row.app for row in IN_APP})):
-            rendered = self._pages.render_bytes(
-                self._template, self._context(sample, token, in_app)
-            )
-            if self.body(packed, token, in_app) != rendered:
+        for locale in OFFERED:
+            packed = self._pack(sample, locale, None, 0.0)
+            if valid_until(packed) == LONG_WAY:
                 return False
+            for in_app in (None, *sorted({row.app for row in IN_APP})):
+                rendered = self._pages.render_bytes(
+                    self._template, self._context(sample, token, in_app), locale
+                )
+                if self.body(packed, token, in_app) != rendered:
+                    return False
         return True
+
+    def page_locale(self, packed: bytes) -> str:
+        """The locale a packed page is in: the link's own, else the default."""
+        return for_link(link_locale(packed), self.default_locale)
 
     def pack(self, view: V, loaded_at: float = 0.0) -> bytes:
         """The view's packed page, or a header saying "the long way" (:data:`LONG_WAY`)."""
+        own = self._locale_of(view)
+        return self._pack(view, for_link(own, self.default_locale), own, loaded_at)
+
+    def _pack(self, view: V, locale: str, own: str | None, loaded_at: float) -> bytes:
+        code = _LOCALE_CODES.get(own, 0) if own else 0
         until = self._payable_until(view) if self.packing else None
         if until is None:
-            return _HEAD.pack(loaded_at, LONG_WAY, 0)
-        none, app = self._variants(view)
+            return _HEAD.pack(loaded_at, LONG_WAY, 0, code)
+        none, app = self._variants(view, locale)
         if (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES)) != self._marks:
-            return _HEAD.pack(loaded_at, LONG_WAY, 0)
+            return _HEAD.pack(loaded_at, LONG_WAY, 0, code)
         deflate = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 1, zdict=self._zdict)
-        head = _HEAD.pack(loaded_at, until, len(none))
+        head = _HEAD.pack(loaded_at, until, len(none), code)
         return head + deflate.compress(none + app) + deflate.flush()
 
     def fresh(self, link_id: str) -> bytes | None:
@@ -175,7 +205,7 @@ class PayablePages(Generic[V]):
 
     def body(self, packed: bytes, token: str, in_app: str | None) -> bytes:
         """The page for this token and in-app browser (of a page :func:`valid_until` now)."""
-        _, _, split = _HEAD.unpack_from(packed)
+        split: int = _HEAD.unpack_from(packed)[2]
         # The few links opened most lately stay inflated (~3 µs saved a request) while they are
         # all there is: with many more links open, the pages would only churn through. The key
         # is the snapshot's own bytes object, so only the pages are counted.

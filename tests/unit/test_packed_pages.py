@@ -14,13 +14,14 @@ import pytest
 
 from gateway.app import create_app
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
+from gateway.domain.locales import OFFERED
 from gateway.domain.orders import OrderStatus
 from gateway.services.checkout import ItemView, LinkView
 from gateway.services.snapshots import SnapshotCache
 from gateway.visitors.inapp import IN_APP
 from gateway.web import pay
 from gateway.web.pages import PAGES, TOKEN_MARK, Pages
-from gateway.web.payable import APP_MARK, LONG_WAY, PayablePages, valid_until
+from gateway.web.payable import APP_MARK, LONG_WAY, PayablePages, link_locale, valid_until
 from tests import harness
 from tests.unit.test_bounded_cache import retained
 
@@ -47,6 +48,8 @@ def packer(pages: Pages, **options: Any) -> PayablePages[LinkView]:
         template="confirm.html",
         context=pay.confirm_context,
         payable_until=pay._payable_until,
+        locale_of=lambda view: view.locale,
+        default_locale="en",
         sample=pay._sample_view(),
         **options,
     )
@@ -87,19 +90,30 @@ VIEWS = {
 @pytest.mark.parametrize("many_links", [False, True])  # pages kept inflated, or not
 @pytest.mark.parametrize("name", VIEWS)
 @pytest.mark.parametrize("in_app", [None, *sorted({row.app for row in IN_APP})])
+@pytest.mark.parametrize("locale", [None, *OFFERED])
 def test_a_packed_page_is_the_rendered_page(
-    pages: Pages, name: str, in_app: str | None, many_links: bool
+    pages: Pages, name: str, in_app: str | None, many_links: bool, locale: str | None
 ) -> None:
     payable = packer(pages)
     assert payable.packing
     if many_links:
         payable._inflated_links = -1
-    link = VIEWS[name]
+    link = dataclasses.replace(VIEWS[name], locale=locale)
     packed = payable.pack(link)
     assert valid_until(packed) == UNTIL.timestamp()
+    # The page is in the link's own language, else the default; the entry knows which.
+    assert link_locale(packed) == locale
+    assert payable.page_locale(packed) == (locale or "en")
     for token in TOKENS:
-        rendered = pages.render_bytes("confirm.html", pay.confirm_context(link, token, in_app))
+        context = pay.confirm_context(link, token, in_app)
+        rendered = pages.render_bytes("confirm.html", context, locale or "en")
         assert payable.body(packed, token, in_app) == rendered
+
+
+def test_a_link_that_goes_the_long_way_still_knows_its_language(pages: Pages) -> None:
+    packed = packer(pages).pack(view(state=LinkState.PAID, locale="pt-BR"))
+    assert valid_until(packed) == LONG_WAY
+    assert link_locale(packed) == "pt-BR"
 
 
 def test_a_packed_page_keeps_the_end_of_its_validity(pages: Pages) -> None:
@@ -124,13 +138,15 @@ def test_a_template_that_does_not_compose_turns_packing_off(pages: Pages) -> Non
         loader=jinja2.DictLoader({"confirm.html": "{{ token | upper }} {{ in_app or '' }}"}),
         autoescape=True,
     )
-    odd = Pages(env, {})
+    odd = Pages(dict.fromkeys(OFFERED, env), {})
     payable = PayablePages(
         odd,
         SnapshotCache(ttl=1.0),
         template="confirm.html",
         context=pay.confirm_context,
         payable_until=pay._payable_until,
+        locale_of=lambda view: view.locale,
+        default_locale="en",
         sample=pay._sample_view(),
     )
     assert not payable.packing
@@ -168,7 +184,7 @@ def test_preview_pages_for_any_number_of_tokens_keep_nothing(pages: Pages) -> No
 
     def previews() -> None:
         for token in tokens:
-            body = pages.render_for_token("preview.html", token).body
+            body = pages.render_for_token("preview.html", token, locale="en").body
             assert isinstance(body, bytes) and token.encode() in body
 
     assert retained(previews) < 64 * 1024  # the preview's parts, rendered once
@@ -177,12 +193,12 @@ def test_preview_pages_for_any_number_of_tokens_keep_nothing(pages: Pages) -> No
 def test_cached_pages_are_held_to_their_byte_budget_under_unique_keys() -> None:
     env = jinja2.Environment(loader=jinja2.DictLoader({"big.html": "{{ text }}"}), autoescape=True)
     budget = 256 * 1024
-    cached = Pages(env, {}, max_entries=100_000, max_bytes=budget)
+    cached = Pages({"en": env}, {}, max_entries=100_000, max_bytes=budget)
 
     def fill() -> Pages:
         for i in range(2000):
             key = f"{i:06d}" + "k" * 2000  # an outsider's key, as long as it likes
-            cached.render("big.html", {"text": "x" * 4000}, cache_key=key)
+            cached.render("big.html", {"text": "x" * 4000}, locale="en", cache_key=key)
         return cached
 
     assert retained(fill) <= budget * 1.1
