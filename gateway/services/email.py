@@ -1,5 +1,10 @@
 """Emailing a link to its payer, and recording every attempt on the link.
 
+The message is written in the link's language only (``domain.locales.for_link``: the issuer's
+choice, else ``checkout.default_locale``; there is no browser to ask): subject, plain-text and
+HTML parts, ``<html lang>`` and a ``Content-Language`` header, amounts and dates the CLDR way in
+the organisation's time zone, with the time and its zone when the link expires within a day.
+
 Each send, good or bad, is written to the link (``sent_count``, ``last_sent_at``,
 ``last_send_error``) and to its audit trail, so a failure is never silently dropped: the admin
 sees it in ``links list``/``show`` and a resend retries it. The message goes only to the address
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,7 +30,8 @@ from gateway.adapters.mail import Mailer, MailError
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.errors import GatewayError, NotFound
-from gateway.domain.money import format_minor
+from gateway.domain.locales import for_link
+from gateway.i18n.templates import localized_environments
 from gateway.services.audit import audit
 from gateway.services.links import LinkService
 
@@ -49,17 +55,37 @@ class SendResult:
         return {"link_id": self.link_id, "sent": self.ok, "error": self.error}
 
 
-def email_environment(templates_dir: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+# A link that expires sooner than this after the email is sent shows its expiry with the time
+# and its zone: "until 7 December" would read as the whole day, and the payer may be elsewhere.
+NEAR_EXPIRY = timedelta(days=1)
+
+
+def email_environments(templates_dir: str, timezone: str) -> dict[str, jinja2.Environment]:
+    """One environment per offered locale (gateway.i18n.templates)."""
+    return localized_environments(
+        jinja2.FileSystemLoader(templates_dir),
+        timezone=timezone,
         # The HTML part is escaped; the text part and subject are plain text, not markup.
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-        undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters["money"] = format_minor
-    env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
-    return env
+
+
+@dataclass(frozen=True, slots=True)
+class EmailTemplates:
+    """The three templates of a link email, compiled for one locale."""
+
+    subject: jinja2.Template
+    text: jinja2.Template
+    html: jinja2.Template
+
+    @classmethod
+    def load(cls, env: jinja2.Environment) -> EmailTemplates:
+        return cls(
+            env.get_template("email/subject.txt"),
+            env.get_template("email/link.txt"),
+            env.get_template("email/link.html"),
+        )
 
 
 class LinkMailer:
@@ -77,11 +103,10 @@ class LinkMailer:
         self._mailer = mailer
         self._settings = settings
         self._clock = clock
-        self._env = email_environment(templates_dir)
-        # Compiled once: a bulk run renders the same three templates hundreds of times.
-        self._subject = self._env.get_template("email/subject.txt")
-        self._text = self._env.get_template("email/link.txt")
-        self._html = self._env.get_template("email/link.html")
+        self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        # Compiled once per locale, when first used: a bulk run renders the same three
+        # templates hundreds of times.
+        self._templates: dict[str, EmailTemplates] = {}
 
     @property
     def enabled(self) -> bool:
@@ -117,36 +142,60 @@ class LinkMailer:
             log.info("link emailed", extra={"link_id": link_id, "renewal": renewal})
         return SendResult(link_id, error is None, error)
 
+    def locale_of(self, link: Link) -> str:
+        return for_link(link.locale, self._settings.checkout.default_locale)
+
+    def templates(self, locale: str) -> EmailTemplates:
+        found = self._templates.get(locale)
+        if found is None:
+            found = self._templates[locale] = EmailTemplates.load(self._environments[locale])
+        return found
+
     def build(self, link: Link, *, renewal: bool = False) -> EmailMessage:
         _, url = self._links.url_for(link.id, link.created_at)
         checkout = self._settings.checkout
-        context = {
+        locale = self.locale_of(link)
+        templates = self.templates(locale)
+        now = self.now()
+        context: dict[str, object] = {
             "org_name": checkout.org_name,
             "contact_email": checkout.contact_email,
             "name": link.name,
             "description": link.description,
-            "items": link.items,
+            "items": [
+                {
+                    "description": item.description,
+                    "quantity": item.quantity,
+                    "total": item.amount * item.quantity,
+                }
+                for item in link.items
+            ],
             "currency": link.currency,
             "amount_total": link.amount_total,
-            "ref": link.ref,
-            "link_id": link.id,
+            "reference": link.ref or link.id,
             "url": url,
             "valid_until": link.valid_until,
+            "expires_soon": link.valid_until - now <= NEAR_EXPIRY,
             "renewal": renewal,
         }
+        # One line, whatever the description holds: a header cannot carry a line break.
+        subject = " ".join(templates.subject.render(context).split())
         message = EmailMessage()
-        message["Subject"] = " ".join(self._subject.render(context).split())
+        message["Subject"] = subject
         message["From"] = Address(checkout.org_name, addr_spec=self._settings.email.from_address)
         message["To"] = Address(link.name, addr_spec=link.email)
         if checkout.contact_email:
             message["Reply-To"] = checkout.contact_email
-        message["Date"] = format_datetime(self.now())
+        message["Date"] = format_datetime(now)
         domain = self._settings.email.from_address.rpartition("@")[2] or None
         message["Message-ID"] = make_msgid("link", domain=domain)
         # Our own reference, for finding a message in a mail log without the token.
         message["X-Gateway-Link"] = link.id
-        message.set_content(self._text.render(context))
-        message.add_alternative(self._html.render(context), subtype="html")
+        message.set_content(templates.text.render(context))
+        message.add_alternative(templates.html.render(context, subject=subject), subtype="html")
+        # RFC 3282: the language of the whole message, both parts. Set last: set_content()
+        # clears every Content-* header of the message it is given.
+        message["Content-Language"] = locale
         return message
 
     async def _record(self, link_id: str, *, actor: str, error: str | None, renewal: bool) -> None:
