@@ -185,6 +185,10 @@ class StripeCheckout:
             "metadata": request.metadata,
             "payment_intent_data": {"metadata": request.metadata},
         }
+        if request.locale is not None:
+            # Absent, not null, for an order stored without one: its replays must send exactly
+            # what its first request sent.
+            params["locale"] = request.locale
         session = await _call(
             "create checkout session",
             lambda: self._sessions.create_async(

@@ -54,6 +54,10 @@ class SessionRequest:
     success_url: str
     cancel_url: str
     expires_at: datetime
+    # Checkout's ``locale`` (a value Stripe accepts, gateway.domain.locales.stripe_locale) as
+    # stored on the order; None for an order from before languages: no ``locale`` is sent, so
+    # its replays stay identical to its first request.
+    locale: str | None = None
 
     @property
     def idempotency_key(self) -> str:

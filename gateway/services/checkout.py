@@ -46,6 +46,7 @@ from gateway.domain.errors import (
     PaymentProviderRejected,
     PaymentProviderUnavailable,
 )
+from gateway.domain.locales import STRIPE_LOCALES
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import (
     KeyInUse,
@@ -334,15 +335,25 @@ class CheckoutService:
 
     # --- Confirm ----------------------------------------------------------------------------
 
-    async def confirm(self, link_id: str, urls: ReturnUrls) -> ConfirmResult:
-        """Pressing Pay. Each round decides under the link's lock, then acts outside it."""
+    async def confirm(
+        self, link_id: str, urls: ReturnUrls, *, checkout_locale: str | None = None
+    ) -> ConfirmResult:
+        """Pressing Pay. Each round decides under the link's lock, then acts outside it.
+
+        ``checkout_locale`` is Stripe's page language for this press (a value Checkout accepts,
+        :func:`gateway.domain.locales.stripe_locale`; None sends none). Like the return URLs it
+        is stored on an order this press creates; an order resumed or reused keeps its own.
+        """
+        if checkout_locale is not None and checkout_locale not in STRIPE_LOCALES:
+            # Stored, it would make every replay of the order's session request fail at Stripe.
+            raise ValueError(f"not a Checkout locale: {checkout_locale[:40]!r}")
         deadline = self._deadline()
         answer = await self._answer_unlocked(link_id)
         if answer is not None:
             return answer
         replaced = False
         for _ in range(MAX_ROUNDS):
-            step = await self._decide_locked(link_id, urls)
+            step = await self._decide_locked(link_id, urls, checkout_locale)
             if step is None:
                 continue  # another process inserted the pending order first; decide again
             if not isinstance(step, _Attempt):
@@ -381,7 +392,7 @@ class CheckoutService:
         return None
 
     async def _decide_locked(
-        self, link_id: str, urls: ReturnUrls
+        self, link_id: str, urls: ReturnUrls, checkout_locale: str | None
     ) -> ConfirmResult | _Attempt | None:
         """One round's decision, under the link's lock: the answer, or the attempt to act on
         (its order committed when this returns), or ``None`` when a concurrent insert won."""
@@ -399,7 +410,7 @@ class CheckoutService:
                     assert facts.session_url is not None
                     return Redirect(facts.session_url, facts.id, "reused")
                 case Create():
-                    order = self._new_order(session, link, now, urls)
+                    order = self._new_order(session, link, now, urls, checkout_locale)
                     try:
                         await session.flush()
                     except IntegrityError:
@@ -440,7 +451,12 @@ class CheckoutService:
         return None
 
     def _new_order(
-        self, session: AsyncSession, link: Link, now: datetime, urls: ReturnUrls
+        self,
+        session: AsyncSession,
+        link: Link,
+        now: datetime,
+        urls: ReturnUrls,
+        checkout_locale: str | None,
     ) -> Order:
         lifetime = self._settings.stale_after + self._settings.min_remaining
         order = Order(
@@ -456,6 +472,7 @@ class CheckoutService:
             success_url=urls.success_url,
             cancel_url=urls.cancel_url,
             session_expires_at=now + timedelta(seconds=lifetime),
+            checkout_locale=checkout_locale,
         )
         session.add(order)
         audit(

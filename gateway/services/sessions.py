@@ -53,4 +53,5 @@ def session_request(
         success_url=success_url,
         cancel_url=cancel_url,
         expires_at=order.session_expires_at,
+        locale=order.checkout_locale,
     )

@@ -20,6 +20,7 @@ from gateway.dev.emulator.params import (
     get_str,
 )
 from gateway.dev.emulator.store import NO_REQUEST, RequestContext, SessionExtras, Store
+from gateway.domain.locales import STRIPE_LOCALES
 from gateway.domain.money import MINIMUM_CHARGE, SUPPORTED, exponent
 
 Obj = dict[str, Any]
@@ -81,7 +82,7 @@ class CheckoutSessions:
             client_reference_id=get_str(params, "client_reference_id", max_len=200),
             customer_email=get_str(params, "customer_email", max_len=800),
             metadata=get_metadata(params),
-            locale=get_str(params, "locale"),
+            locale=_locale(params),
             submit_type=get_str(params, "submit_type"),
         )
         items = [self._line_item(line, now) for line in line_items]
@@ -90,6 +91,7 @@ class CheckoutSessions:
             line_items=items,
             payment_intent_metadata=get_metadata(payment_intent_data, "metadata"),
             payment_intent_description=get_str(payment_intent_data, "description"),
+            params=params,
         )
         heapq.heappush(self._deadlines, (expires_at, session_id))
         return session
@@ -242,6 +244,18 @@ def _check_minimum(total: int, currency: str) -> None:
             f"The Checkout Session's total amount due must add up to at least {shown:f} {currency}",
             code="amount_too_small",
         )
+
+
+def _locale(params: Params) -> str | None:
+    """Checkout's ``locale``: one of Stripe's values (exact case), refused as Stripe refuses
+    any value outside an enum."""
+    locale = get_str(params, "locale")
+    if locale is not None and locale not in STRIPE_LOCALES:
+        *rest, last = sorted(STRIPE_LOCALES)
+        raise StripeError.invalid(
+            f"Invalid locale: must be one of {', '.join(rest)}, or {last}", param="locale"
+        )
+    return locale
 
 
 def _required_int(params: Params, key: str, prefix: str, minimum: int) -> int:

@@ -105,6 +105,11 @@ class StripeEmulator:
     def webhook_mode(self) -> WebhookMode:
         return self.webhooks.mode
 
+    def created_with(self, session_id: str) -> Obj:
+        """The parameters a session was created with, as the API decoded them (a parameter
+        the caller left out is absent)."""
+        return self.store.session_extras[session_id].params
+
     def sessions_created(self) -> int:
         """Distinct sessions created; an idempotent replay creates none."""
         return len(self.store.sessions)

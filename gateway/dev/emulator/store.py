@@ -31,6 +31,8 @@ class SessionExtras:
     line_items: list[Obj]
     payment_intent_metadata: dict[str, str]
     payment_intent_description: str | None
+    # The create request's parameters as decoded, for tests asking what the gateway sent.
+    params: dict[str, Any] = field(default_factory=dict)
     declines: int = 0
 
 
