@@ -13,6 +13,7 @@ from gateway.cli.common import ACTOR, CliError, CommandFailed, print_json, print
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
+from gateway.domain.locales import OFFERED
 from gateway.domain.money import format_minor
 from gateway.runtime import open_runtime
 from gateway.services.bulk_files import (
@@ -45,6 +46,7 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
         ref=args.ref or "",
         valid_for=valid_for,
         max_valid_for=settings.tokens.max_age,
+        locale=args.locale,
     )
     async with open_runtime(settings) as rt:
         if args.send and not rt.mailer.enabled:
@@ -70,6 +72,7 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
             qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
             print(f"  item   {item['description']}: {item['amount_display']}{qty}")
         print(f"  total  {data['total']}")
+        print(f"  locale {_locale_cell(data['locale'])}")
         print(f"  url    {created.url}")
         if created.email is not None and created.email.ok:
             print(f"  emailed to {data['payer_email']}")
@@ -165,6 +168,7 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                     r.get("payer_email", ""),
                     _items_cell(r.get("items")),
                     r.get("total", ""),
+                    r.get("locale") or "",
                     r.get("id", ""),
                     _email_cell(r.get("email")),
                     "; ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
@@ -172,7 +176,19 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                 ]
                 for r in data["rows"]
             ],
-            ["row", "ref", "status", "name", "email", "items", "total", "id", "sent", "notes"],
+            [
+                "row",
+                "ref",
+                "status",
+                "name",
+                "email",
+                "items",
+                "total",
+                "locale",
+                "id",
+                "sent",
+                "notes",
+            ],
         )
         verb = "would create" if report.dry_run else "created"
         print(
@@ -185,6 +201,10 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
             f"{data['emails_failed']} email(s) not sent; the links exist: run the same command "
             "again (links never sent are retried) or 'gateway links resend ID'"
         )
+
+
+def _locale_cell(locale: str | None) -> str:
+    return locale or "- (the payer's browser; emails: the configured default)"
 
 
 def _items_cell(items: list[dict[str, Any]] | None) -> str:
@@ -279,6 +299,7 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
         print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
     print(f"  total     {data['amount_display']}")
     print(f"  valid to  {data['valid_until']}")
+    print(f"  locale    {_locale_cell(data['locale'])}")
     opens = data["opens"]
     print(
         f"  opened    {opens['count']} time(s) by the payer; "
@@ -337,6 +358,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="your reference (e.g. 2026-04/family-7); a ref with a live link is not issued again",
     )
     p.add_argument("--valid-for", help="e.g. 30d (default from config)")
+    p.add_argument(
+        "--locale",
+        help=f"the payer's language: one of {', '.join(OFFERED)} (any case, pt_br or pt-BR). "
+        "Without it the link has none: its pages follow the payer's browser, else "
+        "checkout.default_locale; emails and link previews use checkout.default_locale",
+    )
     p.add_argument("--send", action="store_true", help="email the link to the payer now")
     p.add_argument(
         "--allow-duplicate-ref",
@@ -379,12 +406,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="issue links from a CSV or JSON file (one transaction; rows keyed by ref)",
         description=(
             "Columns: email, name, ref, and items ('Desc=150.00 | Kit=25x2') or amount; "
-            "optional description, currency, valid_for. CSV in UTF-8 (or Windows-1252), "
-            "separated by commas, semicolons or tabs; up to 100,000 rows. A ref that already "
-            "has a link (not revoked) is reported as existing and not created again; --send "
-            "emails links never sent successfully, --resend existing ones too. Any invalid row "
-            "stops the run with nothing created, unless --skip-invalid. Row numbers are the "
-            "spreadsheet's (header = row 1)."
+            "optional description, currency, valid_for, locale (one of "
+            f"{', '.join(OFFERED)}; empty: the payer's browser decides). CSV in UTF-8 (or "
+            "Windows-1252), separated by commas, semicolons or tabs; up to 100,000 rows. A ref "
+            "that already has a link (not revoked) is reported as existing and not created "
+            "again; --send emails links never sent successfully, --resend existing ones too. Any "
+            "invalid row stops the run with nothing created, unless --skip-invalid. Row numbers "
+            "are the spreadsheet's (header = row 1)."
         ),
     )
     p.add_argument("file", help="CSV (with a header) or JSON file; - for standard input")

@@ -7,7 +7,10 @@ Rules (every problem of a request is reported at once, field by field):
 - text is stored and later shown to people and sent to Stripe, so every text field must be
   encodable as UTF-8 (a lone surrogate such as ``"\\ud800"`` is refused) and may not hold
   control characters (C0, DEL, C1) — in a name or description line breaks and tabs are folded
-  into spaces, in an email address or ref nothing of the kind is accepted.
+  into spaces, in an email address or ref nothing of the kind is accepted;
+- a locale is one the gateway offers (:mod:`gateway.domain.locales`), written any case, with
+  ``_`` or ``-`` (``pt_br`` is stored as ``pt-BR``); none given stores None, and the payer's
+  pages then follow their browser (emails and previews the configured default).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.domain.errors import ValidationFailed
+from gateway.domain.locales import UnknownLocale, parse_locale
 from gateway.domain.money import AmountError, charge_problem, check_currency, to_minor
 from gateway.domain.money import check_unit_amount as _check_unit_amount
 
@@ -46,6 +50,8 @@ class NewLink:
     items: tuple[ItemSpec, ...]
     ref: str
     valid_for: float  # seconds
+    # One of gateway.domain.locales.OFFERED, or None: the payer's browser, else the default.
+    locale: str | None = None
 
     @property
     def amount_total(self) -> int:
@@ -94,6 +100,7 @@ def validate_new_link(
     ref: str,
     valid_for: float,
     max_valid_for: float,
+    locale: str | None = None,
 ) -> NewLink:
     """Check every field and report all problems at once (a bulk row shows them together)."""
     errors: dict[str, str] = {}
@@ -141,8 +148,14 @@ def validate_new_link(
         errors["ref"] = "at most 200 characters"
     if not 3600 <= valid_for <= max_valid_for:
         errors["valid_for"] = f"must be between 1h and {int(max_valid_for // 86400)}d"
+    chosen: str | None = None
+    if locale is not None and locale.strip() and check_text(locale, "locale", errors):
+        try:
+            chosen = parse_locale(locale)
+        except UnknownLocale as exc:
+            errors["locale"] = str(exc)
     if errors:
         raise ValidationFailed(errors)
     if not description:
         description = parsed[0].description
-    return NewLink(email, name, description, currency, tuple(parsed), ref, valid_for)
+    return NewLink(email, name, description, currency, tuple(parsed), ref, valid_for, chosen)

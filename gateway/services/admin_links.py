@@ -7,8 +7,9 @@ Rules:
 
 - **One live link per ref.** A ref that already has a live (not revoked) link is not issued
   again, whether by ``links create`` or a bulk file: the existing link is returned and said to
-  be existing (with ``differs`` when email, name or amount changed), unless the admin passes
-  ``allow_duplicate_ref``. The check and the insert are one step (:meth:`LinkService.issue_many`).
+  be existing (with ``differs`` when email, name, amount or a given locale changed), unless the
+  admin passes ``allow_duplicate_ref``. The check and the insert are one step
+  (:meth:`LinkService.issue_many`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def new_link_json(new: NewLink) -> dict[str, Any]:
         "amount_total": new.amount_total,
         "currency": new.currency,
         "total": format_minor(new.amount_total, new.currency),
+        "locale": new.locale,
     }
 
 
@@ -93,6 +95,9 @@ def differences(link: Link, new: NewLink) -> list[str]:
         differs.append("name")
     if (link.amount_total, link.currency) != (new.amount_total, new.currency):
         differs.append("amount")
+    # A request without a locale asks for nothing, so it cannot differ.
+    if new.locale is not None and link.locale != new.locale:
+        differs.append("locale")
     return differs
 
 
@@ -108,7 +113,7 @@ class Created:
     token: str
     ref: str
     existing: bool
-    shown: dict[str, Any]  # name, payer_email, items, total: of the new link or the existing one
+    shown: dict[str, Any]  # name, payer_email, items, total, locale: of the new or existing link
     differs: list[str] = field(default_factory=list)
     email: SendResult | None = None
     email_skipped: str | None = None  # why an existing link was not emailed again
@@ -191,6 +196,7 @@ class AdminLinks:
                 "amount_total": existing.amount_total,
                 "currency": existing.currency,
                 "total": format_minor(existing.amount_total, existing.currency),
+                "locale": existing.locale,
             }
             differs = differences(existing, new)
         email: SendResult | None = None

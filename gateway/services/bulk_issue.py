@@ -223,6 +223,8 @@ def validate_row(
             ref=ref,
             valid_for=valid_for,
             max_valid_for=settings.tokens.max_age,
+            # An empty cell (or null) is no locale: the link follows the payer's browser.
+            locale=_text(row, "locale", errors) or None,
         )
     except ValidationFailed as exc:
         for key, value in exc.errors.items():

@@ -171,6 +171,7 @@ class LinkService:
             created_by=actor,
             valid_until=now + timedelta(seconds=new.valid_for),
             replaces_id=replaces,
+            locale=new.locale,
             open_count=0,
             sent_count=0,
         )
@@ -341,6 +342,7 @@ def _link_row(link_id: str, new: NewLink, *, actor: str, now: datetime) -> dict[
         "created_by": actor,
         "valid_until": now + timedelta(seconds=new.valid_for),
         "replaces_id": None,
+        "locale": new.locale,
         "open_count": 0,
         "sent_count": 0,
     }

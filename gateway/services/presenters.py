@@ -43,6 +43,8 @@ def link_json(
         "revoked_by": link.revoked_by,
         "revoke_reason": link.revoke_reason,
         "replaces_id": link.replaces_id,
+        # None: the payer's pages follow their browser, emails the configured default.
+        "locale": link.locale,
         "opens": {
             "count": link.open_count,
             "first_at": iso(link.first_opened_at),

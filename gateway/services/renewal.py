@@ -4,7 +4,8 @@ others (``gateway.wiring``), so the payer's pages never depend on the admin API 
 Rules: at most ``email.renew_limit`` requests per ``email.renew_window`` for one link; the new
 link is written before the old is revoked, so a crash in between leaves a replacement that the
 next request finds and sends again instead of a second one; only an expired link (or a payable
-one whose token expired) is renewed.
+one whose token expired) is renewed. The new link copies the old one's payer, items, ref and
+locale (the family keeps reading the language it was written to in).
 """
 
 from __future__ import annotations
@@ -203,4 +204,6 @@ class Renewals:
             items=tuple(ItemSpec(i.description, i.amount, i.quantity) for i in items),
             ref=link.ref,
             valid_for=valid_for,
+            # The payer reads the new link in the language the old one was issued in.
+            locale=link.locale,
         )

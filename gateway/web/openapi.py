@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.domain.locales import OFFERED
 from gateway.services.link_listing import STATUSES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -60,6 +61,16 @@ _PAGING = [
     _param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip"),
 ]
 _FLAG = {"type": "boolean"}
+# A link's language as stored: an offered locale, or null (none chosen by the issuer).
+_LOCALE = {
+    "type": ["string", "null"],
+    "enum": [*OFFERED, None],
+    "description": (
+        "the payer's language. null: none chosen, so the payer's pages follow their browser"
+        " (Accept-Language, among the offered), else checkout.default_locale; emails and link"
+        " previews use checkout.default_locale"
+    ),
+}
 # A link's one status; ``duplicate`` is a flag the list can also filter on (added below).
 _STATUSES = [status for status in STATUSES if status != "duplicate"]
 _ITEM = {
@@ -80,6 +91,7 @@ _UNDERSTOOD = {
     "amount_total": {"type": "integer", "description": "minor units"},
     "currency": {"type": "string"},
     "total": {"type": "string", "description": "the total as a person reads it: 150.00 EUR"},
+    "locale": _LOCALE,
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -133,6 +145,17 @@ SCHEMAS: dict[str, Any] = {
             "amount": {"type": ["string", "number"], "description": "one item, instead of items"},
             "ref": {"type": "string"},
             "valid_for": {"type": ["string", "number"], "description": "e.g. 30d, or seconds"},
+            "locale": {
+                **_LOCALE,
+                "description": (
+                    f"the payer's language, one of {', '.join(OFFERED)}; any case and _ or -"
+                    " are accepted (pt_br is stored as pt-BR); another value is a 422 naming"
+                    " the offered ones. Omitted, empty or null: the link has no locale, so the"
+                    " payer's pages follow their browser (Accept-Language, among the offered),"
+                    " else checkout.default_locale; emails and link previews use"
+                    " checkout.default_locale"
+                ),
+            },
             "send": {"type": "boolean", "description": "email it to the payer now"},
             "allow_duplicate_ref": {
                 "type": "boolean",
@@ -160,6 +183,7 @@ SCHEMAS: dict[str, Any] = {
             "currency",
             "total",
             "amount_display",
+            "locale",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -197,6 +221,7 @@ SCHEMAS: dict[str, Any] = {
             "duplicate_payment",
             "created_at",
             "valid_until",
+            "locale",
             "opens",
             "previews",
             "email_delivery",
@@ -231,6 +256,7 @@ SCHEMAS: dict[str, Any] = {
             "revoked_by": _NULLABLE_STR,
             "revoke_reason": _NULLABLE_STR,
             "replaces_id": _NULLABLE_STR,
+            "locale": _LOCALE,
             "opens": {
                 "type": "object",
                 "required": ["count", "first_at", "last_at"],

@@ -181,3 +181,66 @@ class TestInputThatUsedToAnswer500:
         assert detail["revoked_at"] is None
         response = await h.api("GET", "/links", params={"ref_prefix": "2026\x00"})
         assert response.status == 422
+
+
+async def stored_locales(h: AdminHarness) -> list[str | None]:
+    async with h.app[DATABASE].read() as session:
+        return list((await session.execute(sa.select(Link.locale).order_by(Link.ref))).scalars())
+
+
+class TestLocale:
+    @pytest.mark.parametrize(
+        ("given", "stored"), [("es", "es"), ("pt_br", "pt-BR"), ("PT-br", "pt-BR"), ("FR", "fr")]
+    )
+    async def test_an_offered_locale_is_stored_as_written_by_the_catalogs_and_shown_back(
+        self, h: AdminHarness, given: str, stored: str
+    ) -> None:
+        status, body = await create(h, items=["Fee=150.00"], locale=given)
+        assert status == 201, body
+        assert body["locale"] == stored
+        assert await stored_locales(h) == [stored]
+        detail = await (await h.api("GET", f"/links/{body['id']}")).json()
+        assert detail["locale"] == stored
+        page = await (await h.api("GET", "/links")).json()
+        assert [row["locale"] for row in page["links"]] == [stored]
+
+    @pytest.mark.parametrize("given", ["de", "pt-PT", "english", "es-MX", 7])
+    async def test_a_locale_not_offered_is_a_422_naming_the_offered_ones_and_creates_nothing(
+        self, h: AdminHarness, given: Any
+    ) -> None:
+        status, body = await create(h, items=["Fee=150.00"], locale=given)
+        assert status == 422, body
+        assert body["error"]["code"] == "validation_failed"
+        message = body["error"]["fields"]["locale"]
+        assert "offered: en, es, pt-BR, fr" in message
+        assert await count_links(h) == 0
+
+    async def test_every_problem_is_reported_together_with_the_locale(
+        self, h: AdminHarness
+    ) -> None:
+        status, body = await create(h, items=["Fee=abc"], email="nope", locale="de")
+        assert status == 422
+        assert {"email", "items[0]", "locale"} <= set(body["error"]["fields"])
+
+    @pytest.mark.parametrize("body", [{}, {"locale": None}, {"locale": ""}, {"locale": "  "}])
+    async def test_without_a_locale_none_is_stored_and_the_json_says_null(
+        self, h: AdminHarness, body: dict[str, Any]
+    ) -> None:
+        status, created = await create(h, items=["Fee=150.00"], **body)
+        assert status == 201, created
+        assert created["locale"] is None
+        assert await stored_locales(h) == [None]
+        detail = await (await h.api("GET", f"/links/{created['id']}")).json()
+        assert "locale" in detail and detail["locale"] is None
+
+    async def test_an_existing_link_shows_its_own_locale_and_a_different_one_differs(
+        self, h: AdminHarness
+    ) -> None:
+        _, first = await create(h, items=["Fee=150.00"], locale="es")
+        status, again = await create(h, items=["Fee=150.00"], locale="fr")
+        assert status == 200 and again["id"] == first["id"]
+        assert again["locale"] == "es" and again["differs"] == ["locale"]
+        # Asking for no locale asks for nothing: the same link, no difference.
+        status, same = await create(h, items=["Fee=150.00"])
+        assert status == 200 and same["locale"] == "es" and "differs" not in same
+        assert await stored_locales(h) == ["es"]
