@@ -19,7 +19,7 @@ from gateway.domain.errors import PaymentProviderUnavailable
 from gateway.services.checkout import Redirect
 from gateway.services.sessions import ReturnUrls
 from gateway.web.keys import CHECKOUT, RECONCILER
-from tests.harness import Harness, session_id_from, start_harness
+from tests.harness import BROWSER_HEADERS, Harness, session_id_from, start_harness
 
 URLS = ReturnUrls(
     success_url="http://127.0.0.1/pay/tok/return?session_id={CHECKOUT_SESSION_ID}",
@@ -144,3 +144,28 @@ class TestReplays:
         assert orders[first.order_id].checkout_locale == "es"
         assert orders[first.order_id].status == "canceled"
         assert orders[second.order_id].checkout_locale == "pt-BR"
+
+
+class TestThroughThePayButton:
+    """POST /pay/{token}: Stripe's page gets the language the payer's page was in."""
+
+    @pytest.mark.parametrize(
+        ("accept_language", "expected"),
+        [
+            ("es-MX,es;q=0.9,en;q=0.5", "es"),
+            ("pt-PT,pt;q=0.9", "pt-BR"),
+            ("fr-CA", "fr"),
+            ("de-DE,de;q=0.9", "en"),  # nothing offered: the default, en
+        ],
+    )
+    async def test_the_session_is_in_the_pages_language(
+        self, h: Harness, accept_language: str, expected: str
+    ) -> None:
+        link = await h.issue()
+        headers = {**BROWSER_HEADERS, "Accept-Language": accept_language}
+        response = await h.post(link, headers=headers)
+        assert response.status == 303, await response.text()
+        session_id = session_id_from(response.headers["Location"])
+        assert h.emulator.created_with(session_id)["locale"] == expected
+        (order,) = await h.orders(link)
+        assert order.checkout_locale == expected
