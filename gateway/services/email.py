@@ -71,6 +71,28 @@ def email_environments(templates_dir: str, timezone: str) -> dict[str, jinja2.En
     )
 
 
+# Gmail clips a message beyond about 102 KB behind a "View entire message" link, and the Pay
+# button is near the end. Twenty items of 500 characters fit easily in a Latin script; in one
+# that takes 3 or 4 bytes a character (and base64 on top, in both parts) they would not, so the
+# items' descriptions are shortened, step by step, until the message fits. The payment page
+# shows them whole.
+MAX_MESSAGE_BYTES = 100_000
+ITEM_CHARS: tuple[int | None, ...] = (None, 200, 80)
+
+
+def shorten(text: str, chars: int | None) -> str:
+    if chars is None or len(text) <= chars:
+        return text
+    return text[: chars - 1].rstrip() + "…"
+
+
+def one_line(text: str) -> str:
+    """Text for a header: a line break cannot be in one (the email package refuses it, rather
+    than let it start a header of its own), and a name stored before control characters were
+    refused on create may hold one; every run of whitespace becomes a single space."""
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True, slots=True)
 class EmailTemplates:
     """The three templates of a link email, compiled for one locale."""
@@ -152,6 +174,14 @@ class LinkMailer:
         return found
 
     def build(self, link: Link, *, renewal: bool = False) -> EmailMessage:
+        """The message, under :data:`MAX_MESSAGE_BYTES` whatever the link holds."""
+        for item_chars in ITEM_CHARS:
+            message = self._compose(link, renewal=renewal, item_chars=item_chars)
+            if len(message.as_bytes()) <= MAX_MESSAGE_BYTES:
+                break
+        return message
+
+    def _compose(self, link: Link, *, renewal: bool, item_chars: int | None) -> EmailMessage:
         _, url = self._links.url_for(link.id, link.created_at)
         checkout = self._settings.checkout
         locale = self.locale_of(link)
@@ -164,7 +194,7 @@ class LinkMailer:
             "description": link.description,
             "items": [
                 {
-                    "description": item.description,
+                    "description": shorten(item.description, item_chars),
                     "quantity": item.quantity,
                     "total": item.amount * item.quantity,
                 }
@@ -178,12 +208,13 @@ class LinkMailer:
             "expires_soon": link.valid_until - now <= NEAR_EXPIRY,
             "renewal": renewal,
         }
-        # One line, whatever the description holds: a header cannot carry a line break.
-        subject = " ".join(templates.subject.render(context).split())
+        subject = one_line(templates.subject.render(context))
         message = EmailMessage()
         message["Subject"] = subject
-        message["From"] = Address(checkout.org_name, addr_spec=self._settings.email.from_address)
-        message["To"] = Address(link.name, addr_spec=link.email)
+        message["From"] = Address(
+            one_line(checkout.org_name), addr_spec=self._settings.email.from_address
+        )
+        message["To"] = Address(one_line(link.name), addr_spec=link.email)
         if checkout.contact_email:
             message["Reply-To"] = checkout.contact_email
         message["Date"] = format_datetime(now)

@@ -48,8 +48,8 @@ class TestMessage:
         text = mail.text()
         for expected in (
             "Sam <Rivera>",
-            "Spring fee, Maya: 150.00 USD",
-            "Total: 270.00 USD",
+            "Spring fee, Maya: $150.00",
+            "Total: $270.00",
             "2026-04/family-7",
             "treasurer@riverside.example",
             created["url"],
