@@ -225,3 +225,87 @@ class TestFormats:
         body = "email,name,ref,amount\na@example.com,A,r/1,10,surprise\n"
         response = await bulk(h, body)
         assert response.status == 422
+
+
+LOCALE_CSV = """email,name,ref,amount,locale
+ana@example.com,Ana Lopez,l/1,150.00,es
+bia@example.com,Bia Souza,l/2,150.00,pt_br
+kim@example.com,Kim Ito,l/3,150.00,
+zoe@example.com,Zoé Martin,l/4,150.00,FR
+"""
+
+
+async def locales_by_ref(h: AdminHarness) -> dict[str, str | None]:
+    async with h.app[DATABASE].read() as session:
+        rows = (await session.execute(sa.select(Link.ref, Link.locale))).all()
+    return {str(ref): locale for ref, locale in rows}
+
+
+class TestLocaleColumn:
+    async def test_each_rows_locale_is_stored_normalised_and_an_empty_cell_stores_none(
+        self, h: AdminHarness
+    ) -> None:
+        response = await bulk(h, LOCALE_CSV)
+        assert response.status == 201, await response.text()
+        report = await response.json()
+        assert [r["locale"] for r in report["rows"]] == ["es", "pt-BR", None, "fr"]
+        expected = {"l/1": "es", "l/2": "pt-BR", "l/3": None, "l/4": "fr"}
+        assert await locales_by_ref(h) == expected
+        shown = await (await h.api("GET", f"/links/{report['rows'][1]['id']}")).json()
+        assert shown["locale"] == "pt-BR"
+
+    async def test_a_file_without_the_column_stores_none(self, h: AdminHarness) -> None:
+        assert (await bulk(h, GOOD_CSV)).status == 201
+        assert set((await locales_by_ref(h)).values()) == {None}
+
+    async def test_a_locale_not_offered_fails_the_run_naming_the_offered_ones(
+        self, h: AdminHarness
+    ) -> None:
+        response = await bulk(h, LOCALE_CSV + "max@example.com,Max Bauer,l/5,150.00,de\n")
+        assert response.status == 422
+        error = (await response.json())["error"]
+        assert error["code"] == "bulk_invalid"
+        (row,) = error["rows"]
+        assert row["row"] == 6 and list(row["errors"]) == ["locale"]
+        assert "offered: en, es, pt-BR, fr" in row["errors"]["locale"]
+        assert await counts(h) == (0, 0)
+
+    async def test_dry_run_shows_each_rows_locale(self, h: AdminHarness) -> None:
+        response = await bulk(h, LOCALE_CSV, dry_run="1")
+        assert response.status == 200
+        rows = (await response.json())["rows"]
+        assert [(r["status"], r["locale"]) for r in rows] == [
+            ("would_create", "es"),
+            ("would_create", "pt-BR"),
+            ("would_create", None),
+            ("would_create", "fr"),
+        ]
+        assert await counts(h) == (0, 0)
+
+    async def test_json_rows_take_a_locale_or_null(self, h: AdminHarness) -> None:
+        rows = [
+            {"email": "a@example.com", "name": "A", "ref": "j/1", "amount": 10, "locale": "pt-BR"},
+            {"email": "b@example.com", "name": "B", "ref": "j/2", "amount": 10, "locale": None},
+            {"email": "c@example.com", "name": "C", "ref": "j/3", "amount": 10},
+        ]
+        response = await bulk(h, json.dumps(rows))
+        assert response.status == 201, await response.text()
+        assert await locales_by_ref(h) == {"j/1": "pt-BR", "j/2": None, "j/3": None}
+        bad = [
+            {**rows[0], "ref": "j/4", "locale": ["es"]},
+            {**rows[0], "ref": "j/5", "locale": "de"},
+        ]
+        response = await bulk(h, json.dumps(bad))
+        assert response.status == 422
+        errors = [r["errors"] for r in (await response.json())["error"]["rows"]]
+        assert errors[0] == {"locale": "expected text"}
+        assert "offered: en, es, pt-BR, fr" in errors[1]["locale"]
+        assert (await counts(h))[0] == 3
+
+    async def test_a_rerun_with_another_locale_flags_the_difference(self, h: AdminHarness) -> None:
+        await bulk(h, LOCALE_CSV)
+        changed = LOCALE_CSV.replace("l/1,150.00,es", "l/1,150.00,fr")
+        report = await (await bulk(h, changed)).json()
+        assert [r["status"] for r in report["rows"]] == ["existing"] * 4
+        assert report["rows"][0]["differs"] == ["locale"]
+        assert (await locales_by_ref(h))["l/1"] == "es"
