@@ -152,3 +152,70 @@ def test_a_links_command_without_token_keys_says_which_key_is_missing(
     assert code == 2
     assert "tokens.secret_keys" in err and "GATEWAY_TOKENS_SECRET_KEYS" in err
     assert "Traceback" not in err
+
+
+# --- a link's locale, on both databases -----------------------------------------------------
+
+
+@pytest.fixture
+def any_db_cli(cli_env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    return cli_env
+
+
+@pytest.mark.parametrize(("given", "stored"), [("es", "es"), ("pt_br", "pt-BR"), ("FR", "fr")])
+def test_create_with_a_locale_stores_it_normalised_and_shows_it(
+    any_db_cli: Path, capsys: pytest.CaptureFixture[str], given: str, stored: str
+) -> None:
+    code, out, err = run(capsys, *CREATE, "--locale", given, "--json")
+    assert code == 0, err
+    created = json.loads(out)
+    assert created["locale"] == stored
+    _, out, _ = run(capsys, "links", "show", created["id"], "--json")
+    assert json.loads(out)["locale"] == stored
+    _, out, _ = run(capsys, "links", "show", created["id"])
+    assert f"  locale    {stored}\n" in out
+    _, out, _ = run(capsys, "links", "list", "--json")
+    assert [row["locale"] for row in json.loads(out)] == [stored]
+
+
+def test_create_prints_the_locale_it_stored(
+    any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *CREATE, "--locale", "pt_br")
+    assert code == 0, err
+    assert "  locale pt-BR\n" in out
+
+
+def test_a_locale_not_offered_is_refused_naming_the_offered_ones_and_creates_nothing(
+    any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *CREATE, "--locale", "de")
+    assert code == 2
+    assert "locale" in err and "offered: en, es, pt-BR, fr" in err
+    _, out, _ = run(capsys, "links", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_without_a_locale_none_is_stored_and_the_payers_browser_decides(
+    any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *CREATE, "--json")
+    assert code == 0, err
+    created = json.loads(out)
+    assert "locale" in created and created["locale"] is None
+    _, out, _ = run(capsys, "links", "show", created["id"], "--json")
+    detail = json.loads(out)
+    assert "locale" in detail and detail["locale"] is None
+    _, out, _ = run(capsys, "links", "show", created["id"])
+    assert "  locale    - (the payer's browser" in out
+
+
+def test_create_help_says_what_no_locale_means(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["links", "create", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--locale" in out and "en, es, pt-BR, fr" in out
+    assert "follow the payer's browser, else checkout.default_locale" in out
