@@ -263,3 +263,61 @@ class TestListPages:
         code, out, _ = run(capsys, "links", "list", "--limit", "2", "--cursor", cursor, "--json")
         (last,) = [r["ref"] for r in json.loads(out)]
         assert len(first) == 2 and first | {last} == {"2026-04/p1", "2026-04/p2", "2026-04/p3"}
+
+
+LOCALES = """email,name,ref,amount,locale
+ana@example.com,Ana Lopez,l/1,150.00,es
+bia@example.com,Bia Souza,l/2,150.00,pt_br
+kim@example.com,Kim Ito,l/3,150.00,
+"""
+
+
+@pytest.fixture
+def any_db_cli(cli_env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    (cli_env / "locales.csv").write_text(LOCALES)
+    return cli_env
+
+
+class TestBulkLocale:
+    def test_dry_run_shows_the_locale_column_as_it_will_be_stored(
+        self, any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out, err = run(capsys, "links", "bulk", "locales.csv", "--dry-run")
+        assert code == 0, err
+        header, *lines = out.splitlines()
+        assert "LOCALE" in header.split()
+        column = header.index("LOCALE")
+        # A dry run leaves id, sent and notes empty: nothing follows a row's locale cell.
+        cells = {line.split()[1]: (line[column:].split() or [""])[0] for line in lines[:3]}
+        assert cells == {"l/1": "es", "l/2": "pt-BR", "l/3": ""}  # "": the browser decides
+        _, out, _ = run(capsys, "links", "list", "--json")
+        assert json.loads(out) == []
+
+    def test_each_rows_locale_is_stored_and_shown_back(
+        self, any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out, err = run(capsys, "links", "bulk", "locales.csv", "--json")
+        assert code == 0, err
+        rows = json.loads(out)["rows"]
+        assert [(r["ref"], r["locale"]) for r in rows] == [
+            ("l/1", "es"),
+            ("l/2", "pt-BR"),
+            ("l/3", None),
+        ]
+        shown = {}
+        for r in rows:
+            _, detail, _ = run(capsys, "links", "show", r["id"], "--json")
+            shown[r["ref"]] = json.loads(detail)["locale"]
+        assert shown == {"l/1": "es", "l/2": "pt-BR", "l/3": None}
+
+    def test_a_locale_not_offered_stops_the_run_naming_the_offered_ones(
+        self, any_db_cli: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (any_db_cli / "de.csv").write_text(LOCALES + "max@example.com,Max Bauer,l/4,150.00,de\n")
+        code, _, err = run(capsys, "links", "bulk", "de.csv")
+        assert code == 2
+        assert "row 5 (l/4): locale: unknown locale 'de'; offered: en, es, pt-BR, fr" in err
+        assert "nothing was created" in err
+        _, out, _ = run(capsys, "links", "list", "--json")
+        assert json.loads(out) == []
