@@ -165,3 +165,25 @@ class TestWithoutEmail:
         assert "/renew" not in html and "ask" in html
         assert (await renew(h, old.token)).status == 303
         assert len(await all_links(h)) == 1
+
+
+class TestLocaleKept:
+    @pytest.mark.parametrize("locale", ["pt-BR", None])
+    async def test_each_fresh_link_keeps_the_locale_the_first_was_issued_with(
+        self, h: AdminHarness, mail_sink: MailSink, locale: str | None
+    ) -> None:
+        body = {"email": EMAIL, "name": "Sam Rivera", "ref": "2026-04/p1", "items": ["Fee=150"]}
+        response = await h.api("POST", "/links", json={**body, "valid_for": "1h", "locale": locale})
+        assert response.status == 201, await response.text()
+        token = (await response.json())["token"]
+        for generation in (2, 3):  # a renewed link that expires in turn is renewed again
+            h.clock.advance(2 * HOUR)
+            assert (await renew(h, token)).status == 200
+            links = await all_links(h)
+            assert len(links) == generation
+            newest = links[-1]
+            assert newest.replaces_id == links[-2].id
+            assert [link.locale for link in links] == [locale] * generation
+            token = h.app[LINKS].url_for(newest.id, newest.created_at)[0]
+        detail = await (await h.api("GET", f"/links/{newest.id}")).json()
+        assert detail["locale"] == locale
