@@ -188,3 +188,40 @@ class TestOpenApi:
             for method, operation in operations.items():
                 if path != "/admin/api/openapi.json":
                     assert "429" in operation["responses"], (method, path)
+
+    async def test_the_locale_is_documented_as_the_offered_ones_or_null_and_answers_match(
+        self, h: AdminHarness
+    ) -> None:
+        doc = await (await h.api("GET", "/openapi.json", key=None)).json()
+        schemas = doc["components"]["schemas"]
+        for name in ("NewLink", "IssuedLink", "Link", "BulkRow"):
+            locale = schemas[name]["properties"]["locale"]
+            assert locale["enum"] == ["en", "es", "pt-BR", "fr", None], name
+            assert locale["type"] == ["string", "null"], name
+        assert "locale" in schemas["Link"]["required"]
+        described = schemas["NewLink"]["properties"]["locale"]["description"]
+        assert "pt_br" in described and "browser" in described
+        assert "checkout.default_locale" in described
+        new = {"email": "a@example.com", "name": "A", "items": ["Fee=10.00"]}
+        for locale in ("pt_br", None):
+            created = await checked(
+                h, doc, "post", "/links", "/links", json={**new, "locale": locale}
+            )
+            assert created["locale"] == ("pt-BR" if locale else None)
+            path = f"/links/{created['id']}"
+            assert (await checked(h, doc, "get", path, "/links/{id}"))["locale"] == created[
+                "locale"
+            ]
+        refused = await checked(h, doc, "post", "/links", "/links", json={**new, "locale": "de"})
+        assert "locale" in refused["error"]["fields"]
+        csv = "email,name,ref,amount,locale\nb@example.com,B,o/3,5,es\nc@example.com,C,o/4,5,\n"
+        report = await checked(
+            h,
+            doc,
+            "post",
+            "/links/bulk",
+            "/links/bulk",
+            data=csv,
+            headers={"Content-Type": "text/csv"},
+        )
+        assert [r["locale"] for r in report["rows"]] == ["es", None]
