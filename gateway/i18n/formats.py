@@ -26,7 +26,7 @@ class Formats:
         self.locale = locale
         self._cldr = Locale.parse(locale, sep="-")
         self._zone = ZoneInfo(timezone)
-        self._glue = get_datetime_format("long", locale=self._cldr)
+        self._glue = str(get_datetime_format("long", locale=self._cldr))
 
     def money(self, minor: int, currency: str) -> str:
         """15000, "usd" -> "$150.00" (en), "150,00 US$" (es), "US$ 150,00" (pt-BR)."""

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
@@ -35,7 +36,7 @@ _PROJECT = "checkout-link-gateway"
 _FIXED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _python_keywords() -> dict[str, object]:
+def _python_keywords() -> dict[str, Any]:
     # gettext(locale, message) and ngettext(locale, singular, plural, n) in Python code; the
     # templates' _()/gettext()/ngettext() take the message first (Jinja's own extractor).
     return {"N_": None, "gettext": (2,), "ngettext": (2, 3), "_": None}
@@ -44,7 +45,7 @@ def _python_keywords() -> dict[str, object]:
 def extract() -> Catalog:
     """A fresh template catalog from the code and templates."""
     with (ROOT / "babel.cfg").open(encoding="utf-8") as config:
-        method_map, options_map = parse_mapping_cfg(config)
+        method_map, options_map = parse_mapping_cfg(config)  # type: ignore[no-untyped-call]
     catalog = Catalog(project=_PROJECT, fuzzy=False, creation_date=_FIXED, revision_date=_FIXED)
     for filename, _line, message, comments, context in extract_from_dir(
         ROOT,

@@ -99,6 +99,8 @@ class LinkView:
     valid_until: datetime
     paid_at: datetime | None
     facts: LinkFacts
+    # The issuer's choice of language (gateway.domain.locales), None: the payer's browser's.
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,8 @@ class LinkColumns(Protocol):
     def valid_until(self) -> datetime: ...
     @property
     def revoked_at(self) -> datetime | None: ...
+    @property
+    def locale(self) -> str | None: ...
 
 
 class ItemColumns(Protocol):
@@ -200,6 +204,7 @@ def link_view(
         valid_until=link.valid_until,
         paid_at=blocker.paid_at if blocker else None,
         facts=facts,
+        locale=link.locale,
     )
 
 

@@ -59,7 +59,7 @@ def security_headers(form_action_origins: tuple[str, ...], *, hsts: bool = False
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         ),
         "Permissions-Policy": "interest-cohort=()",

@@ -266,8 +266,8 @@ async def confirm(request: web.Request) -> web.Response:
         return render(request, "preview.html", context, locale=locale, status=403, headers=ROBOTS)
     if not _same_origin(request, settings.server.public_url):
         app[METRICS].record_confirm("forbidden")
-        context = {"status": 403, "reason": "Forbidden"}
-        return render(request, "bad_request.html", context, locale=locale, status=403)
+        refused = {"status": 403, "reason": "Forbidden"}
+        return render(request, "bad_request.html", refused, locale=locale, status=403)
     public = settings.server.public_url.rstrip("/")
     checkout = settings.checkout
     urls = ReturnUrls(

@@ -16,7 +16,7 @@ from tests.harness import BROWSER_HEADERS, Harness, session_id_from, start_harne
 HOUR = 3600
 ORG = "Riverside Youth Basketball"
 CONTACT = "treasurer@riverside.example"
-FAKE_DAY = "15 January 2027"  # FakeClock's start, 1.8e9 seconds after the epoch
+FAKE_DAY = "January 15, 2027"  # FakeClock's start, 1.8e9 seconds after the epoch
 
 __all__ = ["mail_sink"]  # the SMTP sink fixture
 
@@ -162,4 +162,4 @@ class TestRenewedLink:
         assert revoked.status == 200
         body = await text_of(await mailing.get(link))
         assert "This link was withdrawn" in body and "new link" not in body
-        assert f"please contact {ORG} at" in body and f'href="mailto:{CONTACT}"' in body
+        assert f"please contact {ORG}." in body and f'href="mailto:{CONTACT}"' in body

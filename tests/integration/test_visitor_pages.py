@@ -63,7 +63,7 @@ async def test_people_get_the_confirm_page(h: Harness, who: str) -> None:
     response = await h.get(link, headers_for(PEOPLE[who]))
     body = await response.text()
     assert response.status == 200
-    assert "150.00 USD" in body and 'method="post"' in body
+    assert "$150.00" in body and 'method="post"' in body
     assert ("open this page in your phone" in body) == (who in IN_APP)
 
 
@@ -123,7 +123,7 @@ async def test_a_person_misjudged_as_bot_continues_to_payment(h: Harness) -> Non
     assert "Continue to payment" in await preview.text()
     confirm = await h.get(link, odd, params={"view": "confirm"})
     assert confirm.status == 200
-    assert "150.00 USD" in await confirm.text()
+    assert "$150.00" in await confirm.text()
     paid = await h.post(link, odd)
     assert paid.status == 303
 
