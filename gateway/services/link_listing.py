@@ -8,9 +8,11 @@ SQL exactly as the payer's page computes its state (:func:`status_condition`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, LinkPreview, Order
@@ -47,6 +50,8 @@ STATUSES = (
     "revoked",
     "duplicate",
 )
+# The order statuses that decide a payable link's status.
+_ORDER_STATUSES = ("paid", "processing", "pending", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,9 @@ class _Unindexed(sa.sql.expression.ColumnElement[Any]):
     page. Other databases get the column as it is."""
 
     inherit_cache = True
+    # Part of the statement's cache key: without it SQLAlchemy compiles every statement that
+    # holds one anew, on every call (a millisecond or more each).
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
 
     def __init__(self, column: Any) -> None:
         self.column = column
@@ -152,10 +160,19 @@ def _render_unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> s
 def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
     """Whether the link has an order in one of ``statuses``: an index probe per link (a scalar
     subquery, which PostgreSQL never turns into a join: as NOT EXISTS it hashed every paid
-    order before returning the first of a thousand links)."""
+    order before returning the first of a thousand links).
+
+    The statuses are written into the SQL, not bound: a database uses a partial index (pending's
+    ``uq_orders_one_pending_per_link``) only where it can prove that the query's condition
+    implies the index's, which it cannot do for a parameter."""
+    if not statuses or not set(statuses) <= set(_ORDER_STATUSES):
+        raise ValueError(statuses)
     first = (
         sa.select(sa.literal(1))
-        .where(Order.link_id == Link.id, Order.status.in_(statuses))
+        .where(
+            Order.link_id == Link.id,
+            Order.status.in_([sa.literal_column(f"'{s}'") for s in statuses]),
+        )
         .limit(1)
         .scalar_subquery()
     )
@@ -164,33 +181,40 @@ def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
 
 def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
     """The SQL twin of :func:`admin_status` (a test checks they agree on every status), with at
-    most two order look-ups per link."""
+    most two order look-ups per link. Only the asked-for condition is built (building all
+    nine took about a millisecond a call)."""
     revoked = _Unindexed(Link.revoked_at).is_not(None)
     expired = _Unindexed(Link.valid_until) <= now
     live = sa.and_(~revoked, ~expired)  # neither revoked nor expired
-    open_status = sa.and_(live, ~_has_order("paid", "processing", "pending", "failed"))
-    conditions: dict[str, sa.ColumnElement[bool]] = {
-        "paid": _has_order("paid"),
-        "processing": sa.and_(_has_order("processing"), ~_has_order("paid")),
-        "revoked": sa.and_(revoked, ~_has_order("paid", "processing")),
-        "expired": sa.and_(~revoked, expired, ~_has_order("paid", "processing")),
-        "pending": sa.and_(live, _has_order("pending"), ~_has_order("paid", "processing")),
-        "failed": sa.and_(live, _has_order("failed"), ~_has_order("paid", "processing", "pending")),
-        "opened": sa.and_(open_status, Link.open_count > 0),
-        "issued": sa.and_(open_status, Link.open_count == 0),
-        "duplicate": (
+    settled = _has_order("paid", "processing")
+    if status == "paid":
+        return _has_order("paid")
+    if status == "processing":
+        return sa.and_(_has_order("processing"), ~_has_order("paid"))
+    if status == "revoked":
+        return sa.and_(revoked, ~settled)
+    if status == "expired":
+        return sa.and_(~revoked, expired, ~settled)
+    if status == "pending":
+        return sa.and_(live, _has_order("pending"), ~settled)
+    if status == "failed":
+        return sa.and_(live, _has_order("failed"), ~_has_order("paid", "processing", "pending"))
+    if status in ("opened", "issued"):
+        untouched = ~_has_order(*_ORDER_STATUSES)
+        opened = Link.open_count > 0 if status == "opened" else Link.open_count == 0
+        return sa.and_(live, untouched, opened)
+    if status == "duplicate":
+        return (
             sa.select(sa.literal(1))
             .where(Order.link_id == Link.id, Order.duplicate_of.is_not(None))
             .limit(1)
             .scalar_subquery()
             .is_not(None)
-        ),
-    }
-    return conditions[status]
+        )
+    raise ValueError(status)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ORDER_STATUSES = ("paid", "processing", "pending", "failed")
 
 
 def status_candidates(status: str, now: datetime) -> sa.Select[Any]:
@@ -270,18 +294,7 @@ class LinkListing:
             where.append(Link.created_at < f.created_to)
         after = decode_cursor(f.cursor) if f.cursor else None
         offset = 0 if after else f.offset
-        async with self._db.read() as session:
-            if not self._db.is_sqlite:
-                # A page reads a few thousand rows at most: starting parallel workers, or
-                # compiling the plan (its cost looks high: a subquery per link), costs more.
-                # And sorting: it takes "(subquery) IS NULL" for rare, expects to read most of
-                # the table for a page, and sorts it all instead of walking (created_at, id).
-                await session.execute(
-                    sa.text(
-                        "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-                        " set_config('jit', 'off', true), set_config('enable_sort', 'off', true)"
-                    )
-                )
+        async with self._read() as session:
             candidates: sa.Select[Any] | None = None
             few: list[str] | None = None
             if f.status:
@@ -367,7 +380,63 @@ class LinkListing:
         limit: int,
     ) -> tuple[Sequence[Link], int, bool]:
         """A page walked newest first along ``(created_at, id)`` until it is full, and the
-        matches counted up to :data:`COUNT_CAP`."""
+        matches counted up to :data:`COUNT_CAP`.
+
+        With a status, the count and the page each look at hundreds or thousands of links, and
+        neither needs the other: the count runs at the same time on a connection of its own
+        (its own snapshot too; a link that changes meanwhile may be counted as it was)."""
+        if status is None:
+            counted = await self._count(session, status, candidates, where)
+        else:
+            counting = asyncio.ensure_future(self._count_apart(status, candidates, where))
+            try:
+                rows = await self._page(session, where, after, offset, limit)
+            except BaseException:
+                counting.cancel()
+                raise
+            counted = await counting
+            return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
+        rows = await self._page(session, where, after, offset, limit)
+        return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
+
+    async def _page(
+        self,
+        session: Any,
+        where: Sequence[sa.ColumnElement[bool]],
+        after: tuple[datetime, str] | None,
+        offset: int,
+        limit: int,
+    ) -> Sequence[Link]:
+        paging = [*where, _before(after)] if after else list(where)
+        rows = (
+            await session.execute(
+                sa.select(Link)
+                .where(*paging)
+                .options(selectinload(Link.orders))
+                .order_by(Link.created_at.desc(), Link.id.desc())
+                .limit(limit + 1)
+                .offset(offset)
+            )
+        ).scalars()
+        return list(rows)
+
+    async def _count_apart(
+        self,
+        status: str | None,
+        candidates: sa.Select[Any] | None,
+        where: Sequence[sa.ColumnElement[bool]],
+    ) -> int:
+        async with self._read() as session:
+            return await self._count(session, status, candidates, where)
+
+    async def _count(
+        self,
+        session: Any,
+        status: str | None,
+        candidates: sa.Select[Any] | None,
+        where: Sequence[sa.ColumnElement[bool]],
+    ) -> int:
+        """The matches, counted up to ``COUNT_CAP + 1``."""
         counting = list(where)
         if status in (*_ORDER_STATUSES, "duplicate") and candidates is not None:
             some = (
@@ -388,18 +457,23 @@ class LinkListing:
                 )
             )
         ).scalar_one()
-        paging = [*where, _before(after)] if after else list(where)
-        rows = (
-            await session.execute(
-                sa.select(Link)
-                .where(*paging)
-                .options(selectinload(Link.orders))
-                .order_by(Link.created_at.desc(), Link.id.desc())
-                .limit(limit + 1)
-                .offset(offset)
-            )
-        ).scalars()
-        return list(rows), min(int(counted), COUNT_CAP), int(counted) <= COUNT_CAP
+        return int(counted)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Any]:
+        async with self._db.read() as session:
+            if not self._db.is_sqlite:
+                # A page reads a few thousand rows at most: starting parallel workers, or
+                # compiling the plan (its cost looks high: a subquery per link), costs more.
+                # And sorting: it takes "(subquery) IS NULL" for rare, expects to read most of
+                # the table for a page, and sorts it all instead of walking (created_at, id).
+                await session.execute(
+                    sa.text(
+                        "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                        " set_config('jit', 'off', true), set_config('enable_sort', 'off', true)"
+                    )
+                )
+            yield session
 
     def _id_in(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
         if self._db.is_sqlite:

@@ -190,6 +190,21 @@ class TestList:
                 ]
                 assert matching == [shown], link.ref
 
+    @pytest.mark.parametrize("status", STATUSES)
+    def test_status_filters_are_compiled_once(self, status: str) -> None:
+        # A statement without a cache key is compiled anew on every call (a millisecond or
+        # more each, on every status filter): each condition must have one, and it must tell
+        # the conditions apart (a key that ignored a column would reuse the wrong SQL).
+        now = datetime(2026, 4, 1, tzinfo=UTC)
+        key = sa.select(Link.id).where(status_condition(status, now))._generate_cache_key()
+        assert key is not None
+        others = [
+            sa.select(Link.id).where(status_condition(s, now))._generate_cache_key()
+            for s in STATUSES
+            if s != status
+        ]
+        assert all(other is not None and other.key != key.key for other in others)
+
     async def test_unknown_status_is_a_422(self, h: AdminHarness) -> None:
         response = await h.api("GET", "/links", params={"status": "pendingg"})
         assert response.status == 422
