@@ -46,11 +46,14 @@ def catalog(locale: str) -> Translations:
     return Translations(compiled, domain=DOMAIN)
 
 
-def gettext(locale: str, message: str) -> str:
+# Named apart from gettext/ngettext on purpose: extraction finds messages by function name and
+# argument position, and these take the locale first (scripts/i18n knows both spellings).
+def translate(locale: str, message: str) -> str:
+    """``message`` in ``locale`` (the English source where the catalog has none)."""
     return catalog(locale).ugettext(message)
 
 
-def ngettext(locale: str, singular: str, plural: str, n: int) -> str:
+def translate_plural(locale: str, singular: str, plural: str, n: int) -> str:
     return catalog(locale).ungettext(singular, plural, n)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from babel.messages.catalog import Catalog, Message
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po, write_po
 
@@ -36,10 +36,10 @@ _PROJECT = "checkout-link-gateway"
 _FIXED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _python_keywords() -> dict[str, Any]:
-    # gettext(locale, message) and ngettext(locale, singular, plural, n) in Python code; the
-    # templates' _()/gettext()/ngettext() take the message first (Jinja's own extractor).
-    return {"N_": None, "gettext": (2,), "ngettext": (2, 3), "_": None}
+def _keywords() -> dict[str, Any]:
+    # The templates' _()/gettext()/ngettext() take the message first (Babel's defaults); the
+    # Python helpers take the locale first (gateway.i18n.catalogs.translate*), and N_ marks.
+    return {**DEFAULT_KEYWORDS, "translate": (2,), "translate_plural": (2, 3), "N_": None}
 
 
 def extract() -> Catalog:
@@ -51,7 +51,7 @@ def extract() -> Catalog:
         ROOT,
         method_map,
         options_map,
-        keywords=_python_keywords(),
+        keywords=_keywords(),
         comment_tags=("Translators:",),
         strip_comment_tags=True,
     ):

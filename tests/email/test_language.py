@@ -30,7 +30,7 @@ import gateway.i18n.templates
 from gateway.adapters.db.models import Link
 from gateway.dev.demo_mail import MailSink, SentMail
 from gateway.domain.links import validate_new_link
-from gateway.i18n import catalogs, gettext
+from gateway.i18n import catalogs, translate
 from gateway.resources import resource_dir
 from gateway.services.email import MAX_MESSAGE_BYTES
 from gateway.services.links import IssuedLink
@@ -170,7 +170,7 @@ class TestTheLinksLanguage:
             # The 21st, in São Paulo: "December 21", "21 de diciembre", "21 décembre".
             assert re.search(rf"{month} 21\b|\b21 (de )?{month}", part), part
             assert "USD" not in part and "150.00 " not in part  # the old "150.00 USD"
-        assert mail.subject == gettext(locale, "%(org)s: payment request, %(description)s") % {
+        assert mail.subject == translate(locale, "%(org)s: payment request, %(description)s") % {
             "org": "Riverside Youth Basketball",
             "description": "Spring season",
         }
@@ -231,7 +231,7 @@ class TestTheLinksLanguage:
         # Spanish writes these two exactly as English does; every other sentence must differ.
         same_in_spanish = {"Total: %(amount)s", "%(item)s × %(quantity)s"}
         untranslated = sorted(
-            msgid for msgid in email_msgids() - same_in_spanish if gettext("es", msgid) == msgid
+            msgid for msgid in email_msgids() - same_in_spanish if translate("es", msgid) == msgid
         )
         assert untranslated == []
         link = await issue(h, locale="es", items=["Cuota=150.00", "Equipación=25.00x2"])
@@ -287,9 +287,9 @@ class TestPlainTextPart:
         mail = await send(h, mail_sink, link, renewal=renewal)
         text = " ".join(mail.text().split())
         nodes = html_text_nodes(mail.html())
-        kit = gettext("fr", "%(item)s × %(quantity)s") % {"item": "Maillot", "quantity": 2}
+        kit = translate("fr", "%(item)s × %(quantity)s") % {"item": "Maillot", "quantity": 2}
         assert kit in nodes  # the check below reads real content
-        html_only = gettext("fr", HTML_ONLY)
+        html_only = translate("fr", HTML_ONLY)
         missing = [node for node in nodes if node not in text and node != html_only]
         assert missing == []
         assert link.url in text
@@ -367,10 +367,10 @@ class TestRenewal:
         assert mail.message["Content-Language"] == "es"
         assert '<html lang="es">' in mail.html()
         assert "150,00 €" in spaced(mail.text())
-        assert mail.subject == gettext("es", "%(org)s: your new payment link") % {
+        assert mail.subject == translate("es", "%(org)s: your new payment link") % {
             "org": "Riverside Youth Basketball"
         }
-        renewed = gettext(
+        renewed = translate(
             "es", "Here is the new payment link you asked for, as the previous one had expired."
         )
         assert renewed in mail.text()
