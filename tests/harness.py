@@ -89,6 +89,7 @@ class Harness:
         valid_for: float = 30 * 86400,
         email: str = "parent@example.com",
         name: str = "Sam Rivera",
+        locale: str | None = None,
     ) -> IssuedLink:
         new = validate_new_link(
             email=email,
@@ -99,6 +100,7 @@ class Harness:
             ref=ref,
             valid_for=valid_for,
             max_valid_for=366 * 86400,
+            locale=locale,
         )
         return await self.app[LINKS].issue(new, actor="test")
 
