@@ -6,7 +6,7 @@ organisation's time zone (:mod:`.formats`), and Jinja environments that use both
 How to add a language: CONTRIBUTING.md.
 """
 
-from gateway.i18n.catalogs import N_, catalog, translate, translate_plural
+from gateway.i18n.catalogs import N_, catalog, localize, translate, translate_plural
 from gateway.i18n.formats import Formats
 
-__all__ = ["N_", "Formats", "catalog", "translate", "translate_plural"]
+__all__ = ["N_", "Formats", "catalog", "localize", "translate", "translate_plural"]

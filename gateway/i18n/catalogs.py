@@ -18,6 +18,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 from gateway.domain.locales import DEFAULT, OFFERED
+from gateway.domain.text import Text
 from gateway.resources import resource_dir
 
 DOMAIN = "messages"
@@ -55,6 +56,25 @@ def translate(locale: str, message: str) -> str:
 
 def translate_plural(locale: str, singular: str, plural: str, n: int) -> str:
     return catalog(locale).ungettext(singular, plural, n)
+
+
+def localize(locale: str, message: str) -> str:
+    """A domain :class:`~gateway.domain.text.Text` in ``locale`` (its values as given, a value
+    that is itself a Text translated too); any other string unchanged. A translation whose
+    placeholders do not fit the values falls back to the English message, never to an error."""
+    if not isinstance(message, Text):
+        return str(message)
+    params = {
+        name: localize(locale, value) if isinstance(value, Text) else value
+        for name, value in message.params.items()
+    }
+    template = translate(locale, message.template)
+    if not params:
+        return template
+    try:
+        return template % params
+    except (KeyError, ValueError, TypeError):
+        return message.template % params
 
 
 def N_(message: str) -> str:

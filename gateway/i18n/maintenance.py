@@ -38,8 +38,15 @@ _FIXED = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _keywords() -> dict[str, Any]:
     # The templates' _()/gettext()/ngettext() take the message first (Babel's defaults); the
-    # Python helpers take the locale first (gateway.i18n.catalogs.translate*), and N_ marks.
-    return {**DEFAULT_KEYWORDS, "translate": (2,), "translate_plural": (2, 3), "N_": None}
+    # Python helpers take the locale first (gateway.i18n.catalogs.translate*), N_ marks, and
+    # the domain's Text("...", name=value) builds a message to translate at the edge.
+    return {
+        **DEFAULT_KEYWORDS,
+        "translate": (2,),
+        "translate_plural": (2, 3),
+        "N_": None,
+        "Text": None,
+    }
 
 
 def extract() -> Catalog:
