@@ -5,7 +5,9 @@ official SDK, exactly as it would to Stripe), webhooks signed and delivered, and
 every state a parent can meet: fresh, paid, processing, failed, expired and revoked. The paid,
 processing, failed and revoked ones get there through the real flow (Pay pressed over HTTP, the
 session paid on the emulator, its webhooks delivered to the gateway), the expired one by issuing
-it on a clock set back past its validity.
+it on a clock set back past its validity, the renewed one the same way and then "Email me a new
+link" pressed for it. ``/_demo/gallery`` (gateway.dev.gallery) links every page they lead to,
+in every offered language.
 
 The emulator keeps its sessions in memory only, so every run starts from a fresh database (the
 previous run's file is kept beside it as ``*.previous``): a link left over from an earlier run
@@ -36,10 +38,12 @@ from gateway.app import create_app
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
 from gateway.dev.emulator import StripeEmulator, create_emulator_app
+from gateway.dev.gallery import gallery_routes
 from gateway.domain.links import validate_new_link
 from gateway.logs import configure_logging
 from gateway.services.links import IssuedLink, LinkService
-from gateway.web.keys import DATABASE, LINKS, MAILER, PAYMENTS, SETTINGS, TOKENS
+from gateway.services.renewal import RenewOutcome
+from gateway.web.keys import DATABASE, LINKS, MAILER, PAYMENTS, RENEWALS, SETTINGS, TOKENS
 
 DEMO_WEBHOOK_SECRET = "whsec_demo"  # noqa: S105 - the demo's own emulator, never real Stripe
 # What the demo presses Pay with: a phone browser, so the gateway treats it as a person.
@@ -56,7 +60,7 @@ _DAY = 86400
 class SampleLink:
     """One sample link and what a parent opening it meets."""
 
-    key: str  # unique: fresh, two_items, paid, processing, failed, expired, revoked
+    key: str  # unique: fresh, two_items, paid, processing, failed, expired, revoked, renewed
     label: str  # as printed in the banner
     state: str  # the link's state (LinkState): payable, paid, processing, expired, revoked
     page: str  # the page GET /pay/{token} shows a browser: confirm, paid, processing…
@@ -77,6 +81,9 @@ class DemoSamples:
 
     def by_key(self) -> dict[str, SampleLink]:
         return {link.key: link for link in self.links}
+
+    def urls(self) -> dict[str, str]:
+        return {link.key: link.url for link in self.links}
 
     def routes(self) -> list[web.RouteDef]:
         async def links_json(_: web.Request) -> web.Response:
@@ -264,6 +271,16 @@ async def issue_samples(
             actor=actor,
         )
     )
+    # Expired too, then "Email me a new link" pressed on it: its page now says a new link went.
+    renewed = await send(
+        await earlier.issue(
+            new("2026-03/player-9", "Noa Kim", "Winter season fee", ["Fee=120.00"], 30 * _DAY),
+            actor=actor,
+        )
+    )
+    renewal = await app[RENEWALS].renew(renewed.id, token_expired=True)
+    if renewal.outcome is not RenewOutcome.SENT:
+        raise RuntimeError(f"demo: renewing the renewed sample link gave {renewal.outcome}")
 
     samples = [
         (fresh, "fresh", "fresh, one item", "payable", "confirm", 200, "press Pay"),
@@ -289,6 +306,15 @@ async def issue_samples(
         ),
         (expired, "expired", "expired", "expired", "expired", 410, "offers a fresh link"),
         (revoked, "revoked", "revoked", "revoked", "revoked", 410, "withdrawn by the club"),
+        (
+            renewed,
+            "renewed",
+            "renewed",
+            "revoked",
+            "revoked",
+            410,
+            "expired, a new link emailed in its place",
+        ),
     ]
     result: list[SampleLink] = []
     for link, key, label, state, page, status, note in samples:
@@ -327,6 +353,9 @@ Checkout-link gateway demo for {settings.checkout.org_name}
 
 Sample payment links, one for every state a parent can meet (JSON: /_demo/links.json):
 {rows}
+
+Every payer page in every language, for reviewers and translators:
+  {settings.server.public_url}/_demo/gallery
 
 Open a fresh one, press Pay, then "Pay" on the emulator's checkout page; it then shows as paid.
 Emails the demo "sent" (every sample link, fresh links asked for from expired pages):
@@ -374,6 +403,7 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
     gateway_app.router.add_routes(mail_page_routes(sink))
     samples = DemoSamples()
     gateway_app.router.add_routes(samples.routes())
+    gateway_app.router.add_routes(gallery_routes(samples.urls))
     runners = [web.AppRunner(create_emulator_app(emulator)), web.AppRunner(gateway_app)]
     try:
         for runner, port in zip(runners, (args.emulator_port, args.port), strict=True):

@@ -16,7 +16,7 @@ import pytest
 from tests.harness import BROWSER_HEADERS
 from tests.processes import ROOT, DemoProcess, run_cli
 
-STATES = ["fresh", "two_items", "paid", "processing", "failed", "expired", "revoked"]
+STATES = ["fresh", "two_items", "paid", "processing", "failed", "expired", "revoked", "renewed"]
 
 
 async def samples(demo: DemoProcess) -> dict[str, dict[str, Any]]:
@@ -62,7 +62,7 @@ async def test_demo_flow_end_to_end_and_its_printed_cli_hint(tmp_path: Path) -> 
             async with client.get(two) as page:
                 text = await page.text()
                 assert page.status == 200
-                assert "Spring fee, Maya" in text and "270.00 USD" in text
+                assert "Spring fee, Maya" in text and "$270.00" in text
 
             async with client.post(one, allow_redirects=False) as pressed:
                 assert pressed.status == 303
@@ -119,6 +119,7 @@ async def test_demo_issues_a_sample_link_in_every_state_through_the_real_flow(
             "failed": "Spring season fee",
             "expired": "This link has expired",
             "revoked": "This link was withdrawn",
+            "renewed": "A new link was emailed to you",
         }
         async with aiohttp.ClientSession(headers=BROWSER_HEADERS) as client:
             for key in STATES:
@@ -128,6 +129,20 @@ async def test_demo_issues_a_sample_link_in_every_state_through_the_real_flow(
                 async with client.get(sample["url"]) as page:
                     assert page.status == sample["status"], key
                     assert headings[key] in await page.text(), key
+            # The gallery links every page state in every language, each answering as it says.
+            async with client.get(f"{demo.url}/_demo/gallery.json") as listed:
+                gallery = await listed.json()
+            assert [lang["code"] for lang in gallery["languages"]] == ["en", "es", "pt-BR", "fr"]
+            for shown in gallery["pages"]:
+                for code, url in shown["urls"].items():
+                    async with client.get(demo.url + url) as page:
+                        html = await page.text()
+                        assert page.status == shown["status"], (shown["key"], code)
+                        assert f'<html lang="{code}">' in html, (shown["key"], code)
+            async with client.get(f"{demo.url}/_demo/gallery") as table:
+                html = await table.text()
+            for shown in gallery["pages"]:
+                assert shown["label"] in html and shown["urls"]["pt-BR"] in html
             # A failed payment leaves the link payable: Pay starts a new attempt.
             async with client.post(by_key["failed"]["url"], allow_redirects=False) as pressed:
                 assert pressed.status == 303
