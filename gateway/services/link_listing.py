@@ -269,13 +269,17 @@ class LinkListing:
     async def list(self, f: LinkFilter) -> LinkPage:
         """A page of links, newest first, at a cost that does not grow with the table.
 
-        With a status filter, the status's candidates (:func:`status_candidates`, an index
-        read) are fetched first: up to :data:`DRIVE_CAP` of them, only those links are looked
-        at (an exact total); more, and the links are walked newest first until the page is
-        full, the total counted up to :data:`COUNT_CAP`.
+        With a status filter, or else a ref prefix, the links it can only be found among are
+        fetched first from an index (:func:`status_candidates`, :meth:`_ref_range`): up to
+        :data:`DRIVE_CAP` of them, only those links are looked at (an exact total); more, and
+        the links are walked newest first until the page is full, the total counted up to
+        :data:`COUNT_CAP`.
         """
         now = self.now()
         where: list[sa.ColumnElement[bool]] = []
+        # On PostgreSQL, where a page walks (created_at, id) whatever else it is given, a ref
+        # prefix's range (_ref_range) narrows the candidates and the count only.
+        by_ref: list[sa.ColumnElement[bool]] = []
         if f.status and f.status not in STATUSES:
             raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
         if f.ref_prefix:
@@ -284,10 +288,10 @@ class LinkListing:
                 raise ValidationFailed({"ref_prefix": problem})
             where.append(Link.ref.like(_like_prefix(f.ref_prefix), escape="\\"))
             upper = _successor(f.ref_prefix)
-            if self._db.is_sqlite and upper is not None:
-                # The same links, as a range SQLite reads from ix_links_ref (its LIKE cannot
-                # use the index, and ignores case where PostgreSQL's does not).
-                where.append(sa.and_(Link.ref >= f.ref_prefix, Link.ref < upper))
+            if upper is not None:
+                by_ref.append(self._ref_range(f.ref_prefix, upper))
+                if self._db.is_sqlite:
+                    where.extend(by_ref)
         if f.created_from:
             where.append(Link.created_at >= f.created_from)
         if f.created_to:
@@ -296,17 +300,26 @@ class LinkListing:
         offset = 0 if after else f.offset
         async with self._read() as session:
             candidates: sa.Select[Any] | None = None
-            few: list[str] | None = None
             if f.status:
                 where.append(status_condition(f.status, now))
                 candidates = status_candidates(f.status, now)
+            elif by_ref:
+                candidates = sa.select(Link.id).where(*by_ref)
+            few: list[str] | None = None
+            if candidates is not None:
                 found = list((await session.execute(candidates.limit(DRIVE_CAP + 1))).scalars())
                 few = sorted(set(found)) if len(found) <= DRIVE_CAP else None
             if few is not None:
                 rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
             else:
                 rows, total, exact = await self._walk(
-                    session, f.status, candidates, where, after, offset, f.limit
+                    session,
+                    f.status,
+                    candidates if f.status else None,
+                    (where, where if self._db.is_sqlite else [*where, *by_ref]),
+                    after,
+                    offset,
+                    f.limit,
                 )
             links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
@@ -335,7 +348,7 @@ class LinkListing:
         offset: int,
         limit: int,
     ) -> tuple[Sequence[Link], int, bool]:
-        """A page from a status's few candidates: the database counts and sorts the matches
+        """A page from a filter's few candidates: the database counts and sorts the matches
         among them and returns one page (the ids are sent, not a subquery: PostgreSQL would
         hash-join the whole table). The total is exact."""
         matches = (
@@ -374,29 +387,31 @@ class LinkListing:
         session: Any,
         status: str | None,
         candidates: sa.Select[Any] | None,
-        where: Sequence[sa.ColumnElement[bool]],
+        where: tuple[Sequence[sa.ColumnElement[bool]], Sequence[sa.ColumnElement[bool]]],
         after: tuple[datetime, str] | None,
         offset: int,
         limit: int,
     ) -> tuple[Sequence[Link], int, bool]:
         """A page walked newest first along ``(created_at, id)`` until it is full, and the
-        matches counted up to :data:`COUNT_CAP`.
+        matches counted up to :data:`COUNT_CAP`; ``where`` is the page's conditions and the
+        count's (the same links, written for different index use).
 
         With a status, the count and the page each look at hundreds or thousands of links, and
         neither needs the other: the count runs at the same time on a connection of its own
         (its own snapshot too; a link that changes meanwhile may be counted as it was)."""
+        paging, counting = where
         if status is None:
-            counted = await self._count(session, status, candidates, where)
+            counted = await self._count(session, status, candidates, counting)
         else:
-            counting = asyncio.ensure_future(self._count_apart(status, candidates, where))
+            count_apart = asyncio.ensure_future(self._count_apart(status, candidates, counting))
             try:
-                rows = await self._page(session, where, after, offset, limit)
+                rows = await self._page(session, paging, after, offset, limit)
             except BaseException:
-                counting.cancel()
+                count_apart.cancel()
                 raise
-            counted = await counting
+            counted = await count_apart
             return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
-        rows = await self._page(session, where, after, offset, limit)
+        rows = await self._page(session, paging, after, offset, limit)
         return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
 
     async def _page(
@@ -474,6 +489,20 @@ class LinkListing:
                     )
                 )
             yield session
+
+    def _ref_range(self, prefix: str, upper: str) -> sa.ColumnElement[bool]:
+        """The refs from ``prefix`` up to ``upper`` (:func:`_successor`) in code point order,
+        as ``ix_links_ref`` reads them: exactly the refs that start with ``prefix`` (beside the
+        LIKE, case for case on SQLite too, whose LIKE ignores case). SQLite's LIKE never uses
+        an index. PostgreSQL's does only under the C collation and with the pattern known when
+        the plan is made, so there the range is written with the byte-wise operators that the
+        index (``varchar_pattern_ops``) reads whatever the database's collation."""
+        if self._db.is_sqlite:
+            return sa.and_(Link.ref >= prefix, Link.ref < upper)
+        return sa.and_(
+            Link.ref.op("~>=~", is_comparison=True)(prefix),
+            Link.ref.op("~<~", is_comparison=True)(upper),
+        )
 
     def _id_in(self, ids: Sequence[str]) -> sa.ColumnElement[bool]:
         if self._db.is_sqlite:

@@ -210,7 +210,12 @@ class TestList:
         assert response.status == 422
         assert "status" in (await response.json())["error"]["fields"]
 
-    async def test_ref_prefix_and_pages(self, h: AdminHarness) -> None:
+    @pytest.mark.parametrize("drive_cap", [admin_links.DRIVE_CAP, 0])
+    async def test_ref_prefix_and_pages(
+        self, h: AdminHarness, monkeypatch: pytest.MonkeyPatch, drive_cap: int
+    ) -> None:
+        # Both ways: the prefix's few links looked at alone, and (with "many") a walk.
+        monkeypatch.setattr(admin_links, "DRIVE_CAP", drive_cap)
         for n in range(5):
             await h.issue(ref=f"2026-04/p{n}")
             h.clock.advance(1)
@@ -226,9 +231,10 @@ class TestList:
             seen += [x["ref"] for x in data["links"]]
             offset = data["next_offset"]
         assert seen == [f"2026-04/p{n}" for n in reversed(range(5))]
-        # LIKE wildcards in a prefix are literal.
-        response = await h.api("GET", "/links", params={"ref_prefix": "2026_04"})
-        assert (await response.json())["total"] == 0
+        # LIKE wildcards in a prefix are literal, and case counts (SQLite's LIKE ignores it).
+        for prefix in ("2026_04", "2026-04/P"):
+            response = await h.api("GET", "/links", params={"ref_prefix": prefix})
+            assert (await response.json())["total"] == 0, prefix
 
     async def test_date_range(self, h: AdminHarness) -> None:
         first = await h.issue(ref="d/1")

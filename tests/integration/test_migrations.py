@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from gateway.adapters.db.engine import create_database
+from gateway.adapters.db.engine import Database, create_database
 from gateway.adapters.db.migrate import current_revision, head_revision, upgrade
 from gateway.adapters.db.models import Base
+from tests.conftest import create_pg_database, drop_pg_database
 
 
 async def test_migrations_match_models_and_rerun_safely(database_url: str) -> None:
@@ -23,3 +27,45 @@ async def test_migrations_match_models_and_rerun_safely(database_url: str) -> No
         assert diff == []
     finally:
         await db.dispose()
+
+
+async def _index_definitions(db: Database) -> dict[str, str]:
+    """Every index as the database itself spells it, WHERE clause and operator class included
+    (which ``compare_metadata`` does not look at)."""
+    if db.is_sqlite:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    else:
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+    async with db.engine.connect() as connection:
+        rows = (await connection.execute(sa.text(query))).all()
+    return {
+        name: " ".join(definition.split())
+        for name, definition in rows
+        if not name.startswith("alembic_version")
+    }
+
+
+async def test_migrations_build_the_indexes_the_models_describe(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Partial indexes (one pending order per link, duplicates) and PostgreSQL's byte-order
+    # ix_links_ref (the admin list's ref prefix) only work as the models write them.
+    migrated = create_database(database_url)
+    if migrated.is_sqlite:
+        described_url = f"sqlite+aiosqlite:///{tmp_path}/described.sqlite3"
+    else:
+        described_url = await create_pg_database()
+    described = create_database(described_url)
+    try:
+        await upgrade(migrated)
+        async with described.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        built = await _index_definitions(migrated)
+        assert built == await _index_definitions(described)
+        if not migrated.is_sqlite:
+            assert "varchar_pattern_ops" in built["ix_links_ref"]
+    finally:
+        await migrated.dispose()
+        await described.dispose()
+        if not described.is_sqlite:
+            await drop_pg_database(described_url)

@@ -55,6 +55,10 @@ class Link(Base):
     __table_args__ = (
         # The admin list: newest first, by cursor, without sorting the table.
         sa.Index("ix_links_created_at_id", "created_at", "id"),
+        # Refs by equality (bulk issuance) and by prefix (the admin list). On PostgreSQL in
+        # byte order (varchar_pattern_ops): a prefix is then a range of it whatever the
+        # database's collation (see LinkListing._ref_range).
+        sa.Index("ix_links_ref", "ref", postgresql_ops={"ref": "varchar_pattern_ops"}),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -63,7 +67,7 @@ class Link(Base):
     description: Mapped[str] = mapped_column(sa.String(500))
     currency: Mapped[str] = mapped_column(sa.String(3))
     amount_total: Mapped[int] = mapped_column(sa.BigInteger)
-    ref: Mapped[str] = mapped_column(sa.String(200), index=True)
+    ref: Mapped[str] = mapped_column(sa.String(200))  # indexed: ix_links_ref above
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(sa.String(100))
     valid_until: Mapped[datetime] = mapped_column(index=True)
