@@ -34,11 +34,13 @@ def po_path(locale: str, root: Path | None = None) -> Path:
     return base / folder(locale) / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@functools.cache
 def catalog(locale: str) -> Translations:
     """The compiled catalog of an offered locale (any other name: the default's)."""
-    if locale not in OFFERED:
-        locale = DEFAULT
+    return _compiled(locale if locale in OFFERED else DEFAULT)
+
+
+@functools.cache
+def _compiled(locale: str) -> Translations:
     with po_path(locale).open("rb") as source:
         messages = read_po(source, locale=folder(locale))
     compiled = io.BytesIO()

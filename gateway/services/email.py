@@ -14,6 +14,7 @@ stored on the link; no caller can choose another recipient.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -86,11 +87,17 @@ def shorten(text: str, chars: int | None) -> str:
     return text[: chars - 1].rstrip() + "…"
 
 
+# Whitespace that may break a line or a header (ASCII and Unicode line/paragraph separators),
+# but not U+00A0/U+202F, the no-break spaces a translation may hold on purpose.
+_BREAKS = re.compile(r"[^\S\u00a0\u202f]+")
+
+
 def one_line(text: str) -> str:
     """Text for a header: a line break cannot be in one (the email package refuses it, rather
     than let it start a header of its own), and a name stored before control characters were
-    refused on create may hold one; every run of whitespace becomes a single space."""
-    return " ".join(text.split())
+    refused on create may hold one; every run of whitespace becomes a single space. A no-break
+    space is kept: it is typography (French puts one before a colon), not a line break."""
+    return " ".join(_BREAKS.split(text.strip()))
 
 
 @dataclass(frozen=True, slots=True)
