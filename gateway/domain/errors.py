@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import secrets
 
+from gateway.domain.text import Text
+
 
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
@@ -36,7 +38,7 @@ class ConflictRetryExhausted(GatewayError):
     """Concurrent requests kept changing the link under us; the payer can simply retry."""
 
     def __init__(self) -> None:
-        super().__init__("too much contention on one link")
+        super().__init__(Text("too much contention on one link"))
         self.reference = new_reference()
 
 

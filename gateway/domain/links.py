@@ -24,6 +24,7 @@ from gateway.domain.errors import ValidationFailed
 from gateway.domain.locales import UnknownLocale, parse_locale
 from gateway.domain.money import AmountError, charge_problem, check_currency, to_minor
 from gateway.domain.money import check_unit_amount as _check_unit_amount
+from gateway.domain.text import Text, message_of
 
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]{2,}$")
 MAX_ITEMS = 20
@@ -58,16 +59,17 @@ class NewLink:
         return sum(item.total for item in self.items)
 
 
-def text_problem(value: str) -> str | None:
+def text_problem(value: str) -> Text | None:
     """Why ``value`` cannot be stored as text (None when it can): not encodable as UTF-8 (a lone
     surrogate), or a control character."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "not valid text (it is not encodable as UTF-8: a lone surrogate?)"
+        return Text("not valid text (it is not encodable as UTF-8: a lone surrogate?)")
     for char in value:
         if unicodedata.category(char) == "Cc":
-            return f"control characters are not allowed (found U+{ord(char):04X})"
+            code_point = f"U+{ord(char):04X}"
+            return Text("control characters are not allowed (found %(char)s)", char=code_point)
     return None
 
 
@@ -83,10 +85,15 @@ def parse_item(spec: str, currency: str) -> ItemSpec:
     """``"Spring fee=150.00"`` or ``"Team kit=25.00x2"`` (major units, optional quantity)."""
     match = _ITEM_SPEC.match(spec.strip())
     if not match:
-        raise AmountError(f'expected "Description=Amount" (e.g. "Spring fee=150.00"), got {spec!r}')
+        raise AmountError(
+            Text(
+                'expected "Description=Amount" (e.g. "Spring fee=150.00"), got %(given)s',
+                given=repr(spec),
+            )
+        )
     quantity = int(match["qty"] or 1)
     if not 1 <= quantity <= 100:
-        raise AmountError(f"quantity must be between 1 and 100 in {spec!r}")
+        raise AmountError(Text("quantity must be between 1 and 100 in %(given)s", given=repr(spec)))
     return ItemSpec(match["desc"].strip(), to_minor(match["amount"], currency), quantity)
 
 
@@ -106,23 +113,23 @@ def validate_new_link(
     errors: dict[str, str] = {}
     email = email.strip()
     if check_text(email, "email", errors) and (not _EMAIL.match(email) or len(email) > 320):
-        errors["email"] = f"not an email address: {email!r}"
+        errors["email"] = Text("not an email address: %(email)s", email=repr(email))
     name = " ".join(name.split())
     if check_text(name, "name", errors) and (not name or len(name) > 200):
-        errors["name"] = "a payer name of 1-200 characters is required"
+        errors["name"] = Text("a payer name of 1-200 characters is required")
     description = " ".join(description.split())
     if check_text(description, "description", errors) and len(description) > 500:
-        errors["description"] = "at most 500 characters"
+        errors["description"] = Text("at most %(count)s characters", count=500)
     try:
         currency = check_currency(currency)
     except AmountError as exc:
-        errors["currency"] = str(exc)
+        errors["currency"] = message_of(exc)
         currency = "usd"
     parsed: list[ItemSpec] = []
     if not items:
-        errors["items"] = "at least one item is required"
+        errors["items"] = Text("at least one item is required")
     elif len(items) > MAX_ITEMS:
-        errors["items"] = f"at most {MAX_ITEMS} items"
+        errors["items"] = Text("at most %(count)s items", count=MAX_ITEMS)
     else:
         for index, item in enumerate(items):
             try:
@@ -135,25 +142,27 @@ def validate_new_link(
                     spec = item
                     _check_unit_amount(spec.amount, currency)
                 if not spec.description or len(spec.description) > 500:
-                    raise AmountError("an item needs a description of 1-500 characters")
+                    raise AmountError(Text("an item needs a description of 1-500 characters"))
                 parsed.append(spec)
             except AmountError as exc:
-                errors[f"items[{index}]"] = str(exc)
+                errors[f"items[{index}]"] = message_of(exc)
     if parsed and len(parsed) == len(items) and "currency" not in errors:
         problem = charge_problem(sum(item.total for item in parsed), currency)
         if problem:
             errors["total"] = problem
     ref = ref.strip()
     if check_text(ref, "ref", errors) and len(ref) > 200:
-        errors["ref"] = "at most 200 characters"
+        errors["ref"] = Text("at most %(count)s characters", count=200)
     if not 3600 <= valid_for <= max_valid_for:
-        errors["valid_for"] = f"must be between 1h and {int(max_valid_for // 86400)}d"
+        errors["valid_for"] = Text(
+            "must be between 1h and %(days)sd", days=int(max_valid_for // 86400)
+        )
     chosen: str | None = None
     if locale is not None and locale.strip() and check_text(locale, "locale", errors):
         try:
             chosen = parse_locale(locale)
         except UnknownLocale as exc:
-            errors["locale"] = str(exc)
+            errors["locale"] = message_of(exc)
     if errors:
         raise ValidationFailed(errors)
     if not description:

@@ -22,7 +22,10 @@ request sends identical parameters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
+
+from gateway.domain.text import Text
 
 OFFERED: Final = ("en", "es", "pt-BR", "fr")
 DEFAULT: Final = "en"
@@ -56,7 +59,13 @@ class UnknownLocale(ValueError):
     """A locale given on create that the gateway does not offer."""
 
     def __init__(self, given: str) -> None:
-        super().__init__(f"unknown locale {given[:40]!r}; offered: {', '.join(OFFERED)}")
+        super().__init__(
+            Text(
+                "unknown locale %(given)s; offered: %(offered)s",
+                given=repr(given[:40]),
+                offered=", ".join(OFFERED),
+            )
+        )
         self.given = given
 
 
@@ -116,6 +125,27 @@ def from_accept_language(header: str | None) -> str | None:
             if found is not None:
                 best, best_q = found, q
     return best
+
+
+def from_posix_environment(environ: Mapping[str, str]) -> str | None:
+    """The offered locale a command-line user's environment asks for, or None.
+
+    As gettext reads it: the entries of ``LANGUAGE`` (a colon-separated list) first, then the
+    locale in force for messages, the first set of ``LC_ALL``, ``LC_MESSAGES``, ``LANG``
+    (``pt_BR.UTF-8`` reads pt-BR, ``es_ES.UTF-8@euro`` Spanish; ``C`` and ``POSIX`` name none).
+    """
+    candidates = environ.get("LANGUAGE", "").split(":")[:_MAX_RANGES]
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            candidates.append(environ[name])
+            break
+    for candidate in candidates:
+        tag = candidate.split(".")[0].split("@")[0].strip()
+        if tag and tag.upper() not in ("C", "POSIX"):
+            found = _closest(tag)
+            if found is not None:
+                return found
+    return None
 
 
 def choose(

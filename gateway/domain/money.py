@@ -42,6 +42,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from gateway.domain.text import Text
+
 # https://docs.stripe.com/currencies#presentment-currencies (the three-decimal ones are offered
 # to some account countries only; Stripe refuses them elsewhere at session creation).
 _SUPPORTED_CODES = """
@@ -104,10 +106,7 @@ MAX_MINOR = 99_999_999  # the 8-digit maximum of most currencies
 _CURRENCY = re.compile(r"[a-z]{3}")
 _PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]+")
-_HOW = (
-    "write digits with a dot for decimals, e.g. 1500.00 (a comma only between thousands, "
-    "and only with a dot decimal part: 1,500.00)"
-)
+_PRESENTMENT = "https://docs.stripe.com/currencies#presentment-currencies"
 
 
 class AmountError(ValueError):
@@ -147,38 +146,56 @@ def check_currency(currency: str) -> str:
     """``" EUR "`` -> ``"eur"``; a code Stripe Checkout does not support is an error."""
     code = currency.strip().lower()
     if not _CURRENCY.fullmatch(code):
-        raise AmountError(f"currency must be a three-letter ISO code like usd, got {currency!r}")
+        raise AmountError(
+            Text(
+                "currency must be a three-letter ISO code like usd, got %(given)s",
+                given=repr(currency),
+            )
+        )
     if code not in SUPPORTED:
         raise AmountError(
-            f"{code.upper()} is not a currency Stripe Checkout supports "
-            "(https://docs.stripe.com/currencies#presentment-currencies)"
+            Text(
+                "%(currency)s is not a currency Stripe Checkout supports (%(url)s)",
+                currency=code.upper(),
+                url=_PRESENTMENT,
+            )
         )
     return code
 
 
-def unit_amount_problem(minor: int, currency: str) -> str | None:
+def unit_amount_problem(minor: int, currency: str) -> Text | None:
     """Why Stripe would refuse ``minor`` as an amount in ``currency`` (None if it would not)."""
     code = currency.lower()
     if code not in SUPPORTED:
-        return f"{code.upper()} is not a currency Stripe Checkout supports"
+        return Text(
+            "%(currency)s is not a currency Stripe Checkout supports", currency=code.upper()
+        )
     if minor <= 0:
-        return "the amount must be positive"
+        return Text("the amount must be positive")
+    amount = format_minor(minor, code)
     if code in THREE_DECIMAL and minor % 10:
-        return (
-            f"{format_minor(minor, code)}: Stripe charges {code.upper()} with at most two "
-            "decimals (the third must be 0)"
+        return Text(
+            "%(amount)s: Stripe charges %(currency)s with at most two decimals "
+            "(the third must be 0)",
+            amount=amount,
+            currency=code.upper(),
         )
     if code in WHOLE_UNITS and minor % 100:
-        return f"{format_minor(minor, code)}: {code.upper()} is charged in whole units only"
+        return Text(
+            "%(amount)s: %(currency)s is charged in whole units only",
+            amount=amount,
+            currency=code.upper(),
+        )
     if minor > max_minor(code):
-        return (
-            f"{format_minor(minor, code)} is above Stripe's maximum of "
-            f"{format_minor(max_minor(code), code)}"
+        return Text(
+            "%(amount)s is above Stripe's maximum of %(maximum)s",
+            amount=amount,
+            maximum=format_minor(max_minor(code), code),
         )
     return None
 
 
-def charge_problem(minor: int, currency: str) -> str | None:
+def charge_problem(minor: int, currency: str) -> Text | None:
     """Why Stripe would refuse a charge (a session's total) of ``minor`` in ``currency``."""
     problem = unit_amount_problem(minor, currency)
     if problem:
@@ -186,9 +203,10 @@ def charge_problem(minor: int, currency: str) -> str | None:
     code = currency.lower()
     minimum = MINIMUM_CHARGE.get(code, 1)
     if minor < minimum:
-        return (
-            f"{format_minor(minor, code)} is below Stripe's minimum charge of "
-            f"{format_minor(minimum, code)}"
+        return Text(
+            "%(amount)s is below Stripe's minimum charge of %(minimum)s",
+            amount=format_minor(minor, code),
+            minimum=format_minor(minimum, code),
         )
     return None
 
@@ -226,6 +244,33 @@ def _readings(text: str, places: int) -> list[str]:
     return list(dict.fromkeys(shown))
 
 
+def _not_an_amount(amount: str, readings: list[str]) -> Text:
+    """The refusal of an amount written another way: what it could have meant (when that can be
+    told), and how to write it. Whole sentences, so each translates naturally."""
+    if not readings:
+        return Text(
+            "not an amount: %(amount)s; write digits with a dot for decimals, e.g. 1500.00 "
+            "(a comma only between thousands, and only with a dot decimal part: 1,500.00)",
+            amount=repr(amount),
+        )
+    if len(readings) == 1:
+        return Text(
+            "%(amount)s is ambiguous (did you mean %(reading)s?): write digits with a dot for "
+            "decimals, e.g. 1500.00 (a comma only between thousands, and only with a dot "
+            "decimal part: 1,500.00)",
+            amount=repr(amount),
+            reading=readings[0],
+        )
+    return Text(
+        "%(amount)s is ambiguous (did you mean %(first)s or %(second)s?): write digits with a "
+        "dot for decimals, e.g. 1500.00 (a comma only between thousands, and only with a dot "
+        "decimal part: 1,500.00)",
+        amount=repr(amount),
+        first=", ".join(readings[:-1]),
+        second=readings[-1],
+    )
+
+
 def to_minor(amount: str, currency: str) -> int:
     """Parse a positive major-unit amount exactly (no floats): "150.00" usd -> 15000.
 
@@ -239,26 +284,33 @@ def to_minor(amount: str, currency: str) -> int:
         text = text.replace(",", "")
     elif not _PLAIN.fullmatch(text):
         if re.fullmatch(r"[+-]?[0-9.,]*[0-9][0-9.,]*", text) and text.startswith("-"):
-            raise AmountError(f"amount must be positive, got {amount!r}")
+            raise AmountError(Text("amount must be positive, got %(amount)s", amount=repr(amount)))
         readings = _readings(text, display_places(code) if code in WHOLE_UNITS else places)
-        if readings:
-            raise AmountError(
-                f"{amount!r} is ambiguous (did you mean {' or '.join(readings)}?): {_HOW}"
-            )
-        raise AmountError(f"not an amount: {amount!r}; {_HOW}")
+        raise AmountError(_not_an_amount(amount, readings))
     try:
         value = Decimal(text)
     except InvalidOperation:  # pragma: no cover - the patterns above admit only decimals
-        raise AmountError(f"not an amount: {amount!r}") from None
+        raise AmountError(_not_an_amount(amount, [])) from None
     if value <= 0:
-        raise AmountError(f"amount must be positive, got {amount!r}")
+        raise AmountError(Text("amount must be positive, got %(amount)s", amount=repr(amount)))
     minor = value.scaleb(places)
     if minor != minor.to_integral_value():
-        raise AmountError(f"{amount!r} has more than {places} decimals for {code.upper()}")
+        raise AmountError(
+            Text(
+                "%(amount)s has more than %(places)s decimals for %(currency)s",
+                amount=repr(amount),
+                places=places,
+                currency=code.upper(),
+            )
+        )
     limit = max_minor(code) if code in SUPPORTED else MAX_MINOR
     if minor > limit:
         raise AmountError(
-            f"amount {amount!r} is too large (Stripe's maximum is {format_minor(limit, code)})"
+            Text(
+                "amount %(amount)s is too large (Stripe's maximum is %(maximum)s)",
+                amount=repr(amount),
+                maximum=format_minor(limit, code),
+            )
         )
     result = int(minor)
     problem = unit_amount_problem(result, code) if code in SUPPORTED else None
