@@ -181,6 +181,14 @@ def render(report: dict[str, Any]) -> str:
             HTTP_HEADERS,
             [_http_cells(r) for r in run["rows"]],
         )
+    admin = report.get("admin")
+    if admin:
+        lines += _section(
+            f"Admin API at {s['admin_links']:,} links: list calls over HTTP, median and slowest "
+            f"of {s['admin_rounds']} after a warm-up; one bulk call (bench/admin_scale.py)",
+            ["row", "result", "target", "met"],
+            [[row, result, target, _yes(met)] for row, result, target, met in admin["rows"]],
+        )
     cls = report.get("classify")
     if cls:
         rows = []

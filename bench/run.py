@@ -21,7 +21,11 @@ Sections (``--only`` takes a comma-separated subset):
 - ``scale``     SQLite, a fresh gateway: human GET spread over each of ``--scale-links``
                 (10,000 and 100,000) links, interleaved with the bare handler, after every link
                 was opened once; then the mixed load over all of them, RSS sampled
-                (``--scale-memory-duration``; bench/scale.py).
+                (``--scale-memory-duration``; bench/scale.py);
+- ``admin``     the admin API at ``--admin-links`` (100,000) links on SQLite and on PostgreSQL
+                (``--admin-postgres``): every list call (first and deep pages, each status,
+                ref prefixes, a date range) under 50 ms, and one bulk call of
+                ``--admin-bulk-rows`` rows (bench/admin_scale.py, in this process, ~2 minutes).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import classify  # bench/ is not a package: these are found through sys.path above
+import admin_scale  # bench/ is not a package: these are found through sys.path above
+import classify
 import memory
 import pay
 import report as table
@@ -71,7 +76,7 @@ from _support import (
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 GATEWAY = str(VENV_BIN / "gateway")
-SECTIONS = ("pay", "webhooks", "classify", "scaleout", "memory", "scale")
+SECTIONS = ("pay", "webhooks", "classify", "scaleout", "memory", "scale", "admin")
 API_KEY = "sk_test_bench"
 
 SPECS: dict[str, table.Spec] = {
@@ -569,10 +574,23 @@ class Bench:
         )
         self.log(f"memory {label}: {verdicts}")
 
+    def admin_phase(self) -> None:
+        a = self.args
+        where = " and PostgreSQL" if a.admin_postgres else ""
+        self.log(f"admin: {a.admin_links:,} links on SQLite{where}")
+        rows = admin_scale.run(
+            links=a.admin_links,
+            bulk_rows=a.admin_bulk_rows,
+            rounds=a.admin_rounds,
+            postgres_url=a.admin_postgres or None,
+        )
+        self.report["admin"] = {"rows": [list(row) for row in rows]}
+
     # --- all ------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        require_wrk()
+        if self.only - {"classify", "admin"}:
+            require_wrk()
         code = pay.code_under_test()  # before the run: others may commit while it runs
         if "classify" in self.only:
             self.log("classification")
@@ -585,6 +603,8 @@ class Bench:
             self.pg_phase()
         if "scale" in self.only:
             self.scale_phase()
+        if "admin" in self.only:
+            self.admin_phase()
         a = self.args
         self.report.update(
             {
@@ -609,6 +629,9 @@ class Bench:
                     "memory_duration_s": a.memory_duration,
                     "scale_links": a.scale_links,
                     "scale_memory_duration_s": a.scale_memory_duration,
+                    "admin_links": a.admin_links,
+                    "admin_bulk_rows": a.admin_bulk_rows,
+                    "admin_rounds": a.admin_rounds,
                 },
                 "code": code,
             }
@@ -681,6 +704,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="seconds of mixed load over all the scale links, RSS sampled (0: skip)",
     )
+    add("--admin-links", type=int, default=100_000, help="links seeded for the admin rows")
+    add("--admin-bulk-rows", type=int, default=100_000, help="rows of the admin bulk call")
+    add("--admin-rounds", type=int, default=7, help="timed calls per admin list variant")
+    add(
+        "--admin-postgres",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL admin URL for the admin rows ('': SQLite only)",
+    )
     add("--json", action="store_true", help="print the report as JSON")
     add("--keep", action="store_true", help="keep the temporary directory")
     add("--quiet", action="store_true", help="no progress on stderr")
@@ -691,6 +722,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from {SECTIONS}")
     if min(args.rounds, args.pg_rounds, args.links, args.webhook_apply_links) < 1:
         parser.error("--rounds, --pg-rounds, --links and --webhook-apply-links must be positive")
+    if min(args.admin_links, args.admin_bulk_rows, args.admin_rounds) < 1:
+        parser.error("--admin-links, --admin-bulk-rows and --admin-rounds must be positive")
     if args.duration <= 0:
         parser.error("--duration must be positive")
     return args
