@@ -269,11 +269,11 @@ class LinkListing:
     async def list(self, f: LinkFilter) -> LinkPage:
         """A page of links, newest first, at a cost that does not grow with the table.
 
-        With a status filter, or else a ref prefix, the links it can only be found among are
-        fetched first from an index (:func:`status_candidates`, :meth:`_ref_range`): up to
-        :data:`DRIVE_CAP` of them, only those links are looked at (an exact total); more, and
-        the links are walked newest first until the page is full, the total counted up to
-        :data:`COUNT_CAP`.
+        With a status filter, or else a ref prefix on PostgreSQL, the links it can only be
+        found among are fetched first from an index (:func:`status_candidates`,
+        :meth:`_ref_range`): up to :data:`DRIVE_CAP` of them, only those links are looked at
+        (an exact total); more, and the links are walked newest first until the page is full,
+        the total counted up to :data:`COUNT_CAP`.
         """
         now = self.now()
         where: list[sa.ColumnElement[bool]] = []
@@ -303,7 +303,8 @@ class LinkListing:
             if f.status:
                 where.append(status_condition(f.status, now))
                 candidates = status_candidates(f.status, now)
-            elif by_ref:
+            elif by_ref and not self._db.is_sqlite:
+                # (SQLite reads the range with the page and the count, as fast.)
                 candidates = sa.select(Link.id).where(*by_ref)
             few: list[str] | None = None
             if candidates is not None:
@@ -408,6 +409,7 @@ class LinkListing:
                 rows = await self._page(session, paging, after, offset, limit)
             except BaseException:
                 count_apart.cancel()
+                await asyncio.gather(count_apart, return_exceptions=True)  # its session closed
                 raise
             counted = await count_apart
             return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
