@@ -37,6 +37,7 @@ from gateway.web.keys import (
     MAILER,
     METRICS,
     OPENS,
+    OUTBOX,
     PAYMENTS,
     RECONCILER,
     RENEWALS,
@@ -106,6 +107,7 @@ def create_app(
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)
+        app.cleanup_ctx.append(_send_mail)
         app.cleanup_ctx.append(_follow_changes)
     return app
 
@@ -156,6 +158,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ADMIN] = services.admin
     app[RENEWALS] = services.renewals
     app[LISTING] = services.listing
+    app[OUTBOX] = services.outbox
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):
@@ -195,6 +198,19 @@ _flush_opens = _periodic(
 _reconcile_periodically = _periodic(
     "reconcile", lambda app: app[SETTINGS].reconcile.interval, lambda app: _reconcile(app)
 )
+
+
+async def _send_due_mail(app: web.Application) -> None:
+    """The outbox's sender (safe on every replica at once: each claims its own rows)."""
+    report = await app[OUTBOX].send_due()
+    metrics = app[METRICS]
+    for delivery in report.deliveries:
+        metrics.record_outbox(delivery.kind, delivery.outcome, delivery.resent_after_crash)
+    for _ in report.abandoned:
+        metrics.record_outbox("unknown", "abandoned", False)
+
+
+_send_mail = _periodic("send-mail", lambda app: app[SETTINGS].email.send_interval, _send_due_mail)
 
 
 # Learn what other replicas changed, so the GET snapshot stays within database.snapshot_ttl.

@@ -126,10 +126,35 @@ class EmailSettings:
     # "Email me a new link" on an expired page: at most this many per link in this window.
     renew_limit: int = 3
     renew_window: Duration = Duration(86400.0)
+    # A receipt when an order is paid; off for organisations that let Stripe send receipts
+    # (Stripe sends none in test mode).
+    receipts: bool = True
+    # How often the outbox's sender looks for due messages (gateway serve).
+    send_interval: Duration = Duration(5.0)
 
     @property
     def enabled(self) -> bool:
         return bool(self.host and self.from_address)
+
+
+@dataclass(frozen=True, slots=True)
+class RemindersSettings:
+    # Days relative to a link's due date ("-3,1,7": three days before, one and seven after);
+    # at most three steps. A link without a due date gets no reminders.
+    schedule: str = "-3,1,7"
+    # Reminders go out between these local times (checkout.timezone), never at night.
+    send_from: str = "09:00"
+    send_until: str = "19:00"
+    # Stops every reminder (receipts and other messages still go).
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    # Where the digest of things that need a person goes; empty: no digest.
+    email: str = ""
+    # At most one digest per interval, and none when there is nothing to say.
+    interval: Duration = Duration(3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +199,8 @@ class Settings:
     checkout: CheckoutSettings = field(default_factory=CheckoutSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    reminders: RemindersSettings = field(default_factory=RemindersSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     bots: BotSettings = field(default_factory=BotSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

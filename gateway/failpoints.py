@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_order_insert", "after_session_created", "during_webhook_apply")
+POINTS = (
+    "after_order_insert",
+    "after_session_created",
+    "during_webhook_apply",
+    "after_smtp_accepted",
+)
 
 
 def _parse(spec: str) -> dict[str, int]:

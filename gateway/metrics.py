@@ -68,6 +68,15 @@ ConfirmOutcome = Literal["redirect", "paid_block", "refused", "forbidden", "stri
 AdminOutcome = Literal["ok", "unauthorized", "throttled", "client_error"]
 IssueChannel = Literal["api", "bulk", "cli", "renewal"]
 EmailPurpose = Literal["link", "renewal"]
+OutboxOutcome = Literal[
+    "sent", "retry", "failed", "skipped", "deferred", "lost", "abandoned", "resent_after_crash"
+]
+# Message kinds (gateway.domain.outbox.Kind) as metric labels; a row of any other kind counts
+# as "other" (the label set stays bounded whatever a row says).
+_MESSAGE_KINDS = frozenset(
+    {"link", "renewal", "receipt", "payment_failed", "paid_twice", "refunded", "reminder",
+     "alert_digest"}
+)  # fmt: skip
 StripeErrorKind = Literal["unavailable", "rejected", "contention"]
 
 
@@ -267,6 +276,14 @@ class Metrics:
             ["purpose", "outcome"],
             registry=r,
         )
+        self.outbox = Counter(
+            "gateway_outbox_messages",
+            "Outbox sends by message kind and outcome (sent, retry, failed, skipped, deferred, "
+            "lost: claimed by another sender, abandoned: its sender died twice mid-send, "
+            "resent_after_crash: sent again after a sender died mid-send).",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.renewals = Counter(
             "gateway_link_renewals",
             "Fresh-link requests from expired pages, by outcome.",
@@ -327,6 +344,13 @@ class Metrics:
 
     def record_email(self, purpose: EmailPurpose, ok: bool) -> None:
         self.emails.labels(purpose, "sent" if ok else "failed").inc()
+
+    def record_outbox(self, kind: str, outcome: OutboxOutcome, resent_after_crash: bool) -> None:
+        """One outbox send (the app's sender task, from each :class:`Delivery`)."""
+        label = kind if kind in _MESSAGE_KINDS else "other"
+        self.outbox.labels(label, outcome).inc()
+        if resent_after_crash:
+            self.outbox.labels(label, "resent_after_crash").inc()
 
     def record_admin_request(self, outcome: AdminOutcome) -> None:
         self.admin_requests.labels(outcome).inc()

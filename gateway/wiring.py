@@ -26,7 +26,9 @@ from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
+from gateway.services.messages import composers
 from gateway.services.opens import OpenRecorder
+from gateway.services.outbox import Outbox
 from gateway.services.payments import PaymentRecorder
 from gateway.services.reconcile import Reconciler
 from gateway.services.renewal import Renewals
@@ -53,6 +55,7 @@ class Services:
     admin: AdminLinks
     renewals: Renewals
     listing: LinkListing
+    outbox: Outbox
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -109,6 +112,13 @@ def build_services(
     webhooks = WebhookService(db, clock, recorder)
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
     mailer = LinkMailer(db, links, smtp, settings, clock, str(resource_dir("templates")))
+    outbox = Outbox(
+        db,
+        clock,
+        mailer=smtp,
+        composers=composers(),
+        domain=settings.email.from_address.rpartition("@")[2],
+    )
     listing = LinkListing(db, clock)
     return Services(
         tokens=tokens,
@@ -143,4 +153,5 @@ def build_services(
         ),
         renewals=Renewals(db, links, mailer, payments, settings, clock),
         listing=listing,
+        outbox=outbox,
     )

@@ -16,7 +16,22 @@ from gateway.config import EmailSettings
 
 
 class MailError(Exception):
-    """The message was not accepted; ``str()`` is safe to store and show (no password)."""
+    """The message was not accepted; ``str()`` is safe to store and show (no password).
+
+    ``permanent``: the server refused this message for good (a 5xx: an address it will never
+    take, a message it will never accept); trying again later cannot help. Otherwise (no
+    connection, a 4xx, a timeout) a later try may go through."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _permanent(exc: aiosmtplib.SMTPException) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(500 <= refusal.code < 600 for refusal in exc.recipients)
+    code = getattr(exc, "code", None)
+    return isinstance(code, int) and 500 <= code < 600
 
 
 class Mailer(Protocol):
@@ -42,6 +57,9 @@ class SmtpMailer:
             )
         except aiosmtplib.SMTPException as exc:
             # Server said no (refused recipient, auth, or could not connect).
-            raise MailError(f"SMTP {s.host}:{s.port}: {type(exc).__name__}: {exc}"[:400]) from None
+            raise MailError(
+                f"SMTP {s.host}:{s.port}: {type(exc).__name__}: {exc}"[:400],
+                permanent=_permanent(exc),
+            ) from None
         except OSError as exc:
             raise MailError(f"SMTP {s.host}:{s.port}: {type(exc).__name__}: {exc}"[:400]) from None

@@ -11,3 +11,7 @@ def new_link_id() -> str:
 
 def new_order_id() -> str:
     return "ord_" + secrets.token_urlsafe(12)
+
+
+def new_message_id() -> str:
+    return "ms_" + secrets.token_urlsafe(12)

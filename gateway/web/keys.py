@@ -17,6 +17,7 @@ from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
+from gateway.services.outbox import Outbox
 from gateway.services.reconcile import Reconciler
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed
@@ -43,3 +44,4 @@ RENEWALS = web.AppKey("renewals", Renewals)
 LISTING = web.AppKey("listing", LinkListing)
 ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)
 CHANGE_FEED = web.AppKey("change_feed", ChangeFeed)
+OUTBOX = web.AppKey("outbox", Outbox)

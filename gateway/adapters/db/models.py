@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -87,6 +87,19 @@ class Link(Base):
     # The payer's language as the issuer chose it (gateway.domain.locales.OFFERED); None: the
     # browser's, else checkout.default_locale.
     locale: Mapped[str | None] = mapped_column(sa.String(16))
+    # Reminders (issue 14): the day payment is due, in the organisation's time zone; the steps
+    # in days relative to it ("-3,1,7"; None: checkout's default schedule); when the payer
+    # stopped them (one-click link), and whether an admin paused them.
+    due_date: Mapped[date | None] = mapped_column(sa.Date)
+    reminder_steps: Mapped[str | None] = mapped_column(sa.String(64))
+    reminders_stopped_at: Mapped[datetime | None]
+    reminders_paused: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
+    # The last time the payer saw a page saying something went wrong (an error, an expired
+    # link), flushed with the open counts: a payment recorded after it gets a receipt that says
+    # it went through after all.
+    problem_seen_at: Mapped[datetime | None]
 
     items: Mapped[list[LinkItem]] = relationship(
         back_populates="link", order_by="LinkItem.position", lazy="raise"
@@ -226,3 +239,43 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text)
     updated_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A message owed to someone (gateway.domain.outbox): written with the change that causes
+    it, unique per (kind, subject), built and sent later by the sender, never deleted."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "subject", name="uq_outbox_kind_subject"),
+        sa.CheckConstraint(
+            "state IN ('pending','sending','sent','failed','skipped','canceled')",
+            name="state_known",
+        ),
+        # What the sender claims: due rows in order, from the index alone.
+        sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    # What the message is about, unique within its kind: an order id (a receipt), a link id and
+    # a step (a reminder), a digest's window.
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    link_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    order_id: Mapped[str | None] = mapped_column(sa.String(32))
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    locale: Mapped[str] = mapped_column(sa.String(16))
+    # What the message needs beyond the rows it reads when it is built (JSON object).
+    payload: Mapped[str] = mapped_column(sa.Text, default="{}", server_default="{}")
+    state: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # Sends after a sender died mid-send (its lease ran out): at most one.
+    crash_resends: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    message_id: Mapped[str] = mapped_column(sa.String(255))
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
