@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.domain.errors import GatewayError
+from gateway.domain.text import Text
 
 MAX_ROWS = 100_000
 MAX_FIELD_BYTES = 10 * 1024
@@ -37,7 +38,8 @@ COLUMNS = frozenset(
 )
 REQUIRED = frozenset({"email", "name", "ref"})
 DELIMITERS = (",", ";", "\t")
-_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+# Translators: what the header row was split at, in "the header row read with commas: ...".
+_NAMES = {",": Text("commas"), ";": Text("semicolons"), "\t": Text("tabs")}
 
 
 class BulkFormatError(GatewayError):
@@ -66,9 +68,9 @@ def decode(body: bytes) -> tuple[str, list[str]]:
     if body.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         raise BulkFormatError(_unsupported("UTF-32"))
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise BulkFormatError(_unsupported("UTF-16 (Excel's 'Unicode text')"))
+        raise BulkFormatError(_unsupported(Text("UTF-16 (Excel's 'Unicode text')")))
     if b"\x00" in body:
-        raise BulkFormatError(_unsupported("binary, UTF-16 or UTF-32 (it has NUL bytes)"))
+        raise BulkFormatError(_unsupported(Text("binary, UTF-16 or UTF-32 (it has NUL bytes)")))
     try:
         return body.decode("utf-8-sig"), []
     except UnicodeDecodeError:
@@ -77,16 +79,27 @@ def decode(body: bytes) -> tuple[str, list[str]]:
         text = body.decode("cp1252")
     except UnicodeDecodeError as exc:
         raise BulkFormatError(
-            _unsupported(f"neither UTF-8 nor Windows-1252 (byte 0x{body[exc.start]:02X})")
+            _unsupported(
+                Text(
+                    "neither UTF-8 nor Windows-1252 (byte 0x%(byte)s)",
+                    byte=format(body[exc.start], "02X"),
+                )
+            )
         ) from None
     return text, [
-        "the file is not UTF-8: it was read as Windows-1252 (Western European); check names "
-        "with accents below, or save it as 'CSV UTF-8' to be sure"
+        Text(
+            "the file is not UTF-8: it was read as Windows-1252 (Western European); check names "
+            "with accents below, or save it as 'CSV UTF-8' to be sure"
+        )
     ]
 
 
-def _unsupported(what: str) -> str:
-    return f"the file's encoding is {what}; save it as 'CSV UTF-8 (comma delimited)' and retry"
+def _unsupported(what: str) -> Text:
+    # Translators: %(encoding)s names an encoding, e.g. "UTF-32" or "UTF-16 (Excel's ...)".
+    return Text(
+        "the file's encoding is %(encoding)s; save it as 'CSV UTF-8 (comma delimited)' and retry",
+        encoding=what,
+    )
 
 
 def _header_cells(text: str, delimiter: str) -> list[str]:
@@ -110,12 +123,12 @@ def parse_csv(body: bytes | str) -> BulkFile:
     else:
         text, warnings = decode(body)
     if not text.strip():
-        raise BulkFormatError("the CSV is empty (expected a header row)")
+        raise BulkFormatError(Text("the CSV is empty (expected a header row)"))
     delimiter = sniff_delimiter(text)
     records = _records(text, delimiter)
     header = [cell.strip().lower() for cell in next(records, [])]
     if not any(header):
-        raise BulkFormatError("the CSV is empty (expected a header row)")
+        raise BulkFormatError(Text("the CSV is empty (expected a header row)"))
     _check_header(header, delimiter)
     # Rows are read as they are validated: a 100,000-row file is never held twice.
     return BulkFile(_rows(records, header), warnings)
@@ -128,13 +141,21 @@ def _rows(records: Iterator[list[str]], header: list[str]) -> Iterator[FileRow]:
             continue  # a blank row (still counted: the next row keeps the spreadsheet's number)
         if count >= MAX_ROWS:
             raise BulkFormatError(
-                f"more than {MAX_ROWS:,} data rows; split the file (row {number} is past the cap)"
+                Text(
+                    "more than %(max)s data rows; split the file (row %(row)s is past the cap)",
+                    max=format(MAX_ROWS, ","),
+                    row=number,
+                )
             )
         for column, cell in zip(header, cells, strict=False):
             if len(cell.encode("utf-8", "surrogatepass")) > MAX_FIELD_BYTES:
                 raise BulkFormatError(
-                    f"row {number}: the {column or 'unnamed'} cell is longer than "
-                    f"{MAX_FIELD_BYTES // 1024} KB"
+                    Text(
+                        "row %(row)s: the %(column)s cell is longer than %(size)s KB",
+                        row=number,
+                        column=column or Text("unnamed"),
+                        size=MAX_FIELD_BYTES // 1024,
+                    )
                 )
         count += 1
         yield FileRow(number, dict(zip(header, cells, strict=False)), len(cells) > len(header))
@@ -150,12 +171,17 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
             return
         except csv.Error as exc:
             # The csv module's own cap (128 KB a field) or a broken quote.
-            where = f"row {number + 1}"
             if "field larger than field limit" in str(exc):
                 raise BulkFormatError(
-                    f"{where}: a cell is longer than {MAX_FIELD_BYTES // 1024} KB"
+                    Text(
+                        "row %(row)s: a cell is longer than %(size)s KB",
+                        row=number + 1,
+                        size=MAX_FIELD_BYTES // 1024,
+                    )
                 ) from None
-            raise BulkFormatError(f"{where}: not readable as CSV ({exc})") from None
+            raise BulkFormatError(
+                Text("row %(row)s: not readable as CSV (%(error)s)", row=number + 1, error=str(exc))
+            ) from None
         number += 1
         yield cells
 
@@ -165,19 +191,30 @@ def _check_header(header: list[str], delimiter: str) -> None:
     missing = REQUIRED - known
     if missing:
         raise BulkFormatError(
-            f"missing column(s): {', '.join(sorted(missing))} (the header row read with "
-            f"{_NAMES[delimiter]}s: {', '.join(repr(h) for h in header[:10])})"
+            Text(
+                "missing column(s): %(missing)s (the header row read with %(separator)s: "
+                "%(header)s)",
+                missing=", ".join(sorted(missing)),
+                separator=_NAMES[delimiter],
+                header=", ".join(repr(h) for h in header[:10]),
+            )
         )
     if "items" not in known and "amount" not in known:
-        raise BulkFormatError("an 'items' or an 'amount' column is required")
+        raise BulkFormatError(Text("an 'items' or an 'amount' column is required"))
     unknown = sorted(known - COLUMNS)
     if unknown:
         raise BulkFormatError(
-            f"unknown column(s): {', '.join(unknown)} (known: {', '.join(sorted(COLUMNS))})"
+            Text(
+                "unknown column(s): %(unknown)s (known: %(known)s)",
+                unknown=", ".join(unknown),
+                known=", ".join(sorted(COLUMNS)),
+            )
         )
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
-        raise BulkFormatError(f"column(s) given twice: {', '.join(duplicated)}")
+        raise BulkFormatError(
+            Text("column(s) given twice: %(columns)s", columns=", ".join(duplicated))
+        )
 
 
 def load_json(body: bytes | str) -> Any:
@@ -186,11 +223,11 @@ def load_json(body: bytes | str) -> Any:
         text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
         return json.loads(text)
     except UnicodeDecodeError:
-        raise BulkFormatError("JSON must be UTF-8") from None
+        raise BulkFormatError(Text("JSON must be UTF-8")) from None
     except RecursionError:
-        raise BulkFormatError("the JSON is nested too deeply") from None
+        raise BulkFormatError(Text("the JSON is nested too deeply")) from None
     except ValueError as exc:
-        raise BulkFormatError(f"not valid JSON: {exc}") from None
+        raise BulkFormatError(Text("not valid JSON: %(error)s", error=str(exc))) from None
 
 
 def parse_json(data: object) -> BulkFile:
@@ -198,11 +235,17 @@ def parse_json(data: object) -> BulkFile:
     if isinstance(data, dict):
         data = data.get("rows")
     if not isinstance(data, list):
-        raise BulkFormatError('expected a list of rows or {"rows": [...]}')
+        raise BulkFormatError(Text('expected a list of rows or {"rows": [...]}'))
     if len(data) > MAX_ROWS:
-        raise BulkFormatError(f"more than {MAX_ROWS:,} rows ({len(data):,}); split the file")
+        raise BulkFormatError(
+            Text(
+                "more than %(max)s rows (%(count)s); split the file",
+                max=format(MAX_ROWS, ","),
+                count=format(len(data), ","),
+            )
+        )
     if not all(isinstance(row, dict) for row in data):
-        raise BulkFormatError("every row must be a JSON object")
+        raise BulkFormatError(Text("every row must be a JSON object"))
     return BulkFile([FileRow(n, dict(row)) for n, row in enumerate(data, start=1)])
 
 

@@ -28,6 +28,8 @@ from gateway.clock import Clock
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.errors import GatewayError, ValidationFailed
 from gateway.domain.links import ItemSpec, NewLink, validate_new_link
+from gateway.domain.text import Text
+from gateway.i18n import localize
 from gateway.services.admin_links import NOT_SENDABLE, differences, new_link_json
 from gateway.services.bulk_files import (
     COLUMNS,
@@ -62,18 +64,24 @@ class BulkRow:
     new: NewLink | None = None
     sent_before: bool = False  # an existing link emailed successfully before
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, locale: str | None = None) -> dict[str, Any]:
+        """The row as JSON; with a ``locale``, its messages for people are in that language."""
         data: dict[str, Any] = {"row": self.row, "ref": self.ref, "status": self.status}
         if self.new is not None:
             data.update(new_link_json(self.new))
         if self.errors:
-            data["errors"] = self.errors
+            data["errors"] = (
+                {k: localize(locale, v) for k, v in self.errors.items()} if locale else self.errors
+            )
         if self.id:
             data["id"], data["url"] = self.id, self.url
         if self.differs:
             data["differs"] = self.differs
         if self.email is not None:
-            data["email"] = {"sent": self.email.ok, "error": self.email.error}
+            error = self.email.error
+            if locale and error is not None:
+                error = localize(locale, error)
+            data["email"] = {"sent": self.email.ok, "error": error}
         return data
 
 
@@ -90,19 +98,20 @@ class BulkReport:
     def invalid(self) -> list[BulkRow]:
         return [r for r in self.rows if r.errors]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "rows": [r.as_dict() for r in self.rows]}
+    def as_dict(self, locale: str | None = None) -> dict[str, Any]:
+        return {**self.summary(locale), "rows": [r.as_dict(locale) for r in self.rows]}
 
-    def to_json(self) -> bytes:
+    def to_json(self, locale: str | None = None) -> bytes:
         """:meth:`as_dict` as JSON, one row at a time (a 100,000-row report as dictionaries
         would take several times the memory of its text)."""
-        chunks = [json.dumps(self.summary())[:-1].encode(), b', "rows": [']
+        chunks = [json.dumps(self.summary(locale))[:-1].encode(), b', "rows": [']
         for index, row in enumerate(self.rows):
-            chunks.append((", " if index else "").encode() + json.dumps(row.as_dict()).encode())
+            row_json = json.dumps(row.as_dict(locale)).encode()
+            chunks.append((", " if index else "").encode() + row_json)
         chunks.append(b"]}")
         return b"".join(chunks)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, locale: str | None = None) -> dict[str, Any]:
         emailed = [r.email for r in self.rows if r.email is not None]
         return {
             "dry_run": self.dry_run,
@@ -114,7 +123,7 @@ class BulkReport:
             "skipped": self.count("skipped"),
             "emails_sent": sum(1 for e in emailed if e.ok),
             "emails_failed": sum(1 for e in emailed if not e.ok),
-            "warnings": self.warnings,
+            "warnings": [localize(locale, w) for w in self.warnings] if locale else self.warnings,
         }
 
 
@@ -123,8 +132,19 @@ class BulkInvalid(GatewayError):
 
     def __init__(self, report: BulkReport) -> None:
         rows = ", ".join(str(r.row) for r in report.invalid[:50])
-        more = f" and {len(report.invalid) - 50} more" if len(report.invalid) > 50 else ""
-        super().__init__(f"{len(report.invalid)} invalid row(s): {rows}{more}; nothing was created")
+        count = len(report.invalid)
+        if count > 50:
+            message = Text(
+                "%(count)s invalid row(s): %(rows)s and %(more)s more; nothing was created",
+                count=count,
+                rows=rows,
+                more=count - 50,
+            )
+        else:
+            message = Text(
+                "%(count)s invalid row(s): %(rows)s; nothing was created", count=count, rows=rows
+            )
+        super().__init__(message)
         self.report = report
 
 
@@ -133,8 +153,13 @@ class BulkInterrupted(GatewayError):
 
     def __init__(self, created: int, remaining: int) -> None:
         super().__init__(
-            f"the run stopped after {created} link(s) were created ({remaining} row(s) not "
-            "written); run the same file again: rows already created are recognised by ref"
+            Text(
+                "the run stopped after %(created)s link(s) were created (%(remaining)s row(s) "
+                "not written); run the same file again: rows already created are recognised "
+                "by ref",
+                created=created,
+                remaining=remaining,
+            )
         )
         self.created = created
         self.remaining = remaining
@@ -145,7 +170,7 @@ def _text(row: Mapping[str, Any], key: str, errors: dict[str, str]) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        errors.setdefault(key, "expected text")
+        errors.setdefault(key, Text("expected text"))
         return ""
     return str(value)  # validate_new_link checks the text itself
 
@@ -156,17 +181,17 @@ def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
     if items in (None, "", []):
         amount = row.get("amount")
         if amount in (None, ""):
-            return "items or amount is required"
+            return Text("items or amount is required")
         if isinstance(amount, bool) or not isinstance(amount, str | int | float):
-            return "amount must be a number like 150.00"
+            return Text("amount must be a number like 150.00")
         description = row.get("description") or ""
         if not isinstance(description, str):
-            return "description must be text"
+            return Text("description must be text")
         return [f"{description.strip() or 'Payment'}={amount}"]
     if isinstance(items, str):
         return [part.strip() for part in items.split("|") if part.strip()]
     if not isinstance(items, list):
-        return "items must be a list"
+        return Text("items must be a list")
     parsed: list[str | ItemSpec] = []
     for item in items:
         if isinstance(item, str):
@@ -175,15 +200,17 @@ def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
             description, amount = item["description"], item["amount"]
             quantity = item.get("quantity", 1)
             if not isinstance(description, str) or isinstance(amount, bool):
-                return "an item's description must be text and its amount a number"
+                return Text("an item's description must be text and its amount a number")
             if not isinstance(amount, str | int | float):
-                return "an item's amount must be a number like 150.00"
+                return Text("an item's amount must be a number like 150.00")
             if isinstance(quantity, bool) or not isinstance(quantity, int | str):
-                return "an item's quantity must be a whole number"
+                return Text("an item's quantity must be a whole number")
             suffix = f"x{quantity}" if quantity not in (1, "1") else ""
             parsed.append(f"{description}={amount}{suffix}")
         else:
-            return 'each item is "Description=Amount" or {"description", "amount", "quantity"}'
+            return Text(
+                'each item is "Description=Amount" or {"description", "amount", "quantity"}'
+            )
     return parsed
 
 
@@ -193,16 +220,16 @@ def validate_row(
     """One row (or one API request) to a :class:`NewLink`, with every problem reported."""
     if isinstance(row, FileRow):
         if row.extra:
-            return None, {"row": "more cells than columns"}
+            return None, {"row": Text("more cells than columns")}
         row = row.fields
     unknown = sorted(str(k) for k in set(row) - COLUMNS)
     if unknown:
-        return None, {"row": f"unknown field(s): {', '.join(unknown)}"}
+        return None, {"row": Text("unknown field(s): %(fields)s", fields=", ".join(unknown))}
     errors: dict[str, str] = {}
     ref = _text(row, "ref", errors).strip()
     if not ref and require_ref and "ref" not in errors:
         # The ref is what makes a second run of the same file harmless.
-        errors["ref"] = "a ref is required in bulk files (it identifies the row on a re-run)"
+        errors["ref"] = Text("a ref is required in bulk files (it identifies the row on a re-run)")
     valid_for: float = settings.checkout.default_valid_for
     if row.get("valid_for") not in (None, ""):
         try:
@@ -277,17 +304,18 @@ class BulkIssuer:
         seen: dict[str, int] = {}
         for file_row in file_rows:
             if len(report.rows) >= MAX_BULK_ROWS:
-                raise BulkFormatError(f"at most {MAX_BULK_ROWS:,} rows per file")
+                limit = format(MAX_BULK_ROWS, ",")
+                raise BulkFormatError(Text("at most %(max)s rows per file", max=limit))
             new, errors = validate_row(file_row, self._settings)
             ref = new.ref if new is not None else str(file_row.fields.get("ref") or "").strip()
             if ref and ref in seen:
-                errors["ref"] = f"the same ref as row {seen[ref]}"
+                errors["ref"] = Text("the same ref as row %(row)s", row=seen[ref])
                 new = None
             elif ref:
                 seen[ref] = file_row.number
             report.rows.append(BulkRow(file_row.number, ref, errors=errors, new=new))
         if not report.rows:
-            raise BulkFormatError("the file has no rows")
+            raise BulkFormatError(Text("the file has no rows"))
         if report.invalid and not skip_invalid and not dry_run:
             raise BulkInvalid(report)
         for r in report.invalid:
@@ -350,7 +378,9 @@ class BulkIssuer:
             async with gate:
                 status = await self._listing.status_of(r.id) if r.status == "existing" else "issued"
                 if status in NOT_SENDABLE:
-                    r.email = SendResult(r.id, False, f"not sent: the link is {status}")
+                    r.email = SendResult(
+                        r.id, False, Text("not sent: the link is %(status)s", status=status)
+                    )
                     return
                 r.email = await self._mailer.send_link(r.id, actor=actor)
 

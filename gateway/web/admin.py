@@ -2,7 +2,10 @@
 
 Every endpoint but the OpenAPI document needs ``Authorization: Bearer <key>``; the key's name is
 the actor in the audit trail. Errors are ``{"error": {"code", "message", ...}}`` with a stable
-``code`` (see ``openapi.py``); bad input is a 4xx that changes nothing.
+``code`` (see ``openapi.py``); bad input is a 4xx that changes nothing. What people read (the
+``message``, each field's and each bulk row's problem) is in the request's ``Accept-Language``
+when that is an offered language, else ``checkout.default_locale``; the ``code`` and the field
+names, which programs read, are the same in every language.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from aiohttp.typedefs import Handler
 from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.links import text_problem
+from gateway.domain.locales import from_accept_language
 from gateway.domain.orders import OrderStatus
+from gateway.domain.text import Text, message_of
+from gateway.i18n import localize
 from gateway.services.admin_links import LinkNotSendable
 from gateway.services.bulk_files import (
     MAX_BODY_BYTES,
@@ -55,8 +61,19 @@ MAX_LIMIT = 500
 _PUBLIC = frozenset({"admin_openapi"})
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": message, **extra}
+def request_locale(request: web.Request) -> str:
+    """The language of the people's messages in an answer (see the module docstring)."""
+    browser = from_accept_language(request.headers.get("Accept-Language"))
+    return browser or request.config_dict[SETTINGS].checkout.default_locale
+
+
+def error(request: web.Request, status: int, code: str, message: str, **extra: Any) -> web.Response:
+    """An error answer; ``message`` (a domain :class:`Text` or a plain string) and a
+    ``fields`` mapping's messages are given in the request's language."""
+    locale = request_locale(request)
+    if "fields" in extra:
+        extra["fields"] = {name: localize(locale, text) for name, text in extra["fields"].items()}
+    body: dict[str, Any] = {"code": code, "message": localize(locale, message), **extra}
     headers = {"WWW-Authenticate": 'Bearer realm="gateway-admin"'} if status == 401 else None
     return web.json_response({"error": body}, status=status, headers=headers)
 
@@ -69,42 +86,55 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         actor = request.config_dict[ADMIN_KEYS].authenticate(request)
         if isinstance(actor, Throttled):
             metrics.record_admin_request("throttled")
-            refused = error(429, "too_many_failures", "too many refused keys; retry later")
+            refused = error(
+                request, 429, "too_many_failures", Text("too many refused keys; retry later")
+            )
             refused.headers["Retry-After"] = str(actor.retry_after)
             return refused
         if actor is None:
             metrics.record_admin_request("unauthorized")
-            return error(401, "unauthorized", "a valid admin key is required (Bearer)")
+            return error(
+                request, 401, "unauthorized", Text("a valid admin key is required (Bearer)")
+            )
         request[ACTOR] = actor
     try:
         response = await handler(request)
     except ValidationFailed as exc:
-        response = error(422, "validation_failed", "invalid input", fields=exc.errors)
-    except BulkInvalid as exc:
         response = error(
+            request, 422, "validation_failed", Text("invalid input"), fields=exc.errors
+        )
+    except BulkInvalid as exc:
+        locale = request_locale(request)
+        response = error(
+            request,
             422,
             "bulk_invalid",
-            str(exc),
-            rows=[r.as_dict() for r in exc.report.invalid],
-            report=exc.report.as_dict(),
+            message_of(exc),
+            rows=[r.as_dict(locale) for r in exc.report.invalid],
+            report=exc.report.as_dict(locale),
         )
     except BulkTooLarge as exc:
-        response = error(413, "too_large", str(exc))
+        response = error(request, 413, "too_large", message_of(exc))
     except BulkFormatError as exc:
-        response = error(400, "bad_file", str(exc))
+        response = error(request, 400, "bad_file", message_of(exc))
     except BulkInterrupted as exc:
         # Not the admin's fault, but not a mystery either: what exists and what to do.
         response = error(
-            500, "bulk_interrupted", str(exc), created=exc.created, remaining=exc.remaining
+            request,
+            500,
+            "bulk_interrupted",
+            message_of(exc),
+            created=exc.created,
+            remaining=exc.remaining,
         )
     except BadRequest as exc:
-        response = error(400, "bad_request", str(exc))
+        response = error(request, 400, "bad_request", message_of(exc))
     except NotFound:
-        response = error(404, "not_found", "no such link")
+        response = error(request, 404, "not_found", Text("no such link"))
     except EmailNotConfigured as exc:
-        response = error(409, "email_not_configured", str(exc))
+        response = error(request, 409, "email_not_configured", message_of(exc))
     except LinkNotSendable as exc:
-        response = error(409, "link_not_sendable", str(exc), link_status=exc.state)
+        response = error(request, 409, "link_not_sendable", message_of(exc), link_status=exc.state)
     metrics.record_admin_request("ok" if response.status < 400 else "client_error")
     return response
 
@@ -117,15 +147,15 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return json.loads(await request.text() or "null")
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON") from None
+        raise BadRequest(Text("the body is not valid JSON")) from None
     except RecursionError:
-        raise BadRequest("the body is nested too deeply") from None
+        raise BadRequest(Text("the body is nested too deeply")) from None
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
     """The raw body, read in chunks up to ``limit`` bytes (bulk files may exceed the app's
     ``server.max_body_bytes``, which only ``request.read()`` enforces)."""
-    too_large = f"the file is larger than {limit // (1024 * 1024)} MB; split it"
+    too_large = Text("the file is larger than %(size)s MB; split it", size=limit // (1024 * 1024))
     if request.content_length is not None and request.content_length > limit:
         raise BulkTooLarge(too_large)
     chunks: list[bytes] = []
@@ -155,7 +185,7 @@ def _flag(request: web.Request, name: str) -> bool:
         return False
     if value in ("1", "true", "yes"):
         return True
-    raise ValidationFailed({name: "expected true or false"})
+    raise ValidationFailed({name: Text("expected true or false")})
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -165,9 +195,11 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed({name: "expected an integer"}) from None
+        raise ValidationFailed({name: Text("expected an integer")}) from None
     if not low <= value <= high:
-        raise ValidationFailed({name: f"must be between {low} and {high}"})
+        raise ValidationFailed(
+            {name: Text("must be between %(low)s and %(high)s", low=low, high=high)}
+        )
     return value
 
 
@@ -179,7 +211,9 @@ def _when(request: web.Request, name: str, *, end: bool) -> datetime | None:
     try:
         return date_bound(raw, end=end)
     except ValueError:
-        raise ValidationFailed({name: "expected an ISO date (2026-04-01) or date-time"}) from None
+        raise ValidationFailed(
+            {name: Text("expected an ISO date (2026-04-01) or date-time")}
+        ) from None
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -194,7 +228,7 @@ async def openapi(request: web.Request) -> web.Response:
 def _body_flag(body: dict[str, Any], name: str) -> bool:
     value = body.pop(name, False)
     if not isinstance(value, bool):
-        raise ValidationFailed({name: "expected true or false"})
+        raise ValidationFailed({name: Text("expected true or false")})
     return value
 
 
@@ -202,7 +236,7 @@ def _body_flag(body: dict[str, Any], name: str) -> bool:
 async def create_link(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object")
+        raise BadRequest(Text("expected a JSON object"))
     send = _body_flag(body, "send")
     allow_duplicate_ref = _body_flag(body, "allow_duplicate_ref")
     settings = request.config_dict[SETTINGS]
@@ -231,7 +265,10 @@ async def bulk_links(request: web.Request) -> web.Response:
             rows = parse_json(load_json(body))
         except BulkFormatError as exc:
             raise BulkFormatError(
-                f"{exc}: send a JSON list of rows, or a CSV as text/csv"
+                Text(
+                    "%(problem)s: send a JSON list of rows, or a CSV as text/csv",
+                    problem=message_of(exc),
+                )
             ) from None
     report = await request.config_dict[ADMIN].bulk(
         rows,
@@ -248,7 +285,8 @@ async def bulk_links(request: web.Request) -> web.Response:
         if row.email is not None:
             metrics.record_email("link", row.email.ok)
     status = 200 if report.dry_run or not report.count("created") else 201
-    return web.Response(body=report.to_json(), status=status, content_type="application/json")
+    answer = report.to_json(request_locale(request))
+    return web.Response(body=answer, status=status, content_type="application/json")
 
 
 @routes.get("/links", name="admin_list_links")
@@ -279,7 +317,7 @@ async def revoke_link(request: web.Request) -> web.Response:
     body = await _json_body(request)
     reason = body.get("reason", "") if isinstance(body, dict) else ""
     if not isinstance(reason, str) or len(reason) > 200:
-        raise ValidationFailed({"reason": "a string of at most 200 characters"})
+        raise ValidationFailed({"reason": Text("a string of at most 200 characters")})
     problem = text_problem(reason)
     if problem:
         raise ValidationFailed({"reason": problem})
@@ -295,7 +333,13 @@ async def resend_link(request: web.Request) -> web.Response:
     request.config_dict[METRICS].record_email("link", result.ok)
     if not result.ok:
         # The failure is recorded on the link; the admin can simply try again.
-        return error(502, "email_failed", result.error or "sending failed", link_id=result.link_id)
+        return error(
+            request,
+            502,
+            "email_failed",
+            result.error or Text("sending failed"),
+            link_id=result.link_id,
+        )
     return web.json_response(result.as_dict())
 
 
@@ -303,7 +347,8 @@ async def resend_link(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status is not None and status not in {s.value for s in OrderStatus}:
-        raise ValidationFailed({"status": f"one of {', '.join(s.value for s in OrderStatus)}"})
+        statuses = ", ".join(s.value for s in OrderStatus)
+        raise ValidationFailed({"status": Text("one of %(values)s", values=statuses)})
     orders = await request.config_dict[LINKS].orders(
         limit=_int(request, "limit", 100, 1, MAX_LIMIT),
         offset=_int(request, "offset", 0, 0, 10**9),
@@ -316,7 +361,7 @@ async def list_orders(request: web.Request) -> web.Response:
 async def reconcile(request: web.Request) -> web.Response:
     reconciler = request.config_dict.get(RECONCILER)
     if reconciler is None:
-        return error(501, "not_implemented", "the reconciler is not available")
+        return error(request, 501, "not_implemented", Text("the reconciler is not available"))
     report = await reconciler.run()
     request.config_dict[METRICS].record_reconcile(report)
     log.info("reconcile triggered", extra={"actor": _actor(request)})

@@ -20,6 +20,8 @@ from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.domain.errors import NotFound, new_reference
+from gateway.domain.locales import from_accept_language
+from gateway.i18n import translate
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.web.language import Languages
@@ -94,12 +96,18 @@ def edge(
     """The outermost middleware of the app, closed over what it needs (no lookups per request).
 
     Error pages are in the language the request asks for (no link is known here: the switcher's
-    cookie, then the browser's); a ``?lang=`` choice is remembered on the answer to it."""
+    cookie, then the browser's); a ``?lang=`` choice is remembered on the answer to it. A JSON
+    error's ``message`` follows ``Accept-Language`` (its ``code`` is the same in every language).
+    """
     security = tuple(headers.items())
     hide_server_software()
 
     def error_response(request: web.Request, exc: Exception) -> web.Response:
-        locale = languages.default if _wants_json(request) else languages.for_request(request)
+        if _wants_json(request):
+            browser = from_accept_language(request.headers.get("Accept-Language"))
+            locale = browser or languages.default
+        else:
+            locale = languages.for_request(request)
         if isinstance(exc, web.HTTPException):
             if _wants_json(request):
                 code = exc.reason.lower().replace(" ", "_")
@@ -119,7 +127,7 @@ def edge(
                     request,
                     503,
                     "payment_provider_unavailable",
-                    "the payment provider is unavailable; retry shortly",
+                    translate(locale, "the payment provider is unavailable; retry shortly"),
                     exc.reference,
                     retry,
                 )
@@ -127,7 +135,7 @@ def edge(
             return pages.render("error.html", context, locale=locale, status=503, headers=retry)
         if isinstance(exc, NotFound):
             if _wants_json(request):
-                return _json_error(request, 404, "not_found", "not found")
+                return _json_error(request, 404, "not_found", translate(locale, "not found"))
             return pages.render("invalid.html", {"truncated": False}, locale=locale, status=404)
         reference = new_reference()
         log.error(
@@ -136,7 +144,8 @@ def edge(
             extra={"reference": reference, "path": _redact_path(request.path)},
         )
         if _wants_json(request):
-            return _json_error(request, 500, "internal_error", "internal error", reference)
+            message = translate(locale, "internal error")
+            return _json_error(request, 500, "internal_error", message, reference)
         context = {"reference": reference, "internal": True}
         return pages.render("error.html", context, locale=locale, status=500)
 
