@@ -28,6 +28,7 @@ from gateway.domain.errors import GatewayError
 from gateway.domain.links import NewLink
 from gateway.domain.money import format_minor
 from gateway.domain.payments import PaymentProvider
+from gateway.domain.text import Text
 from gateway.services.bulk_files import (
     BulkFile,
     BulkFormatError,
@@ -54,7 +55,13 @@ class LinkNotSendable(GatewayError):
     """Only a payable link is emailed: a paid, revoked or expired one would only confuse."""
 
     def __init__(self, link_id: str, state: str) -> None:
-        super().__init__(f"link {link_id} is {state}; only a payable link can be emailed")
+        super().__init__(
+            Text(
+                "link %(id)s is %(state)s; only a payable link can be emailed",
+                id=link_id,
+                state=state,
+            )
+        )
         self.state = state
 
 

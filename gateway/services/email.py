@@ -32,6 +32,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.errors import GatewayError, NotFound
 from gateway.domain.locales import for_link
+from gateway.domain.text import Text
 from gateway.i18n.templates import localized_environments
 from gateway.services.audit import audit
 from gateway.services.links import LinkService
@@ -43,7 +44,7 @@ class EmailNotConfigured(GatewayError):
     """No SMTP server is configured (``email.host`` and ``email.from_address``)."""
 
     def __init__(self) -> None:
-        super().__init__("email is not configured (set email.host and email.from_address)")
+        super().__init__(Text("email is not configured (set email.host and email.from_address)"))
 
 
 @dataclass(frozen=True, slots=True)
