@@ -307,16 +307,30 @@ class LinkListing:
                 # (SQLite reads the range with the page and the count, as fast.)
                 candidates = sa.select(Link.id).where(*by_ref)
             few: list[str] | None = None
+            count_from: sa.Select[Any] | None = None
             if candidates is not None:
-                found = list((await session.execute(candidates.limit(DRIVE_CAP + 1))).scalars())
-                few = sorted(set(found)) if len(found) <= DRIVE_CAP else None
+                # Counted, not fetched, unless they are few: a thousand ids cost more to fetch
+                # than to count, and a walk does not need them.
+                from_orders = f.status in (*_ORDER_STATUSES, "duplicate")
+                cap = WALK_FROM_ORDERS_CAP if from_orders else DRIVE_CAP
+                some = (
+                    await session.execute(
+                        sa.select(sa.func.count()).select_from(candidates.limit(cap + 1).subquery())
+                    )
+                ).scalar_one()
+                if some <= DRIVE_CAP:
+                    few = sorted(set((await session.execute(candidates)).scalars()))
+                elif from_orders and some <= WALK_FROM_ORDERS_CAP:
+                    # Not that many: count the links reached from the status's orders rather
+                    # than walk every link (when they are many, the walk finds matches at once).
+                    count_from = candidates
             if few is not None:
                 rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
             else:
                 rows, total, exact = await self._walk(
                     session,
                     f.status,
-                    candidates if f.status else None,
+                    count_from,
                     (where, where if self._db.is_sqlite else [*where, *by_ref]),
                     after,
                     offset,
@@ -387,24 +401,26 @@ class LinkListing:
         self,
         session: Any,
         status: str | None,
-        candidates: sa.Select[Any] | None,
+        count_from: sa.Select[Any] | None,
         where: tuple[Sequence[sa.ColumnElement[bool]], Sequence[sa.ColumnElement[bool]]],
         after: tuple[datetime, str] | None,
         offset: int,
         limit: int,
     ) -> tuple[Sequence[Link], int, bool]:
         """A page walked newest first along ``(created_at, id)`` until it is full, and the
-        matches counted up to :data:`COUNT_CAP`; ``where`` is the page's conditions and the
-        count's (the same links, written for different index use).
+        matches counted up to :data:`COUNT_CAP` (among ``count_from``'s links when given);
+        ``where`` is the page's conditions and the count's (the same links, written for
+        different index use).
 
         With a status, the count and the page each look at hundreds or thousands of links, and
         neither needs the other: the count runs at the same time on a connection of its own
         (its own snapshot too; a link that changes meanwhile may be counted as it was)."""
         paging, counting = where
         if status is None:
-            counted = await self._count(session, status, candidates, counting)
+            counted = await self._count(session, count_from, counting)
+            rows = await self._page(session, paging, after, offset, limit)
         else:
-            count_apart = asyncio.ensure_future(self._count_apart(status, candidates, counting))
+            count_apart = asyncio.ensure_future(self._count_apart(count_from, counting))
             try:
                 rows = await self._page(session, paging, after, offset, limit)
             except BaseException:
@@ -412,8 +428,6 @@ class LinkListing:
                 await asyncio.gather(count_apart, return_exceptions=True)  # its session closed
                 raise
             counted = await count_apart
-            return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
-        rows = await self._page(session, paging, after, offset, limit)
         return rows, min(counted, COUNT_CAP), counted <= COUNT_CAP
 
     async def _page(
@@ -438,35 +452,22 @@ class LinkListing:
         return list(rows)
 
     async def _count_apart(
-        self,
-        status: str | None,
-        candidates: sa.Select[Any] | None,
-        where: Sequence[sa.ColumnElement[bool]],
+        self, count_from: sa.Select[Any] | None, where: Sequence[sa.ColumnElement[bool]]
     ) -> int:
         async with self._read() as session:
-            return await self._count(session, status, candidates, where)
+            return await self._count(session, count_from, where)
 
     async def _count(
         self,
         session: Any,
-        status: str | None,
-        candidates: sa.Select[Any] | None,
+        count_from: sa.Select[Any] | None,
         where: Sequence[sa.ColumnElement[bool]],
     ) -> int:
-        """The matches, counted up to ``COUNT_CAP + 1``."""
+        """The matches, counted up to ``COUNT_CAP + 1``, among the links of ``count_from``
+        (link ids) when given."""
         counting = list(where)
-        if status in (*_ORDER_STATUSES, "duplicate") and candidates is not None:
-            some = (
-                await session.execute(
-                    sa.select(sa.func.count()).select_from(
-                        candidates.limit(WALK_FROM_ORDERS_CAP + 1).subquery()
-                    )
-                )
-            ).scalar_one()
-            if some <= WALK_FROM_ORDERS_CAP:
-                # Not that many: count the links reached from the status's orders rather than
-                # walk every link (when they are many, the walk finds the matches at once).
-                counting.append(Link.id.in_(candidates))
+        if count_from is not None:
+            counting.append(Link.id.in_(count_from))
         counted = (
             await session.execute(
                 sa.select(sa.func.count()).select_from(
