@@ -202,7 +202,7 @@ def status_condition(status: str, now: datetime) -> sa.ColumnElement[bool]:
     if status in ("opened", "issued"):
         untouched = ~_has_order(*_ORDER_STATUSES)
         opened = Link.open_count > 0 if status == "opened" else Link.open_count == 0
-        return sa.and_(live, untouched, opened)
+        return sa.and_(live, opened, untouched)  # SQLite tests in this order: the probe last
     if status == "duplicate":
         return (
             sa.select(sa.literal(1))
