@@ -1,7 +1,8 @@
 """The ``gateway`` command: serve, demo, emulator, links, orders, db.
 
-Human-readable tables by default, ``--json`` where a program would read the output. Errors go to
-stderr with exit status 2 (bad input or configuration) or 1 (something failed).
+Human-readable tables by default, in the user's language (``LANG`` and the other locale
+variables, see :mod:`gateway.cli.common`), ``--json`` where a program would read the output.
+Errors go to stderr with exit status 2 (bad input or configuration) or 1 (something failed).
 
 One module per command group (``links``, ``orders``, ``reconcile``, ``webhooks``, ``db``,
 ``serve``, ``demo``, ``emulator``), each with an ``add_parser``; ``common`` holds the errors and
@@ -16,10 +17,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gateway.cli import db, demo, emulator, links, orders, reconcile, serve, webhooks
-from gateway.cli.common import CliError
+from gateway.cli import db, demo, emulator, links, mail, orders, reconcile, serve, webhooks
+from gateway.cli.common import CliError, cli_locale
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
+from gateway.domain.text import message_of
+from gateway.i18n import localize, translate
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None] | None]
 
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or ./config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (demo, serve, emulator, db, links, reconcile, webhooks, orders):
+    for group in (demo, serve, emulator, db, links, reconcile, webhooks, orders, mail):
         group.add_parser(sub)
     return parser
 
@@ -36,23 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = load_settings(args.config, demo=args.command == "demo")
         result = args.func(settings, args)
         if asyncio.iscoroutine(result):
             asyncio.run(result)
     except (ConfigError, CliError) as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
+        print(f"gateway: {localize(cli_locale(settings), message_of(exc))}", file=sys.stderr)
         return 2
     except ValidationFailed as exc:
+        locale = cli_locale(settings)
         for field, problem in exc.errors.items():
-            print(f"gateway: {field}: {problem}", file=sys.stderr)
+            print(f"gateway: {field}: {localize(locale, problem)}", file=sys.stderr)
         return 2
     except NotFound as exc:
-        print(f"gateway: not found: {exc}", file=sys.stderr)
+        not_found = translate(cli_locale(settings), "not found: %(what)s") % {"what": exc}
+        print(f"gateway: {not_found}", file=sys.stderr)
         return 1
     except GatewayError as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
+        print(f"gateway: {localize(cli_locale(settings), message_of(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.cli.common import cli_locale
 from gateway.config import Settings
+from gateway.i18n import translate
 
 
 async def db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
@@ -14,7 +16,9 @@ async def db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
     db = create_database(settings.database.url)
     try:
         await upgrade(db)
-        print(f"database at revision {await current_revision(db)}")
+        revision = await current_revision(db)
+        done = translate(cli_locale(settings), "database at revision %(revision)s")
+        print(done % {"revision": revision})
     finally:
         await db.dispose()
 

@@ -9,12 +9,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import ACTOR, CliError, CommandFailed, print_json, print_table
+from gateway.cli.common import (
+    ACTOR,
+    CliError,
+    CommandFailed,
+    cli_locale,
+    pad,
+    print_fields,
+    print_json,
+    print_table,
+    width,
+)
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.locales import OFFERED
 from gateway.domain.money import format_minor
+from gateway.domain.text import Text, message_of
+from gateway.i18n import localize, translate
 from gateway.runtime import open_runtime
 from gateway.services.bulk_files import (
     MAX_BODY_BYTES,
@@ -55,33 +67,47 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
             new, actor="cli", send=args.send, allow_duplicate_ref=args.allow_duplicate_ref
         )
     data = created.as_dict()
+    locale = cli_locale(settings)
     if args.json:
         print_json(data)
     else:
         if created.existing:
             print(
-                f"Ref {created.ref} already has a live link, so none was created: {created.id}"
-                " (pass --allow-duplicate-ref to issue another, or revoke that one first)"
+                translate(
+                    locale,
+                    "Ref %(ref)s already has a live link, so none was created: %(id)s (pass "
+                    "--allow-duplicate-ref to issue another, or revoke that one first)",
+                )
+                % {"ref": created.ref, "id": created.id}
             )
             if created.differs:
-                print(f"  it differs from what you typed in: {', '.join(created.differs)}")
+                differs = translate(locale, "it differs from what you typed in: %(fields)s")
+                print("  " + differs % {"fields": ", ".join(created.differs)})
         else:
-            print(f"Link {created.id} created")
-        print(f"  payer  {data['name']} <{data['payer_email']}>")
+            print(translate(locale, "Link %(id)s created") % {"id": created.id})
+        fields = [(translate(locale, "payer"), f"{data['name']} <{data['payer_email']}>")]
         for item in data["items"]:
             qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
-            print(f"  item   {item['description']}: {item['amount_display']}{qty}")
-        print(f"  total  {data['total']}")
-        print(f"  locale {_locale_cell(data['locale'])}")
-        print(f"  url    {created.url}")
+            value = f"{item['description']}: {item['amount_display']}{qty}"
+            fields.append((translate(locale, "item"), value))
+        fields.append((translate(locale, "total"), data["total"]))
+        fields.append((translate(locale, "locale"), _locale_cell(locale, data["locale"])))
+        fields.append((translate(locale, "url"), created.url))
+        print_fields(fields)
         if created.email is not None and created.email.ok:
-            print(f"  emailed to {data['payer_email']}")
+            emailed = translate(locale, "emailed to %(email)s")
+            print("  " + emailed % {"email": data["payer_email"]})
         elif created.email_skipped:
-            print(f"  not emailed: {created.email_skipped}")
+            skipped = translate(locale, "not emailed: %(reason)s")
+            print("  " + skipped % {"reason": localize(locale, created.email_skipped)})
     if created.email is not None and not created.email.ok:
         raise CommandFailed(
-            f"{created.id}: email not sent: {created.email.error}; the link exists: "
-            f"'gateway links resend {created.id}' tries again"
+            Text(
+                "%(id)s: email not sent: %(error)s; the link exists: "
+                "'gateway links resend %(id)s' tries again",
+                id=created.id,
+                error=created.email.error,
+            )
         )
 
 
@@ -93,7 +119,12 @@ async def links_revoke(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json({"id": args.id, "revoked": True, "changed": changed})
     else:
-        print(f"{args.id} revoked" if changed else f"{args.id} was already revoked")
+        locale = cli_locale(settings)
+        if changed:
+            message = translate(locale, "%(id)s revoked")
+        else:
+            message = translate(locale, "%(id)s was already revoked")
+        print(message % {"id": args.id})
 
 
 def _date(value: str, *, end: bool) -> datetime:
@@ -101,7 +132,7 @@ def _date(value: str, *, end: bool) -> datetime:
         return date_bound(value, end=end)
     except ValueError:
         raise ValidationFailed(
-            {"date": f"expected 2026-04-01 or an ISO date-time: {value!r}"}
+            {"date": Text("expected 2026-04-01 or an ISO date-time: %(given)s", given=repr(value))}
         ) from None
 
 
@@ -116,7 +147,8 @@ def _read_rows(path: str) -> BulkFile:
         with Path(path).open("rb") as handle:
             body = handle.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
-        raise BulkFormatError(f"the file is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB")
+        size = MAX_BODY_BYTES // (1024 * 1024)
+        raise BulkFormatError(Text("the file is larger than %(size)s MB", size=size))
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if path.lower().endswith(".json") or stripped.startswith((b"[", b"{")):
         return parse_json(load_json(body))
@@ -127,11 +159,14 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
     try:
         rows = _read_rows(args.file)
     except OSError as exc:
-        raise ValidationFailed({"file": f"cannot read {args.file}: {exc.strerror}"}) from None
+        unreadable = Text("cannot read %(file)s: %(reason)s", file=args.file, reason=exc.strerror)
+        raise ValidationFailed({"file": unreadable}) from None
     except BulkFormatError as exc:
-        raise ValidationFailed({"file": str(exc)}) from None
+        raise ValidationFailed({"file": message_of(exc)}) from None
+    locale = cli_locale(settings)
     for warning in rows.warnings:
-        print(f"gateway: warning: {warning}", file=sys.stderr)
+        line = translate(locale, "warning: %(warning)s") % {"warning": localize(locale, warning)}
+        print(f"gateway: {line}", file=sys.stderr)
     async with open_runtime(settings) as rt:
         try:
             report = await rt.admin.bulk(
@@ -147,17 +182,22 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                 print_json(exc.report.as_dict())
             for row in exc.report.invalid:
                 for field, problem in row.errors.items():
-                    print(
-                        f"gateway: row {row.row} ({row.ref or 'no ref'}): {field}: {problem}",
-                        file=sys.stderr,
-                    )
-            raise ValidationFailed({"file": str(exc)}) from None
+                    line = translate(locale, "row %(row)s (%(ref)s): %(field)s: %(problem)s") % {
+                        "row": row.row,
+                        "ref": row.ref or translate(locale, "no ref"),
+                        "field": field,
+                        "problem": localize(locale, problem),
+                    }
+                    print(f"gateway: {line}", file=sys.stderr)
+            raise ValidationFailed({"file": message_of(exc)}) from None
         except BulkInterrupted as exc:
-            raise CommandFailed(str(exc)) from None
+            raise CommandFailed(message_of(exc)) from None
     data = report.as_dict()
     if args.json:
         print_json(data)
     else:
+        # The same rows with their messages in the reader's language.
+        report_rows = report.as_dict(locale)["rows"]
         print_table(
             [
                 [
@@ -170,41 +210,68 @@ async def links_bulk(settings: Settings, args: argparse.Namespace) -> None:
                     r.get("total", ""),
                     r.get("locale") or "",
                     r.get("id", ""),
-                    _email_cell(r.get("email")),
-                    "; ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
-                    or ("differs: " + ", ".join(r["differs"]) if r.get("differs") else ""),
+                    _email_cell(locale, r.get("email")),
+                    _notes_cell(locale, r.get("errors"), r.get("differs")),
                 ]
-                for r in data["rows"]
+                for r in report_rows
             ],
             [
-                "row",
-                "ref",
-                "status",
-                "name",
-                "email",
-                "items",
-                "total",
-                "locale",
-                "id",
-                "sent",
-                "notes",
+                translate(locale, "row"),
+                translate(locale, "ref"),
+                translate(locale, "status"),
+                translate(locale, "name"),
+                translate(locale, "email"),
+                translate(locale, "items"),
+                translate(locale, "total"),
+                translate(locale, "locale"),
+                translate(locale, "id"),
+                translate(locale, "sent"),
+                translate(locale, "notes"),
             ],
+            locale=locale,
         )
-        verb = "would create" if report.dry_run else "created"
+        if report.dry_run:
+            summary = translate(
+                locale,
+                "%(count)s would create, %(existing)s existing, %(invalid)s invalid, "
+                "%(sent)s emailed, %(failed)s email(s) failed",
+            )
+        else:
+            summary = translate(
+                locale,
+                "%(count)s created, %(existing)s existing, %(invalid)s invalid, "
+                "%(sent)s emailed, %(failed)s email(s) failed",
+            )
         print(
-            f"{data['would_create'] if report.dry_run else data['created']} {verb}, "
-            f"{data['existing']} existing, {data['invalid']} invalid, "
-            f"{data['emails_sent']} emailed, {data['emails_failed']} email(s) failed"
+            summary
+            % {
+                "count": data["would_create"] if report.dry_run else data["created"],
+                "existing": data["existing"],
+                "invalid": data["invalid"],
+                "sent": data["emails_sent"],
+                "failed": data["emails_failed"],
+            }
         )
     if data["emails_failed"]:
         raise CommandFailed(
-            f"{data['emails_failed']} email(s) not sent; the links exist: run the same command "
-            "again (links never sent are retried) or 'gateway links resend ID'"
+            Text(
+                "%(count)s email(s) not sent; the links exist: run the same command again "
+                "(links never sent are retried) or 'gateway links resend ID'",
+                count=data["emails_failed"],
+            )
         )
 
 
-def _locale_cell(locale: str | None) -> str:
-    return locale or "- (the payer's browser; emails: the configured default)"
+def _locale_cell(reader: str, locale: str | None) -> str:
+    return locale or translate(reader, "- (the payer's browser; emails: the configured default)")
+
+
+def _notes_cell(locale: str, errors: dict[str, str] | None, differs: list[str] | None) -> str:
+    if errors:
+        return "; ".join(f"{field}: {problem}" for field, problem in errors.items())
+    if differs:
+        return translate(locale, "differs: %(fields)s") % {"fields": ", ".join(differs)}
+    return ""
 
 
 def _items_cell(items: list[dict[str, Any]] | None) -> str:
@@ -215,10 +282,10 @@ def _items_cell(items: list[dict[str, Any]] | None) -> str:
     )
 
 
-def _email_cell(email: dict[str, Any] | None) -> str:
+def _email_cell(locale: str, email: dict[str, Any] | None) -> str:
     if email is None:
         return ""
-    return "sent" if email["sent"] else "FAILED"
+    return translate(locale, "sent") if email["sent"] else translate(locale, "FAILED")
 
 
 # --- links resend -------------------------------------------------------------------------
@@ -230,9 +297,12 @@ async def links_resend(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(result.as_dict())
     elif result.ok:
-        print(f"{args.id} emailed to the payer's address on file")
+        done = translate(cli_locale(settings), "%(id)s emailed to the payer's address on file")
+        print(done % {"id": args.id})
     if not result.ok:
-        raise CommandFailed(f"{args.id}: email not sent: {result.error}")
+        raise CommandFailed(
+            Text("%(id)s: email not sent: %(error)s", id=args.id, error=result.error)
+        )
 
 
 # --- links list / show --------------------------------------------------------------------
@@ -255,6 +325,8 @@ async def links_list(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(data if args.page else data["links"])
         return
+    locale = cli_locale(settings)
+    duplicate = " " + translate(locale, "DUPLICATE")
     print_table(
         [
             [
@@ -263,24 +335,37 @@ async def links_list(settings: Settings, args: argparse.Namespace) -> None:
                 r["name"],
                 r["amount_display"],
                 r["state"],
-                r["status"] + (" DUPLICATE" if r["duplicate_payment"] else ""),
+                r["status"] + (duplicate if r["duplicate_payment"] else ""),
                 r["opens"]["count"],
                 ", ".join(f"{k} x{v}" for k, v in r["previews"].items()),
-                _sent_cell(r["email_delivery"]),
+                _sent_cell(locale, r["email_delivery"]),
                 (r["created_at"] or "")[:10],
             ]
             for r in data["links"]
         ],
-        ["id", "ref", "name", "amount", "state", "status", "opens", "previews", "sent", "created"],
+        [
+            translate(locale, "id"),
+            translate(locale, "ref"),
+            translate(locale, "name"),
+            translate(locale, "amount"),
+            translate(locale, "state"),
+            translate(locale, "status"),
+            translate(locale, "opens"),
+            translate(locale, "previews"),
+            translate(locale, "sent"),
+            translate(locale, "created"),
+        ],
+        locale=locale,
     )
     if page.next_cursor is not None:
         total = f"{page.total}" if page.total_exact else f"{page.total}+"
-        print(f"(showing {len(page.links)} of {total}; next page: --cursor {page.next_cursor})")
+        more = translate(locale, "(showing %(shown)s of %(total)s; next page: --cursor %(cursor)s)")
+        print(more % {"shown": len(page.links), "total": total, "cursor": page.next_cursor})
 
 
-def _sent_cell(delivery: dict[str, Any]) -> str:
+def _sent_cell(locale: str, delivery: dict[str, Any]) -> str:
     if delivery["last_error"]:
-        return "FAILED"
+        return translate(locale, "FAILED")
     return f"x{delivery['sent_count']}" if delivery["sent_count"] else "-"
 
 
@@ -290,45 +375,75 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(data)
         return
-    flag = "  DUPLICATE PAYMENT" if data["duplicate_payment"] else ""
+    locale = cli_locale(settings)
+    labels = {
+        "payer": translate(locale, "payer"),
+        "for": translate(locale, "for"),
+        "total": translate(locale, "total"),
+        "valid to": translate(locale, "valid to"),
+        "locale": translate(locale, "locale"),
+        "opened": translate(locale, "opened"),
+        "previews": translate(locale, "previews"),
+        "emailed": translate(locale, "emailed"),
+        "replaces": translate(locale, "replaces"),
+        "url": translate(locale, "url"),
+    }
+    columns = max(width(label) for label in labels.values())
+
+    def field(name: str, value: str) -> None:
+        print(f"  {pad(labels[name], columns)}  {value}".rstrip())
+
+    flag = "  " + translate(locale, "DUPLICATE PAYMENT") if data["duplicate_payment"] else ""
     print(f"{data['id']}  {data['status'].upper()}  {data['ref']}{flag}")
-    print(f"  payer     {data['name']} <{data['email']}>")
-    print(f"  for       {data['description']}")
+    field("payer", f"{data['name']} <{data['email']}>")
+    field("for", data["description"])
     for item in data["items"]:
         qty = f" x{item['quantity']}" if item["quantity"] > 1 else ""
         print(f"    - {item['description']}{qty}: {format_minor(item['amount'], data['currency'])}")
-    print(f"  total     {data['amount_display']}")
-    print(f"  valid to  {data['valid_until']}")
-    print(f"  locale    {_locale_cell(data['locale'])}")
+    field("total", data["amount_display"])
+    field("valid to", data["valid_until"])
+    field("locale", _locale_cell(locale, data["locale"]))
     opens = data["opens"]
-    print(
-        f"  opened    {opens['count']} time(s) by the payer; "
-        f"first {opens['first_at'] or '-'}, last {opens['last_at'] or '-'}"
+    opened = translate(locale, "%(count)s time(s) by the payer; first %(first)s, last %(last)s")
+    field(
+        "opened",
+        opened
+        % {
+            "count": opens["count"],
+            "first": opens["first_at"] or "-",
+            "last": opens["last_at"] or "-",
+        },
     )
     if data["previews"]:
-        print("  previews  " + ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
+        field("previews", ", ".join(f"{k} x{v}" for k, v in data["previews"].items()))
     delivery = data["email_delivery"]
-    print(
-        f"  emailed   {delivery['sent_count']} time(s); last {delivery['last_sent_at'] or '-'}"
-        + (f"; LAST ATTEMPT FAILED: {delivery['last_error']}" if delivery["last_error"] else "")
-    )
+    sent = {"count": delivery["sent_count"], "last": delivery["last_sent_at"] or "-"}
+    if delivery["last_error"]:
+        emailed = translate(
+            locale, "%(count)s time(s); last %(last)s; LAST ATTEMPT FAILED: %(error)s"
+        )
+        field("emailed", emailed % {**sent, "error": delivery["last_error"]})
+    else:
+        field("emailed", translate(locale, "%(count)s time(s); last %(last)s") % sent)
     if data["replaces_id"]:
-        print(f"  replaces  {data['replaces_id']}")
-    print(f"  url       {data['url']}")
+        field("replaces", data["replaces_id"])
+    field("url", data["url"])
     if data["orders"]:
-        print("  orders:")
+        print("  " + translate(locale, "orders:"))
+        duplicate_of = translate(locale, "DUPLICATE of %(id)s")
         for o in data["orders"]:
-            dup = f"  DUPLICATE of {o['duplicate_of']}" if o["duplicate_of"] else ""
+            dup = "  " + duplicate_of % {"id": o["duplicate_of"]} if o["duplicate_of"] else ""
             print(
                 f"    {o['id']}  {o['status']:<10} {o['created_at']}  "
                 f"{o['cancel_reason'] or ''}{dup}"
             )
-    print("  audit:")
+    print("  " + translate(locale, "audit:"))
+    by = translate(locale, "by %(actor)s")
     for entry in data["audit"]:
         move = f" {entry['from'] or ''}->{entry['to']}" if entry["to"] else ""
+        actor = by % {"actor": entry["actor"]}
         print(
-            f"    {entry['at']}  {entry['action']}{move}  by {entry['actor']}  "
-            f"{entry['detail'] or ''}".rstrip()
+            f"    {entry['at']}  {entry['action']}{move}  {actor}  {entry['detail'] or ''}".rstrip()
         )
 
 

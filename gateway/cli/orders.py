@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.common import print_json, print_table
+from gateway.cli.common import cli_locale, print_json, print_table
 from gateway.config import Settings
 from gateway.domain.money import format_minor
+from gateway.i18n import translate
 from gateway.runtime import open_runtime
 from gateway.services.presenters import order_json
 
@@ -20,6 +21,8 @@ async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(rows)
         return
+    locale = cli_locale(settings)
+    duplicate_of = translate(locale, "duplicate of %(id)s")
     print_table(
         [
             [
@@ -29,11 +32,20 @@ async def orders_list(settings: Settings, args: argparse.Namespace) -> None:
                 format_minor(r["amount_total"], r["currency"]),
                 r["created_at"],
                 r["cancel_reason"] or "",
-                ("duplicate of " + r["duplicate_of"]) if r["duplicate_of"] else "",
+                (duplicate_of % {"id": r["duplicate_of"]}) if r["duplicate_of"] else "",
             ]
             for r in rows
         ],
-        ["id", "link", "status", "amount", "created", "reason", "flags"],
+        [
+            translate(locale, "id"),
+            translate(locale, "link"),
+            translate(locale, "status"),
+            translate(locale, "amount"),
+            translate(locale, "created"),
+            translate(locale, "reason"),
+            translate(locale, "flags"),
+        ],
+        locale=locale,
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.common import CliError, print_json
+from gateway.cli.common import CliError, cli_locale, print_json
 from gateway.config import Settings
+from gateway.domain.text import Text
+from gateway.i18n import translate
 from gateway.runtime import open_runtime
 
 
@@ -13,30 +15,38 @@ async def reconcile(settings: Settings, args: argparse.Namespace) -> None:
     async with open_runtime(settings) as rt:
         report = await rt.reconciler.run()
     data = report.as_dict()
+    locale = cli_locale(settings)
     if args.json:
         print_json(data)
     elif not report.ran:
-        print("another process is reconciling right now; skipped")
+        print(translate(locale, "another process is reconciling right now; skipped"))
     else:
-        print(f"checked {data['events_checked']} Stripe event(s); {report.fixes} fix(es)")
-        for key in (
-            "events_applied",
-            "orders_settled",
-            "sessions_recovered",
-            "attempts_retired",
-            "duplicates",
-            "refunds",
-            "events_deferred",
-            "errors",
-        ):
+        checked = translate(locale, "checked %(events)s Stripe event(s); %(fixes)s fix(es)")
+        print(checked % {"events": data["events_checked"], "fixes": report.fixes})
+        labels = {
+            "events_applied": translate(locale, "events applied"),
+            "orders_settled": translate(locale, "orders settled"),
+            "sessions_recovered": translate(locale, "sessions recovered"),
+            "attempts_retired": translate(locale, "attempts retired"),
+            "duplicates": translate(locale, "duplicates"),
+            "refunds": translate(locale, "refunds"),
+            "events_deferred": translate(locale, "events deferred"),
+            "errors": translate(locale, "errors"),
+        }
+        for key, label in labels.items():
             for entry in data[key]:
-                print(f"  {key.replace('_', ' ')}: {entry}")
+                print(f"  {label}: {entry}")
+        failed = translate(locale, "failed: %(step)s %(item)s: %(error)s")
         for failure in report.failures:
-            print(f"  failed: {failure['step']} {failure['item']}: {failure['error']}")
+            print("  " + failed % failure)
     if not report.ok:
         raise CliError(
-            f"reconcile finished with {len(report.errors)} error(s) and "
-            f"{len(report.failures)} failed item(s) (see above); the rest was done"
+            Text(
+                "reconcile finished with %(errors)s error(s) and %(failures)s failed item(s) "
+                "(see above); the rest was done",
+                errors=len(report.errors),
+                failures=len(report.failures),
+            )
         )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli.common import print_json, print_table
+from gateway.cli.common import cli_locale, print_json, print_table
 from gateway.config import Settings
+from gateway.i18n import translate
 from gateway.runtime import open_runtime
 from gateway.services.presenters import iso
 
@@ -30,6 +31,7 @@ async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(rows)
         return
+    locale = cli_locale(settings)
     print_table(
         [
             [
@@ -43,7 +45,16 @@ async def webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
             ]
             for r in rows
         ],
-        ["received", "event", "type", "outcome", "order", "tries", "error"],
+        [
+            translate(locale, "received"),
+            translate(locale, "event"),
+            translate(locale, "type"),
+            translate(locale, "outcome"),
+            translate(locale, "order"),
+            translate(locale, "tries"),
+            translate(locale, "error"),
+        ],
+        locale=locale,
     )
 
 
@@ -56,10 +67,12 @@ async def webhooks_replay(settings: Settings, args: argparse.Namespace) -> None:
             {"event_id": result.event_id, "outcome": result.outcome, "order_id": result.order_id}
         )
     else:
-        print(
-            f"{result.event_id}: {result.outcome}"
-            + (f" (order {result.order_id})" if result.order_id else "")
-        )
+        locale = cli_locale(settings)
+        values = {"event": result.event_id, "outcome": result.outcome, "order": result.order_id}
+        if result.order_id:
+            print(translate(locale, "%(event)s: %(outcome)s (order %(order)s)") % values)
+        else:
+            print(translate(locale, "%(event)s: %(outcome)s") % values)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
