@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.domain.text import Text
+from gateway.i18n import localize, translate
 from tests.harness import TOKEN_SECRET
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("GATEWAY_CONFIG",):
+    # English output unless a test asks for another language (the CLI reads the locale's).
+    for name in ("GATEWAY_CONFIG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.chdir(tmp_path)  # no config.toml here: defaults plus the environment
     monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite3")
     monkeypatch.setenv("GATEWAY_TOKENS_SECRET_KEYS", TOKEN_SECRET)
@@ -219,3 +223,97 @@ def test_create_help_says_what_no_locale_means(
     out = " ".join(capsys.readouterr().out.split())
     assert "--locale" in out and "en, es, pt-BR, fr" in out
     assert "follow the payer's browser, else checkout.default_locale" in out
+
+
+# --- the admin's language (issue 13) ------------------------------------------------------
+# Expected text is read through the catalogs, so these hold before and after translation; where
+# the Spanish catalog already translates a message, the English one must not be printed.
+
+
+def in_spanish_only(out: str, msgid: str, values: dict[str, object]) -> None:
+    assert translate("es", msgid) % values in out
+    if translate("es", msgid) != msgid:
+        assert msgid % values not in out
+
+
+def test_a_spanish_environment_gets_the_cli_in_spanish(
+    any_db_cli: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "es_ES.UTF-8")
+    code, out, err = run(capsys, *CREATE)
+    assert code == 0, err
+    _, listed, _ = run(capsys, "links", "list", "--json")
+    link_id = json.loads(listed)[0]["id"]
+    in_spanish_only(out, "Link %(id)s created", {"id": link_id})
+    # Labels in Spanish, values as they are: the amount the admin typed, shown back unambiguously.
+    assert translate("es", "total") in out and "201.00 USD" in out
+    assert "Spring fee: 150.00 USD" in out and "Kit: 25.50 USD x2" in out
+
+    _, table, _ = run(capsys, "links", "list")
+    header = table.splitlines()[0]
+    for label in ("ref", "amount", "status", "created"):
+        assert translate("es", label).upper() in header
+    assert link_id in table and "2026-04/player-26" in table
+
+    _, shown, _ = run(capsys, "links", "show", link_id)
+    in_spanish_only(shown, "audit:", {})
+    assert translate("es", "- (the payer's browser; emails: the configured default)") in shown
+
+    _, revoked, _ = run(capsys, "links", "revoke", link_id)
+    in_spanish_only(revoked, "%(id)s revoked", {"id": link_id})
+    _, again, _ = run(capsys, "links", "revoke", link_id)
+    in_spanish_only(again, "%(id)s was already revoked", {"id": link_id})
+
+    code, _, err = run(capsys, "links", "show", "lk_doesnotexist")
+    assert code == 1
+    in_spanish_only(err, "not found: %(what)s", {"what": "lk_doesnotexist"})
+
+
+def test_the_money_refusal_shown_to_a_spanish_admin_names_the_amount_they_typed(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "es_ES.UTF-8")
+    args = ["links", "create", "--name", "Sam", "--email", "sam@", "--currency", "eur"]
+    code, _, err = run(capsys, *args, "--item", "Cuota=1.500,00")
+    assert code == 2
+    ambiguous = Text(
+        "%(amount)s is ambiguous (did you mean %(reading)s?): write digits with a dot for "
+        "decimals, e.g. 1500.00 (a comma only between thousands, and only with a dot "
+        "decimal part: 1,500.00)",
+        amount="'1.500,00'",
+        reading="1500.00",
+    )
+    assert f"gateway: items[0]: {localize('es', ambiguous)}\n" in err
+    assert "'1.500,00'" in err and "1500.00" in err
+    bad_email = Text("not an email address: %(email)s", email="'sam@'")
+    assert f"gateway: email: {localize('es', bad_email)}\n" in err
+    if translate("es", ambiguous.template) != ambiguous.template:
+        assert str(ambiguous) not in err
+    _, out, _ = run(capsys, "links", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_without_an_offered_locale_in_the_environment_the_configured_default(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.setenv("GATEWAY_CHECKOUT_DEFAULT_LOCALE", "fr")
+    code, out, _ = run(capsys, "links", "list")
+    assert code == 0
+    assert translate("fr", "(none)") in out
+    assert translate("fr", "amount").upper() in out.splitlines()[0]
+    monkeypatch.setenv("LANGUAGE", "pt_BR:fr")
+    _, out, _ = run(capsys, "links", "list")
+    assert translate("pt-BR", "amount").upper() in out.splitlines()[0]
+
+
+def test_json_output_is_the_same_in_every_language(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(capsys, *CREATE, "--json")
+    assert code == 0, err
+    link_id = json.loads(out)["id"]
+    _, english, _ = run(capsys, "links", "show", link_id, "--json")
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    _, portuguese, _ = run(capsys, "links", "show", link_id, "--json")
+    assert json.loads(portuguese) == json.loads(english)
