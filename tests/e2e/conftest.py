@@ -89,15 +89,19 @@ class Demo:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
 
-    def issue(self, *items: str, description: str = "Spring season fee") -> str:
-        """A new link through the admin API; its URL."""
-        body = {
+    def issue(
+        self, *items: str, description: str = "Spring season fee", locale: str | None = None
+    ) -> str:
+        """A new link through the admin API (in ``locale``, or none); its URL."""
+        body: dict[str, Any] = {
             "email": "sam.parent@example.com",
             "name": "Sam Rivera",
             "description": description,
             "currency": "usd",
             "items": list(items),
         }
+        if locale is not None:
+            body["locale"] = locale
         return str(self.request("POST", f"{self.url}/admin/api/links", body, key=True)["url"])
 
     def emulator(self, path: str, body: Any = None) -> Any:
