@@ -13,6 +13,7 @@ Not imported by the running gateway.
 
 from __future__ import annotations
 
+import copy
 import io
 import sys
 from collections.abc import Iterable
@@ -95,7 +96,10 @@ def update() -> None:
                 creation_date=_FIXED,
                 revision_date=_FIXED,
             )
-        catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
+        # A copy each: update() adds the template's own Message objects, so filling English in
+        # below would otherwise fill the other languages' new messages with English too.
+        fresh = copy.deepcopy(template)
+        catalog.update(fresh, no_fuzzy_matching=True, update_header_comment=False)
         catalog.obsolete.clear()
         if locale == "en":
             for message in catalog:
