@@ -78,6 +78,7 @@ def create_app(
             "checkout.contact_email is not set: pages tell payers to contact %s, with no address",
             settings.checkout.org_name,
         )
+    _note_receipts(settings)
     page_globals = {
         "org_name": settings.checkout.org_name,
         "contact_email": settings.checkout.contact_email,
@@ -93,7 +94,11 @@ def create_app(
     )
     languages = app[LANGUAGES] = Languages(checkout.default_locale, secure_cookie=hsts)
     metrics = setup_metrics(app)
-    app.middlewares.append(edge(metrics, pages, headers, languages))
+
+    def problem_seen(link_id: str) -> None:  # an error page for a payer's link (services.opens)
+        app[OPENS].problem_seen(link_id)
+
+    app.middlewares.append(edge(metrics, pages, headers, languages, problem_seen))
     app.router.add_routes(pay.routes)
     app.router.add_routes(stripe_webhook.routes)
     stripe_webhook.log_needed_events(settings.server.public_url)
@@ -110,6 +115,15 @@ def create_app(
         app.cleanup_ctx.append(_send_mail)
         app.cleanup_ctx.append(_follow_changes)
     return app
+
+
+def _note_receipts(settings: Settings) -> None:
+    """email.receipts = false leaves receipts to Stripe, which sends none in test mode."""
+    if not settings.email.receipts and settings.stripe.api_key.startswith("sk_test_"):
+        log.warning(
+            "email.receipts is off and the Stripe key is a test key: Stripe sends no receipts "
+            "in test mode, so payers get no receipt at all until a live key is used"
+        )
 
 
 def _checkout_origins(settings: Settings) -> tuple[str, ...]:

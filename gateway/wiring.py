@@ -29,7 +29,7 @@ from gateway.services.links import LinkService
 from gateway.services.messages import composers
 from gateway.services.opens import OpenRecorder
 from gateway.services.outbox import Outbox
-from gateway.services.payments import PaymentRecorder
+from gateway.services.payments import PayerNotices, PaymentRecorder
 from gateway.services.reconcile import Reconciler
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed, SnapshotCache
@@ -94,13 +94,6 @@ def build_services(
     tokens = tokens or token_service(settings, clock)
     payments = stripe_checkout(settings, http_session)
     snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
-    recorder = PaymentRecorder(
-        db,
-        payments,
-        clock,
-        refund_duplicates=settings.checkout.refund_duplicates,
-        snapshots=snapshots,
-    )
     # Revoking retires a pending attempt on Stripe and never refunds a duplicate it meets on
     # the way (the reconciler does, with checkout.refund_duplicates): a recorder of its own.
     revoke_recorder = PaymentRecorder(
@@ -109,16 +102,36 @@ def build_services(
     links = LinkService(
         db, tokens, clock, settings.server.public_url, snapshots, recorder=revoke_recorder
     )
-    webhooks = WebhookService(db, clock, recorder)
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
-    mailer = LinkMailer(db, links, smtp, settings, clock, str(resource_dir("templates")))
+    templates_dir = str(resource_dir("templates"))
+    mailer = LinkMailer(db, links, smtp, settings, clock, templates_dir)
     outbox = Outbox(
         db,
         clock,
         mailer=smtp,
-        composers=composers(),
+        composers=composers(settings, clock, templates_dir, db=db, links=links),
         domain=settings.email.from_address.rpartition("@")[2],
     )
+    # What payers are told when a payment changes, owed in the transaction that records it.
+    notices = PayerNotices(
+        outbox,
+        receipts=settings.email.receipts,
+        refund_duplicates=settings.checkout.refund_duplicates,
+        default_locale=settings.checkout.default_locale,
+    )
+    recorder = PaymentRecorder(
+        db,
+        payments,
+        clock,
+        refund_duplicates=settings.checkout.refund_duplicates,
+        snapshots=snapshots,
+        notices=notices,
+    )
+    # The revoke recorder is built before the links, the links before the outbox (its
+    # composers read links), the outbox before the notices: it gets them now. A payment it
+    # finds while retiring an attempt is owed its receipt like any other.
+    revoke_recorder.notices = notices
+    webhooks = WebhookService(db, clock, recorder)
     listing = LinkListing(db, clock)
     return Services(
         tokens=tokens,

@@ -1,6 +1,8 @@
 """Counting who opened a link, without a write transaction per GET.
 
-Human opens and bot previews are added up in memory and flushed in one transaction every few
+Human opens, bot previews and problem pages seen (an error or expired page shown to the payer of
+a link: ``Link.problem_seen_at``, so a payment recorded after it gets a receipt that says it
+went through after all) are added up in memory and flushed in one transaction every few
 seconds (and at shutdown). Losing a few seconds of counts in a crash is acceptable; a database
 write on every page view, on the path bots hammer, is not.
 
@@ -19,7 +21,7 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeAlias, TypeVar, cast
+from typing import Literal, TypeAlias, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -71,6 +73,21 @@ _ADD_OPENS = (
         ),
     )
 )
+_seen = sa.bindparam("b_seen", type_=_links.c.problem_seen_at.type)
+# The latest problem page a payer saw (several replicas may flush, in any order).
+_PROBLEM_SEEN = (
+    sa.update(_links)
+    .where(_links.c.id == sa.bindparam("b_id"))
+    .values(
+        problem_seen_at=sa.case(
+            (
+                _links.c.problem_seen_at.is_(None) | (_links.c.problem_seen_at < _seen),
+                _seen,
+            ),
+            else_=_links.c.problem_seen_at,
+        )
+    )
+)
 
 
 _previews = cast(sa.Table, LinkPreview.__table__)
@@ -87,8 +104,10 @@ _ADD_PREVIEWS = upsert(
 )
 
 
-# One counted row: (True, link id, tally) for human opens, (False, (link id, bot), tally).
-_Row: TypeAlias = tuple[bool, str | tuple[str, str], _Tally]
+# One counted row: ("open", link id, tally) for human opens, ("preview", (link id, bot),
+# tally) for bot previews, ("problem", link id, tally) for problem pages seen.
+_Kind: TypeAlias = Literal["open", "preview", "problem"]
+_Row: TypeAlias = tuple[_Kind, str | tuple[str, str], _Tally]
 # Errors that say the database could not be used, not that it refused what it was given.
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
 
@@ -100,12 +119,12 @@ def _unavailable(exc: Exception) -> bool:
 
 
 def _refused(row: _Row, exc: Exception) -> None:
-    is_open, key, tally = row
+    kind, key, tally = row
     link_id, bot = (key, None) if isinstance(key, str) else key
     log.error(
         "open count dropped: the database refused it",
         extra={
-            "kind": "open" if is_open else "preview",
+            "kind": kind,
             "link_id": ascii(link_id)[:80],
             "bot": None if bot is None else ascii(bot)[:120],
             "count": tally.count,
@@ -120,9 +139,14 @@ class OpenRecorder:
         self._clock = clock
         self._opens: dict[str, _Tally] = {}
         self._previews: dict[tuple[str, str], _Tally] = {}
+        self._problems: dict[str, _Tally] = {}
 
     def human_open(self, link_id: str) -> None:
         self._bump(self._opens, link_id)
+
+    def problem_seen(self, link_id: str) -> None:
+        """The link's payer was shown an error or expired page (now)."""
+        self._bump(self._problems, link_id)
 
     def bot_preview(self, link_id: str, bot_name: str) -> None:
         self._bump(self._previews, (link_id, bot_label(bot_name)))
@@ -137,16 +161,17 @@ class OpenRecorder:
 
     @property
     def pending(self) -> int:
-        return len(self._opens) + len(self._previews)
+        return len(self._opens) + len(self._previews) + len(self._problems)
 
     async def flush(self) -> None:
         """Write what was counted since the last flush, in one transaction if the database
         takes it (see the module's docstring for what happens when it does not)."""
-        if not self._opens and not self._previews:
+        if not self.pending:
             return
-        rows: list[_Row] = [(True, key, tally) for key, tally in self._opens.items()]
-        rows += [(False, pkey, tally) for pkey, tally in self._previews.items()]
-        self._opens, self._previews = {}, {}
+        rows: list[_Row] = [("open", key, tally) for key, tally in self._opens.items()]
+        rows += [("preview", pkey, tally) for pkey, tally in self._previews.items()]
+        rows += [("problem", key, tally) for key, tally in self._problems.items()]
+        self._opens, self._previews, self._problems = {}, {}, {}
         pending = [rows]  # chunks not yet written, the next one last
         try:
             while pending:
@@ -167,20 +192,22 @@ class OpenRecorder:
         except BaseException:  # the database is unavailable, or the task is being cancelled
             # Put the counts back so the next flush tries again, then let the caller log it.
             for chunk in pending:
-                for is_open, key, tally in chunk:
-                    if is_open:
-                        self._merge(self._opens, cast(str, key), tally)
-                    else:
+                for kind, key, tally in chunk:
+                    if kind == "preview":
                         self._merge(self._previews, cast(tuple[str, str], key), tally)
+                    else:
+                        table = self._opens if kind == "open" else self._problems
+                        self._merge(table, cast(str, key), tally)
             raise
 
     async def _write(self, rows: list[_Row]) -> None:
-        opens = [(cast(str, key), tally) for is_open, key, tally in rows if is_open]
+        opens = [(cast(str, key), tally) for kind, key, tally in rows if kind == "open"]
         previews = [
-            (cast(tuple[str, str], key), tally) for is_open, key, tally in rows if not is_open
+            (cast(tuple[str, str], key), tally) for kind, key, tally in rows if kind == "preview"
         ]
+        problems = [(cast(str, key), tally) for kind, key, tally in rows if kind == "problem"]
         async with self._db.write() as session:
-            # Two statements however many links were opened: one executemany each.
+            # Three statements however many links were opened: one executemany each.
             if opens:
                 await session.execute(
                     _ADD_OPENS,
@@ -207,6 +234,11 @@ class OpenRecorder:
                         }
                         for (link_id, bot), tally in previews
                     ],
+                )
+            if problems:
+                await session.execute(
+                    _PROBLEM_SEEN,
+                    [{"b_id": link_id, "b_seen": _utc(tally.last)} for link_id, tally in problems],
                 )
 
     @staticmethod

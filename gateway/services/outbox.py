@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import failpoints
 from gateway.adapters.db.dialects import ByDialect, insert_ignore, locks_rows
-from gateway.adapters.db.engine import Database
+from gateway.adapters.db.engine import Database, RowTransaction, run
 from gateway.adapters.db.models import OutboxMessage
 from gateway.adapters.mail import Mailer, MailError
 from gateway.clock import Clock
@@ -149,7 +149,7 @@ class Outbox:
 
     async def add(
         self,
-        session: AsyncSession,
+        session: AsyncSession | RowTransaction,
         *,
         kind: Kind,
         subject: str,
@@ -166,27 +166,32 @@ class Outbox:
             return
         now = self.now()
         row_id = new_message_id()
-        await session.execute(
-            _INSERT.pick(session),
-            [
-                {
-                    "id": row_id,
-                    "kind": str(kind),
-                    "subject": subject[:200],
-                    "link_id": link_id,
-                    "order_id": order_id,
-                    "recipient": recipient[:320],
-                    "locale": locale,
-                    "payload": json.dumps(dict(payload or {}), sort_keys=True),
-                    "state": State.PENDING.value,
-                    "attempts": 0,
-                    "crash_resends": 0,
-                    "next_attempt_at": max(not_before or now, now),
-                    "message_id": message_id(row_id, self._domain),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
+        # Through run(): a webhook records a session in a plain-statement transaction
+        # (Database.write_rows), and its receipt must be written in that same transaction.
+        await run(
+            session,
+            _INSERT,
+            {
+                "id": row_id,
+                "kind": str(kind),
+                "subject": subject[:200],
+                "link_id": link_id,
+                "order_id": order_id,
+                "recipient": recipient[:320],
+                "locale": locale,
+                "payload": json.dumps(dict(payload or {}), sort_keys=True),
+                "state": State.PENDING.value,
+                "attempts": 0,
+                "crash_resends": 0,
+                "next_attempt_at": max(not_before or now, now),
+                "lease_until": None,
+                "claimed_by": None,
+                "message_id": message_id(row_id, self._domain),
+                "last_error": None,
+                "created_at": now,
+                "updated_at": now,
+                "sent_at": None,
+            },
         )
 
     # --- sending --------------------------------------------------------------------------

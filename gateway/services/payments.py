@@ -28,9 +28,12 @@ from gateway.adapters.db.engine import Database, RowTransaction, run
 from gateway.adapters.db.models import AuditEntry, Link, Order
 from gateway.clock import Clock
 from gateway.domain.errors import GatewayError, PaymentProviderRejected, PaymentProviderUnavailable
+from gateway.domain.locales import for_link
 from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome, next_status
+from gateway.domain.outbox import Kind
 from gateway.domain.payments import PaymentProvider, Retirement, SessionInfo, retirement
 from gateway.services.audit import audit
+from gateway.services.outbox import Outbox
 from gateway.services.sessions import link_items, session_request
 from gateway.services.snapshots import SnapshotCache
 
@@ -126,6 +129,105 @@ _AUDIT_INSERT = sa.insert(_audit).values(
 )
 
 
+# Who records a payment the payer did not see go through: the reconciler (directly, or replaying
+# an event it found in Stripe's list) and a person replaying an event (``gateway webhooks
+# replay``). The payer's receipt then says so.
+RECOVERING_ACTORS = frozenset({"reconciler", "reconcile", "replay"})
+
+_links = cast(sa.Table, Link.__table__)
+_PAYER = sa.select(_links.c.email, _links.c.locale).where(
+    _links.c.id == sa.bindparam("p_link_id", type_=_links.c.id.type)
+)
+
+
+class PayerNotices:
+    """The messages a payer is owed when their payment changes (issue 14 item 2): a receipt, a
+    bank payment that failed, a payment made twice, a refund. Each is added to the outbox in the
+    transaction that records the change, unique per what it is about, so however often and by
+    whichever path a change is recorded, it is owed once (and not at all if the change rolls
+    back). What the message says is read when it is sent (gateway.services.messages)."""
+
+    def __init__(
+        self, outbox: Outbox, *, receipts: bool, refund_duplicates: bool, default_locale: str
+    ) -> None:
+        self._outbox = outbox
+        # email.receipts = false: the organisation lets Stripe send receipts (the rest still go).
+        self._receipts = receipts
+        self._refund_duplicates = refund_duplicates
+        self._default_locale = default_locale
+
+    async def settled(
+        self,
+        session: AsyncSession | RowTransaction,
+        *,
+        order_id: str,
+        link_id: str,
+        current: OrderStatus,
+        target: OrderStatus,
+        duplicate_of: str | None,
+        actor: str,
+    ) -> None:
+        """``order_id`` moved from ``current`` to ``target`` (recorded by ``actor``)."""
+        if target is OrderStatus.PAID and duplicate_of:
+            payload = {"refund": self._refund_duplicates, "first_order": duplicate_of}
+            await self._owe(session, Kind.PAID_TWICE, order_id, link_id, order_id, payload)
+        elif target is OrderStatus.PAID and self._receipts:
+            # Recorded by a path the payer did not watch, or after their attempt was given up:
+            # whatever they saw, they may think it failed.
+            recovered = actor in RECOVERING_ACTORS or current in (
+                OrderStatus.CANCELED,
+                OrderStatus.EXPIRED,
+            )
+            payload = {"recovered": recovered, "recorded_by": actor}
+            await self._owe(session, Kind.RECEIPT, order_id, link_id, order_id, payload)
+        elif target is OrderStatus.FAILED and not duplicate_of:
+            await self._owe(session, Kind.PAYMENT_FAILED, order_id, link_id, order_id, {})
+
+    async def refunded(
+        self,
+        session: AsyncSession | RowTransaction,
+        *,
+        order_id: str,
+        link_id: str,
+        amount: int,
+        refunded_total: int,
+        duplicate: bool,
+    ) -> None:
+        """``amount`` more of the order was refunded (``refunded_total`` in all): one message per
+        refund, whichever of the webhook and the gateway's own refund records it first."""
+        if amount <= 0:
+            return
+        payload = {"amount": amount, "refunded_total": refunded_total, "duplicate": duplicate}
+        subject = f"{order_id}:{refunded_total}"
+        await self._owe(session, Kind.REFUNDED, subject, link_id, order_id, payload)
+
+    async def _owe(
+        self,
+        session: AsyncSession | RowTransaction,
+        kind: Kind,
+        subject: str,
+        link_id: str,
+        order_id: str,
+        payload: dict[str, Any],
+    ) -> None:
+        if not self._outbox.enabled:
+            return
+        rows = await run(session, _PAYER, {"p_link_id": link_id})
+        if not rows:
+            return
+        email, locale = rows[0]
+        await self._outbox.add(
+            session,
+            kind=kind,
+            subject=subject,
+            recipient=email,
+            locale=for_link(locale, self._default_locale),
+            link_id=link_id,
+            order_id=order_id,
+            payload=payload,
+        )
+
+
 class _OrderState(Protocol):
     """An order as ``_ORDER_STATE`` reads it (a plain row): what recording a session decides on."""
 
@@ -162,8 +264,10 @@ async def record_session(
     outcome: SessionOutcome | None = None,
     actor: str,
     now: datetime,
+    notices: PayerNotices | None = None,
 ) -> Recorded:
-    """Apply Stripe's view of ``info`` to its order, inside the caller's write transaction.
+    """Apply Stripe's view of ``info`` to its order, inside the caller's write transaction
+    (and what the payer is owed for it, through ``notices``).
 
     Plain rows and statements built once, not ORM objects: this runs for every webhook that
     changes something (docs/design.md §8), and on SQLite each statement goes straight to the driver.
@@ -223,6 +327,16 @@ async def record_session(
             "p_detail": detail,
         },
     )
+    if notices is not None:
+        await notices.settled(
+            session,
+            order_id=order.id,
+            link_id=order.link_id,
+            current=current,
+            target=target,
+            duplicate_of=values["duplicate_of"],
+            actor=actor,
+        )
     return Recorded(order.id, order.link_id, current.value, target.value, duplicate_of, superseded)
 
 
@@ -320,7 +434,12 @@ async def _order_for_charge(session: AsyncSession, obj: Mapping[str, Any]) -> Or
 
 
 async def record_refund(
-    session: AsyncSession, charge: Mapping[str, Any], *, actor: str, now: datetime
+    session: AsyncSession,
+    charge: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    notices: PayerNotices | None = None,
 ) -> Recorded:
     """``charge.refunded``: a refund made anywhere (dashboard, API, the gateway itself)."""
     order = await _order_for_charge(session, charge)
@@ -334,6 +453,7 @@ async def record_refund(
     full = bool(charge.get("refunded")) or refunded >= order.amount_total
     if refunded <= order.refunded_amount and (not full or current is OrderStatus.REFUNDED):
         return Recorded(order.id, order.link_id)
+    before = order.refunded_amount
     order.refunded_amount = max(order.refunded_amount, refunded)
     order.updated_at = now
     target = OrderStatus.REFUNDED if full else current
@@ -350,13 +470,29 @@ async def record_refund(
         detail=f"refunded {order.refunded_amount} of {order.amount_total} {order.currency}",
     )
     await session.flush()
+    if notices is not None:
+        await notices.refunded(
+            session,
+            order_id=order.id,
+            link_id=order.link_id,
+            amount=order.refunded_amount - before,
+            refunded_total=order.refunded_amount,
+            duplicate=order.duplicate_of is not None,
+        )
     return Recorded(order.id, order.link_id, current.value, target.value)
 
 
 async def record_dispute(
-    session: AsyncSession, dispute: Mapping[str, Any], *, actor: str, now: datetime
+    session: AsyncSession,
+    dispute: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    notices: PayerNotices | None = None,
 ) -> Recorded:
-    """``charge.dispute.created``: flag the order for the admin."""
+    """``charge.dispute.created``: flag the order for the admin (the payer opened the dispute:
+    nothing to tell them, so ``notices`` goes unused)."""
+    del notices
     order = await _order_for_charge(session, dispute)
     if order is None:
         return Recorded(None)
@@ -392,11 +528,15 @@ class PaymentRecorder:
         *,
         refund_duplicates: bool,
         snapshots: SnapshotCache[Any],
+        notices: PayerNotices | None = None,
     ) -> None:
         self._db = db
         self._provider = provider
         self._clock = clock
         self.refund_duplicates = refund_duplicates
+        # What payers are told, owed in the transactions below (and in the webhook's, which
+        # records through the module functions with these same notices).
+        self.notices = notices
         # The GET path's cache of links: every write here makes its link be read afresh.
         self.snapshots: SnapshotCache[Any] = snapshots
 
@@ -408,7 +548,7 @@ class PaymentRecorder:
     ) -> Recorded:
         async with self._db.write() as session:
             recorded = await record_session(
-                session, info, outcome=outcome, actor=actor, now=self.now()
+                session, info, outcome=outcome, actor=actor, now=self.now(), notices=self.notices
             )
         await self.follow_up(recorded, actor=actor)
         return recorded
@@ -570,6 +710,7 @@ class PaymentRecorder:
             now = self.now()
             row.refund_id = refund.id
             from_status = row.status
+            before = row.refunded_amount
             row.refunded_amount = max(row.refunded_amount, refund.amount)
             if row.refunded_amount >= row.amount_total:
                 row.status = OrderStatus.REFUNDED.value
@@ -586,4 +727,13 @@ class PaymentRecorder:
                 detail=f"duplicate payment refunded automatically ({refund.id}, "
                 f"{refund.amount} {row.currency})",
             )
+            if self.notices is not None:
+                await self.notices.refunded(
+                    session,
+                    order_id=row.id,
+                    link_id=row.link_id,
+                    amount=row.refunded_amount - before,
+                    refunded_total=row.refunded_amount,
+                    duplicate=True,
+                )
         return True

@@ -34,6 +34,7 @@ from gateway.domain.orders import SessionOutcome
 from gateway.domain.payments import SessionInfo
 from gateway.services.payments import (
     NotYetApplicable,
+    PayerNotices,
     PaymentRecorder,
     Recorded,
     record_dispute,
@@ -54,7 +55,14 @@ SESSION_EVENTS: Mapping[str, SessionOutcome | None] = {
 
 class _RecordCharge(Protocol):
     def __call__(
-        self, session: AsyncSession, obj: Mapping[str, Any], /, *, actor: str, now: datetime
+        self,
+        session: AsyncSession,
+        obj: Mapping[str, Any],
+        /,
+        *,
+        actor: str,
+        now: datetime,
+        notices: PayerNotices | None = None,
     ) -> Awaitable[Recorded]: ...
 
 
@@ -415,16 +423,17 @@ class WebhookService:
         self, session: AsyncSession | RowTransaction, event: ParsedEvent, actor: str
     ) -> Recorded:
         now = self.now()
+        notices = self._recorder.notices  # what the payer is owed, in this same transaction
         if event.session is not None:
             outcome = SESSION_EVENTS[event.type]
             return await record_session(
-                session, event.session, outcome=outcome, actor=actor, now=now
+                session, event.session, outcome=outcome, actor=actor, now=now, notices=notices
             )
         record = CHARGE_EVENTS.get(event.type)
         if record is None:
             return Recorded(None)
         assert isinstance(session, AsyncSession)  # only a session's events use write_rows
-        return await record(session, event.obj, actor=actor, now=now)
+        return await record(session, event.obj, actor=actor, now=now, notices=notices)
 
     async def recent(self, *, limit: int = 50, outcome: str | None = None) -> list[WebhookEvent]:
         async with self._db.read() as session:

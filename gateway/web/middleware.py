@@ -14,7 +14,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
@@ -36,6 +36,9 @@ from gateway.web.pages import SERVER_HEADER, Pages
 log = logging.getLogger("gateway.http")
 
 RETRY_AFTER_SECONDS = "30"
+# The link a /pay/{token} request is about, left by the handler once the token is verified: an
+# error page shown for it is noted as a problem its payer saw (services.opens).
+PAYER_LINK = web.RequestKey("payer_link", str)
 _JSON_PREFIXES = ("/stripe/", "/admin/api/")
 
 
@@ -91,9 +94,14 @@ def hide_server_software() -> None:
 
 
 def edge(
-    metrics: Metrics, pages: Pages, headers: Mapping[str, str], languages: Languages
+    metrics: Metrics,
+    pages: Pages,
+    headers: Mapping[str, str],
+    languages: Languages,
+    problem_seen: Callable[[str], None] | None = None,
 ) -> Middleware:
     """The outermost middleware of the app, closed over what it needs (no lookups per request).
+    ``problem_seen(link_id)``: told when a payer's request ends on the 503 or 500 page.
 
     Error pages are in the language the request asks for (no link is known here: the switcher's
     cookie, then the browser's); a ``?lang=`` choice is remembered on the answer to it. A JSON
@@ -101,6 +109,11 @@ def edge(
     """
     security = tuple(headers.items())
     hide_server_software()
+
+    def note_problem(request: web.Request) -> None:
+        link_id = request.get(PAYER_LINK)
+        if link_id is not None and problem_seen is not None:
+            problem_seen(link_id)
 
     def error_response(request: web.Request, exc: Exception) -> web.Response:
         if _wants_json(request):
@@ -132,6 +145,7 @@ def edge(
                     retry,
                 )
             context = {"reference": exc.reference}
+            note_problem(request)
             return pages.render("error.html", context, locale=locale, status=503, headers=retry)
         if isinstance(exc, NotFound):
             if _wants_json(request):
@@ -147,6 +161,7 @@ def edge(
             message = translate(locale, "internal error")
             return _json_error(request, 500, "internal_error", message, reference)
         context = {"reference": reference, "internal": True}
+        note_problem(request)
         return pages.render("error.html", context, locale=locale, status=500)
 
     @web.middleware

@@ -34,6 +34,7 @@ from gateway.web.keys import (
 from gateway.web.language import LANGUAGES
 from gateway.web.metrics import PAGE_KIND, PROVIDER_TROUBLE
 from gateway.web.metrics import render_page as render
+from gateway.web.middleware import PAYER_LINK
 from gateway.web.pages import PAGES
 from gateway.web.payable import PAYABLE, PayablePages, link_locale, valid_until
 
@@ -65,12 +66,26 @@ def _no_such_link(request: web.Request, *, truncated: bool = False) -> web.Respo
     )
 
 
+def _problem_seen(request: web.Request, link_id: str | None) -> None:
+    """The link's payer is shown a page saying it cannot be paid (expired): tallied in memory
+    with the open counts (a GET writes nothing), so a payment recorded after it gets a receipt
+    that says it went through after all."""
+    if link_id is None or request.method == "HEAD":
+        return
+    visitor = request.app[CLASSIFIER].classify(
+        request.headers.get("User-Agent"), request.headers, request.method
+    )
+    if not visitor.is_bot:
+        request.app[OPENS].problem_seen(link_id)
+
+
 def _verify(request: web.Request) -> VerifiedToken | web.Response:
     token = request.match_info["token"]
     try:
-        return request.app[TOKENS].verify(token)
+        verified = request.app[TOKENS].verify(token)
     except TokenError as exc:
         if exc.problem is TokenProblem.EXPIRED:
+            _problem_seen(request, exc.link_id)
             # An expired token names no link we read here: the browser's language (or choice).
             locale = request.app[LANGUAGES].for_request(request)
             context = {"token": token, "can_renew": request.app[RENEWALS].enabled}
@@ -78,10 +93,14 @@ def _verify(request: web.Request) -> VerifiedToken | web.Response:
                 request, "expired.html", context, locale=locale, status=410, headers=ROBOTS
             )
         return _no_such_link(request, truncated=exc.problem is TokenProblem.TRUNCATED)
+    request[PAYER_LINK] = verified.link_id  # an error page after this is its payer's problem
+    return verified
 
 
 async def _refusal(request: web.Request, view: LinkView, token: str) -> web.Response:
     template, status = _REFUSAL_PAGES[view.state]
+    if view.state is LinkState.EXPIRED:
+        _problem_seen(request, view.id)
     locale = request.app[LANGUAGES].for_request(request, view.locale)
     context = {"view": view, "token": token, "can_renew": request.app[RENEWALS].enabled}
     if view.state is LinkState.REVOKED:

@@ -5,9 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.adapters.db.engine import Database
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.domain.outbox import Kind
+from gateway.services.links import LinkService
+from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComposer
+from gateway.services.messages.payer import PayerMail
+from gateway.services.messages.payment_failed import PaymentFailedComposer
+from gateway.services.messages.receipts import ReceiptComposer
 from gateway.services.outbox import Composer
 
 
-def composers() -> Mapping[str, Composer]:
+def composers(
+    settings: Settings,
+    clock: Clock,
+    templates_dir: str,
+    *,
+    db: Database,
+    links: LinkService,
+) -> Mapping[str, Composer]:
     """Every kind's composer (the wiring hands them to the outbox)."""
-    return {}
+    payer = PayerMail(db, settings, clock, templates_dir)
+    return {
+        Kind.RECEIPT: ReceiptComposer(payer),
+        Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
+        Kind.PAID_TWICE: PaidTwiceComposer(payer),
+        Kind.REFUNDED: RefundedComposer(payer),
+    }
