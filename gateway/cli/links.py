@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from gateway.cli.common import (
     print_table,
     width,
 )
+from gateway.cli.reminders import add_reminder_arguments, reminder_fields
 from gateway.config import ConfigError, Settings, parse_duration
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
@@ -59,6 +60,10 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
         valid_for=valid_for,
         max_valid_for=settings.tokens.max_age,
         locale=args.locale,
+        due=args.due,
+        reminders=args.reminders,
+        now=datetime.now(UTC),
+        timezone=settings.checkout.timezone,
     )
     async with open_runtime(settings) as rt:
         if args.send and not rt.mailer.enabled:
@@ -92,6 +97,7 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
             fields.append((translate(locale, "item"), value))
         fields.append((translate(locale, "total"), data["total"]))
         fields.append((translate(locale, "locale"), _locale_cell(locale, data["locale"])))
+        fields += reminder_fields(locale, data, settings)
         fields.append((translate(locale, "url"), created.url))
         print_fields(fields)
         if created.email is not None and created.email.ok:
@@ -473,6 +479,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="your reference (e.g. 2026-04/family-7); a ref with a live link is not issued again",
     )
     p.add_argument("--valid-for", help="e.g. 30d (default from config)")
+    add_reminder_arguments(p)
     p.add_argument(
         "--locale",
         help=f"the payer's language: one of {', '.join(OFFERED)} (any case, pt_br or pt-BR). "

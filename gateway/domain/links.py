@@ -19,11 +19,13 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.locales import UnknownLocale, parse_locale
 from gateway.domain.money import AmountError, charge_problem, check_currency, to_minor
 from gateway.domain.money import check_unit_amount as _check_unit_amount
+from gateway.domain.reminders import check_fields
 from gateway.domain.text import Text, message_of
 
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]{2,}$")
@@ -53,6 +55,10 @@ class NewLink:
     valid_for: float  # seconds
     # One of gateway.domain.locales.OFFERED, or None: the payer's browser, else the default.
     locale: str | None = None
+    # The day payment is due (organisation's time zone) and the reminder steps ("-3,1,7",
+    # "none"; None: the configured default). See gateway.domain.reminders.
+    due_date: date | None = None
+    reminder_steps: str | None = None
 
     @property
     def amount_total(self) -> int:
@@ -108,8 +114,15 @@ def validate_new_link(
     valid_for: float,
     max_valid_for: float,
     locale: str | None = None,
+    due: str | None = None,
+    reminders: str | None = None,
+    now: datetime | None = None,
+    timezone: str = "UTC",
 ) -> NewLink:
-    """Check every field and report all problems at once (a bulk row shows them together)."""
+    """Check every field and report all problems at once (a bulk row shows them together).
+
+    ``due`` and ``reminders`` as :func:`gateway.domain.reminders.check_fields` reads them
+    (``now``: the issuing moment, ``timezone``: the organisation's, for the due day)."""
     errors: dict[str, str] = {}
     email = email.strip()
     if check_text(email, "email", errors) and (not _EMAIL.match(email) or len(email) > 320):
@@ -163,8 +176,13 @@ def validate_new_link(
             chosen = parse_locale(locale)
         except UnknownLocale as exc:
             errors["locale"] = message_of(exc)
+    due_date, steps = check_fields(
+        due, reminders, now=now, timezone=timezone, valid_for=valid_for, errors=errors
+    )
     if errors:
         raise ValidationFailed(errors)
     if not description:
         description = parsed[0].description
-    return NewLink(email, name, description, currency, tuple(parsed), ref, valid_for, chosen)
+    return NewLink(
+        email, name, description, currency, tuple(parsed), ref, valid_for, chosen, due_date, steps
+    )

@@ -91,6 +91,10 @@ def new_link_json(new: NewLink) -> dict[str, Any]:
         "currency": new.currency,
         "total": format_minor(new.amount_total, new.currency),
         "locale": new.locale,
+        # The due day (organisation's time zone) and the schedule: "-3,1,7", "none", or null
+        # (the configured reminders.schedule).
+        "due": new.due_date.isoformat() if new.due_date else None,
+        "reminders": new.reminder_steps,
     }
 
 
@@ -105,6 +109,11 @@ def differences(link: Link, new: NewLink) -> list[str]:
     # A request without a locale asks for nothing, so it cannot differ.
     if new.locale is not None and link.locale != new.locale:
         differs.append("locale")
+    # Likewise a due date or schedule not asked for.
+    if new.due_date is not None and link.due_date != new.due_date:
+        differs.append("due")
+    if new.reminder_steps is not None and link.reminder_steps != new.reminder_steps:
+        differs.append("reminders")
     return differs
 
 
@@ -204,6 +213,8 @@ class AdminLinks:
                 "currency": existing.currency,
                 "total": format_minor(existing.amount_total, existing.currency),
                 "locale": existing.locale,
+                "due": existing.due_date.isoformat() if existing.due_date else None,
+                "reminders": existing.reminder_steps,
             }
             differs = differences(existing, new)
         email: SendResult | None = None

@@ -34,7 +34,19 @@ MAX_ROWS = 100_000
 MAX_FIELD_BYTES = 10 * 1024
 MAX_BODY_BYTES = 32 * 1024 * 1024
 COLUMNS = frozenset(
-    {"email", "name", "description", "currency", "items", "amount", "ref", "valid_for", "locale"}
+    {
+        "email",
+        "name",
+        "description",
+        "currency",
+        "items",
+        "amount",
+        "ref",
+        "valid_for",
+        "locale",
+        "due",
+        "reminders",
+    }
 )
 REQUIRED = frozenset({"email", "name", "ref"})
 DELIMITERS = (",", ";", "\t")

@@ -215,9 +215,14 @@ def _items_of(row: Mapping[str, Any]) -> list[str | ItemSpec] | str:
 
 
 def validate_row(
-    row: Mapping[str, Any] | FileRow, settings: Settings, *, require_ref: bool = True
+    row: Mapping[str, Any] | FileRow,
+    settings: Settings,
+    *,
+    require_ref: bool = True,
+    now: datetime | None = None,
 ) -> tuple[NewLink | None, dict[str, str]]:
-    """One row (or one API request) to a :class:`NewLink`, with every problem reported."""
+    """One row (or one API request) to a :class:`NewLink`, with every problem reported.
+    ``now``: the issuing moment, which a ``due`` date is checked against (required with one)."""
     if isinstance(row, FileRow):
         if row.extra:
             return None, {"row": Text("more cells than columns")}
@@ -252,6 +257,11 @@ def validate_row(
             max_valid_for=settings.tokens.max_age,
             # An empty cell (or null) is no locale: the link follows the payer's browser.
             locale=_text(row, "locale", errors) or None,
+            # Empty cells: no due date (no reminders), the configured schedule.
+            due=_text(row, "due", errors) or None,
+            reminders=_text(row, "reminders", errors) or None,
+            now=now,
+            timezone=settings.checkout.timezone,
         )
     except ValidationFailed as exc:
         for key, value in exc.errors.items():
@@ -306,7 +316,7 @@ class BulkIssuer:
             if len(report.rows) >= MAX_BULK_ROWS:
                 limit = format(MAX_BULK_ROWS, ",")
                 raise BulkFormatError(Text("at most %(max)s rows per file", max=limit))
-            new, errors = validate_row(file_row, self._settings)
+            new, errors = validate_row(file_row, self._settings, now=self.now())
             ref = new.ref if new is not None else str(file_row.fields.get("ref") or "").strip()
             if ref and ref in seen:
                 errors["ref"] = Text("the same ref as row %(row)s", row=seen[ref])

@@ -172,6 +172,8 @@ class LinkService:
             valid_until=now + timedelta(seconds=new.valid_for),
             replaces_id=replaces,
             locale=new.locale,
+            due_date=new.due_date,
+            reminder_steps=new.reminder_steps,
             open_count=0,
             sent_count=0,
         )
@@ -343,6 +345,8 @@ def _link_row(link_id: str, new: NewLink, *, actor: str, now: datetime) -> dict[
         "valid_until": now + timedelta(seconds=new.valid_for),
         "replaces_id": None,
         "locale": new.locale,
+        "due_date": new.due_date,
+        "reminder_steps": new.reminder_steps,
         "open_count": 0,
         "sent_count": 0,
     }
