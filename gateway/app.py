@@ -26,6 +26,7 @@ from gateway.web import health, pay, stripe_webhook
 from gateway.web.admin import setup_admin
 from gateway.web.keys import (
     ADMIN,
+    ALERTS,
     CHANGE_FEED,
     CHECKOUT,
     CLASSIFIER,
@@ -113,6 +114,7 @@ def create_app(
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)
         app.cleanup_ctx.append(_send_mail)
+        app.cleanup_ctx.append(_owe_alerts)
         app.cleanup_ctx.append(_follow_changes)
     return app
 
@@ -173,6 +175,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[RENEWALS] = services.renewals
     app[LISTING] = services.listing
     app[OUTBOX] = services.outbox
+    app[ALERTS] = services.alerts
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):
@@ -225,6 +228,15 @@ async def _send_due_mail(app: web.Application) -> None:
 
 
 _send_mail = _periodic("send-mail", lambda app: app[SETTINGS].email.send_interval, _send_due_mail)
+
+# The alert digest: looked for often (every replica), owed once per alerts.interval whatever
+# the number of runs (services.alerts: one row per window).
+ALERTS_CHECK_SECONDS = 300.0
+_owe_alerts = _periodic(
+    "alerts",
+    lambda app: min(app[SETTINGS].alerts.interval, ALERTS_CHECK_SECONDS),
+    lambda app: app[ALERTS].run(),
+)
 
 
 # Learn what other replicas changed, so the GET snapshot stays within database.snapshot_ttl.

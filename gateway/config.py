@@ -383,7 +383,28 @@ def _check_values(settings: Settings) -> None:
                 raise ConfigError(
                     f"{key}: expected addresses or networks such as 10.0.0.0/8, got {network!r}"
                 ) from None
+    _check_alerts(settings.alerts)
     if settings.metrics.bearer_token_sha256 and not re.fullmatch(
         r"[0-9a-fA-F]{64}", settings.metrics.bearer_token_sha256
     ):
         raise ConfigError("metrics.bearer_token_sha256: expected the 64 hex digits of a SHA-256")
+
+
+# The digest's windows are whole seconds from the epoch; one a minute at most, one a week at
+# least (services.alerts reaches back a week after a stop).
+ALERTS_INTERVALS = (60, 7 * 86400)
+
+
+def _check_alerts(alerts: AlertsSettings) -> None:
+    if alerts.email and not re.fullmatch(
+        r"[^@\s<>,;\"]{1,64}@[^@\s<>,;\"]+\.[^@\s<>,;\"]{2,}", alerts.email
+    ):
+        raise ConfigError(
+            f"alerts.email: expected one email address such as treasurer@example.org, "
+            f"got {alerts.email!r}"
+        )
+    low, high = ALERTS_INTERVALS
+    if not low <= alerts.interval <= high or not float(alerts.interval).is_integer():
+        raise ConfigError(
+            f"alerts.interval: expected whole seconds between 1m and 7d, got {alerts.interval:g}s"
+        )

@@ -21,6 +21,7 @@ from gateway.clock import Clock
 from gateway.config import DEMO_SECRET, ConfigError, Settings
 from gateway.resources import resource_dir
 from gateway.services.admin_links import AdminLinks
+from gateway.services.alerts import AlertFinder, AlertScheduler
 from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
@@ -56,6 +57,7 @@ class Services:
     renewals: Renewals
     listing: LinkListing
     outbox: Outbox
+    alerts: AlertScheduler
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -105,11 +107,14 @@ def build_services(
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
     templates_dir = str(resource_dir("templates"))
     mailer = LinkMailer(db, links, smtp, settings, clock, templates_dir)
+    alert_finder = AlertFinder(db)
     outbox = Outbox(
         db,
         clock,
         mailer=smtp,
-        composers=composers(settings, clock, templates_dir, db=db, links=links),
+        composers=composers(
+            settings, clock, templates_dir, alerts=alert_finder, db=db, links=links
+        ),
         domain=settings.email.from_address.rpartition("@")[2],
     )
     # What payers are told when a payment changes, owed in the transaction that records it.
@@ -167,4 +172,5 @@ def build_services(
         renewals=Renewals(db, links, mailer, payments, settings, clock),
         listing=listing,
         outbox=outbox,
+        alerts=AlertScheduler(db, clock, outbox, alert_finder, settings),
     )

@@ -12,6 +12,7 @@ from gateway.config import Settings
 from gateway.domain.payments import PaymentProvider
 from gateway.metrics import Metrics
 from gateway.services.admin_links import AdminLinks
+from gateway.services.alerts import AlertScheduler
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
@@ -45,3 +46,4 @@ LISTING = web.AppKey("listing", LinkListing)
 ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)
 CHANGE_FEED = web.AppKey("change_feed", ChangeFeed)
 OUTBOX = web.AppKey("outbox", Outbox)
+ALERTS = web.AppKey("alerts", AlertScheduler)

@@ -9,7 +9,9 @@ from gateway.adapters.db.engine import Database
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.outbox import Kind
+from gateway.services.alerts import AlertFinder
 from gateway.services.links import LinkService
+from gateway.services.messages.alerts import AlertDigestComposer
 from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComposer
 from gateway.services.messages.payer import PayerMail
 from gateway.services.messages.payment_failed import PaymentFailedComposer
@@ -22,12 +24,14 @@ def composers(
     clock: Clock,
     templates_dir: str,
     *,
+    alerts: AlertFinder,
     db: Database,
     links: LinkService,
 ) -> Mapping[str, Composer]:
     """Every kind's composer (the wiring hands them to the outbox)."""
     payer = PayerMail(db, settings, clock, templates_dir)
     return {
+        Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, templates_dir),
         Kind.RECEIPT: ReceiptComposer(payer),
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
         Kind.PAID_TWICE: PaidTwiceComposer(payer),
