@@ -24,7 +24,7 @@ from gateway.adapters.db.models import (
     WebhookEvent,
 )
 from gateway.adapters.mail import SmtpMailer
-from gateway.config import Duration, Settings
+from gateway.config import ConfigError, Duration, Settings, load_settings
 from gateway.dev.clock import FakeClock
 from gateway.domain.outbox import Kind, State
 from gateway.domain.payments import RefundInfo
@@ -280,6 +280,29 @@ class TestWindows:
         assert due_window(now, timedelta(hours=1), checked) == expected
 
 
+class TestSettings:
+    def test_alerts_settings_are_read_and_checked(self) -> None:
+        env = {"GATEWAY_ALERTS_EMAIL": "treasurer@example.org", "GATEWAY_ALERTS_INTERVAL": "30m"}
+        alerts = load_settings(path=None, env=env).alerts
+        assert (alerts.email, alerts.interval) == ("treasurer@example.org", 1800.0)
+        assert load_settings(path=None, env={}).alerts.interval == HOUR
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [
+            ("EMAIL", "treasurer"),
+            ("EMAIL", "a@example.org, b@example.org"),
+            ("EMAIL", "a@example.org\r\nBcc: x@example.org"),
+            ("INTERVAL", "30s"),
+            ("INTERVAL", "8d"),
+            ("INTERVAL", "90.5"),
+        ],
+    )
+    def test_a_bad_value_stops_the_start(self, key: str, value: str) -> None:
+        with pytest.raises(ConfigError, match=f"alerts.{key.lower()}"):
+            load_settings(path=None, env={f"GATEWAY_ALERTS_{key}": value})
+
+
 class TestDigest:
     async def test_nothing_to_report_is_no_row_and_no_email(
         self, replica: Replica, db: Database, clock: FakeClock, sink: RefusingSink
@@ -479,7 +502,9 @@ class TestWhatIsReported:
             refunded = await session.execute(
                 sa.select(AuditEntry.order_id).where(AuditEntry.action == "order.refunded")
             )
-            assert sorted(refunded.scalars()) == sorted(["ord_dash", after, before, before])
+            assert sorted(str(order) for order in refunded.scalars()) == sorted(
+                ["ord_dash", after, before, before]
+            )
         digest = await AlertFinder(db).collect(WINDOW_START, WINDOW_START + timedelta(hours=1))
         [section] = digest.sections
         assert section.name is Section.OUTSIDE_REFUNDS and section.count == 1
