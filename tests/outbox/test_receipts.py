@@ -110,7 +110,7 @@ class TestWhatTheReceiptSays:
     async def test_items_total_paid_time_with_zone_and_references(
         self, h: AdminHarness, mail_sink: MailSink
     ) -> None:
-        link = await h.issue(ITEMS + ("Bag=12.50",), name="Sam <Rivera>")
+        link = await h.issue((*ITEMS, "Bag=12.50"), name="Sam <Rivera>")
         session_id = await h.pay_flow(link)
         await send_due(h)
         (mail,) = mails(mail_sink)
@@ -287,9 +287,7 @@ class TestUnbuildable:
             h.app[CLOCK],
             mailer=SmtpMailer(settings.email),
             composers={
-                Kind.RECEIPT: ReceiptComposer(
-                    PayerMail(db, settings, h.app[CLOCK], str(templates))
-                )
+                Kind.RECEIPT: ReceiptComposer(PayerMail(db, settings, h.app[CLOCK], str(templates)))
             },
             domain="riverside.example",
         )
