@@ -13,6 +13,7 @@ before...), with the outbox row's state when the step was owed already. It reads
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import date
 from typing import Any
 
@@ -21,6 +22,8 @@ from gateway.config import Settings
 from gateway.i18n import translate
 from gateway.runtime import open_runtime
 from gateway.services.reminders import PreviewRow
+
+_STEPS_LIKE = re.compile(r"^-\d[\d,\s+-]*$")
 
 
 def add_reminder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +40,9 @@ def add_reminder_arguments(parser: argparse.ArgumentParser) -> None:
         help="reminder days relative to the due date (at most 3, distinct; -3 is three days "
         "before), or none. Default: reminders.schedule from the config",
     )
+    # argparse reads "-3,1,7" as an unknown option (only "-3" looks like a number to it), so
+    # `--reminders "-3,1,7"` would fail; this parser has no option that looks like a number.
+    parser._negative_number_matcher = _STEPS_LIKE  # type: ignore[attr-defined]
 
 
 def reminder_fields(locale: str, data: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:

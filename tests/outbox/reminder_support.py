@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from gateway.adapters.db.models import AuditEntry, Link, OutboxMessage
 from gateway.config import Settings
+from gateway.dev.demo_mail import MailSink, SentMail
 from gateway.domain.links import validate_new_link
 from gateway.domain.outbox import Kind
 from gateway.services.links import IssuedLink
@@ -142,5 +143,11 @@ async def start_reminder_harness(
     )
 
 
-def day(value: str) -> date:
-    return date.fromisoformat(value)
+def reminders_to(sink: MailSink, address: str | None = PARENT) -> list[SentMail]:
+    """The reminders the sink received (receipts and other messages left out), to ``address``
+    or to anyone."""
+    return [
+        m
+        for m in sink.messages
+        if "List-Unsubscribe" in m.message and (address is None or address in m.recipients)
+    ]

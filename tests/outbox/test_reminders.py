@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from gateway.dev.demo_mail import SentMail
 from gateway.domain.outbox import Kind, State
 from gateway.web.keys import DATABASE, LINKS
 from tests.harness import session_id_from
 from tests.outbox.reminder_support import (
     PARENT,
     ReminderHarness,
+    reminders_to,
     start_reminder_harness,
 )
 from tests.outbox.support import RefusingSink, sink
@@ -32,16 +32,6 @@ async def h(
     aiohttp_server: Any, aiohttp_client: Any, database_url: str, sink: RefusingSink
 ) -> ReminderHarness:
     return await start_reminder_harness(aiohttp_server, aiohttp_client, database_url, sink.port)
-
-
-def reminders_to(sink: RefusingSink, address: str | None = PARENT) -> list[SentMail]:
-    """The reminders the sink received (receipts and other messages left out), to ``address``
-    or to anyone."""
-    return [
-        m
-        for m in sink.messages
-        if "List-Unsubscribe" in m.message and (address is None or address in m.recipients)
-    ]
 
 
 class TestEachStepOnce:
