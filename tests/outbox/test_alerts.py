@@ -594,3 +594,28 @@ class TestSize:
         ):
             assert name in body
         assert body.count("gateway links show") < 4 * SHOWN
+
+    def test_what_the_rows_hold_is_text_in_the_html_part(
+        self, clock: FakeClock, db: Database
+    ) -> None:
+        composer = AlertDigestComposer(
+            AlertFinder(db), settings_for(25), clock, str(resource_dir("templates"))
+        )
+        item = AlertItem(
+            at=WINDOW_START,
+            id="evt_1",
+            kind="charge.refunded",
+            error='<img src=x onerror="alert(1)"> & more',
+        )
+        digest = Digest(
+            WINDOW_START,
+            WINDOW_START + timedelta(hours=1),
+            (AlertSection(Section.FAILED_EVENTS, 1, (item,)),),
+        )
+        message = composer.build(digest, recipient=TREASURER, locale="en")
+        html = message.get_body(preferencelist=("html",))
+        text = message.get_body(preferencelist=("plain",))
+        assert html is not None and text is not None
+        assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; more" in html.get_content()
+        assert "<img" not in html.get_content()
+        assert '<img src=x onerror="alert(1)"> & more' in text.get_content()

@@ -18,6 +18,7 @@ from email.utils import format_datetime
 from typing import Final
 
 import jinja2
+from markupsafe import Markup, escape
 
 from gateway.adapters.db.models import OutboxMessage
 from gateway.clock import Clock
@@ -55,6 +56,14 @@ class _Templates:
         )
 
 
+def as_text(sentence: str) -> Markup:
+    """A sentence from alert_digest.parts.txt, escaped for the HTML part. Those macros are
+    plain text (the text part uses them as they are), but Jinja marks what a macro returns as
+    safe when an autoescaping template calls it: without this, an error message or a reference
+    holding markup would reach the HTML as markup."""
+    return escape(str.__str__(sentence))
+
+
 def command(section: Section, item: AlertItem) -> str:
     """The command that shows the item (and from there, what can be done about it)."""
     if section is Section.FAILED_MESSAGES:
@@ -72,6 +81,8 @@ class AlertDigestComposer:
         self._settings = settings
         self._clock = clock
         self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        for env in self._environments.values():
+            env.filters["as_text"] = as_text
         self._templates: dict[str, _Templates] = {}
 
     async def compose(self, message: OutboxMessage) -> EmailMessage | Skip | Defer:
