@@ -239,6 +239,10 @@ def check_page(
         page.set_viewport_size({"width": width, "height": height})
         problems += [f"{name} {label}: overflows the card: {p}" for p in overflow(page)]
         problems += [f"{name} {label}: target under 24x24 px: {t}" for t in small_targets(page)]
+        if "desktop" in viewports:  # the full set (a subset of the pages gets it): a picture
+            shot = SCREENSHOTS / f"{name}-{label.replace(' ', '-').replace('%', '')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            shots.append(shot)
     if original:
         page.set_viewport_size(original)
     page.emulate_media(color_scheme="light")
