@@ -20,6 +20,7 @@ from typing import Any, NewType, Union, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.domain.locales import OFFERED, offered
+from gateway.domain.reminders import ReminderError, parse_clock, parse_steps
 
 Duration = NewType("Duration", float)
 """Seconds. Written as an integer (seconds) or a number with ``s``, ``m``, ``h`` or ``d``."""
@@ -384,6 +385,7 @@ def _check_values(settings: Settings) -> None:
                     f"{key}: expected addresses or networks such as 10.0.0.0/8, got {network!r}"
                 ) from None
     _check_alerts(settings.alerts)
+    _check_reminders(settings.reminders)
     if settings.metrics.bearer_token_sha256 and not re.fullmatch(
         r"[0-9a-fA-F]{64}", settings.metrics.bearer_token_sha256
     ):
@@ -407,4 +409,26 @@ def _check_alerts(alerts: AlertsSettings) -> None:
     if not low <= alerts.interval <= high or not float(alerts.interval).is_integer():
         raise ConfigError(
             f"alerts.interval: expected whole seconds between 1m and 7d, got {alerts.interval:g}s"
+        )
+
+
+def _check_reminders(reminders: RemindersSettings) -> None:
+    """The default schedule as links take theirs (domain.reminders), and sending hours that are
+    a real window of the day."""
+    try:
+        parse_steps(reminders.schedule)
+    except ReminderError as exc:
+        raise ConfigError(f"reminders.schedule: {exc}") from None
+    hours = []
+    for key, value in (("send_from", reminders.send_from), ("send_until", reminders.send_until)):
+        try:
+            hours.append(parse_clock(value))
+        except ValueError:
+            raise ConfigError(
+                f"reminders.{key}: expected a time of day like 09:00 (24-hour), got {value!r}"
+            ) from None
+    if hours[0] >= hours[1]:
+        raise ConfigError(
+            "reminders.send_from must be earlier in the day than reminders.send_until "
+            f"(got {reminders.send_from} and {reminders.send_until})"
         )

@@ -17,7 +17,18 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gateway.cli import db, demo, emulator, links, mail, orders, reconcile, serve, webhooks
+from gateway.cli import (
+    db,
+    demo,
+    emulator,
+    links,
+    mail,
+    orders,
+    reconcile,
+    reminders,
+    serve,
+    webhooks,
+)
 from gateway.cli.common import CliError, cli_locale
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.domain.errors import GatewayError, NotFound, ValidationFailed
@@ -31,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or ./config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (demo, serve, emulator, db, links, reconcile, webhooks, orders, mail):
+    for group in (demo, serve, emulator, db, links, reconcile, webhooks, orders, mail, reminders):
         group.add_parser(sub)
     return parser
 

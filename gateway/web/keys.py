@@ -20,6 +20,7 @@ from gateway.services.links import LinkService
 from gateway.services.opens import OpenRecorder
 from gateway.services.outbox import Outbox
 from gateway.services.reconcile import Reconciler
+from gateway.services.reminders import Reminders
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed
 from gateway.services.webhooks import WebhookService
@@ -47,3 +48,4 @@ ADMIN_KEYS = web.AppKey("admin_keys", AdminKeys)
 CHANGE_FEED = web.AppKey("change_feed", ChangeFeed)
 OUTBOX = web.AppKey("outbox", Outbox)
 ALERTS = web.AppKey("alerts", AlertScheduler)
+REMINDERS = web.AppKey("reminders", Reminders)
