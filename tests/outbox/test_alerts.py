@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from gateway.adapters.db.models import (
 from gateway.adapters.mail import SmtpMailer
 from gateway.config import ConfigError, Duration, Settings, load_settings
 from gateway.dev.clock import FakeClock
+from gateway.dev.demo_mail import SentMail
 from gateway.domain.outbox import Kind, State
 from gateway.domain.payments import RefundInfo
 from gateway.resources import resource_dir
@@ -44,10 +46,13 @@ from gateway.services.alerts import (
     stamp,
 )
 from gateway.services.email import MAX_MESSAGE_BYTES
+from gateway.services.links import IssuedLink
 from gateway.services.messages.alerts import AlertDigestComposer
 from gateway.services.outbox import Outbox
 from gateway.services.payments import PaymentRecorder, record_dispute, record_refund
 from gateway.services.snapshots import SnapshotCache
+from gateway.web.keys import ALERTS, OUTBOX, RECONCILER
+from tests.harness import Harness, session_id_from, start_harness
 from tests.outbox.support import RefusingSink, db, sink
 
 __all__ = ["db", "sink"]
@@ -619,3 +624,105 @@ class TestSize:
         assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; more" in html.get_content()
         assert "<img" not in html.get_content()
         assert '<img src=x onerror="alert(1)"> & more' in text.get_content()
+
+
+async def gateway_with_alerts(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, port: int, **checkout: Any
+) -> Harness:
+    """The real app (its wiring, composers and scheduler), the emulator over HTTP, SMTP to the
+    sink, and alerts to the treasurer."""
+
+    def configure(settings: Settings) -> Settings:
+        return settings.replace(
+            email=dataclasses.replace(
+                settings.email,
+                host="127.0.0.1",
+                port=port,
+                from_address="club@example.com",
+                timeout=Duration(5.0),
+            ),
+            alerts=dataclasses.replace(settings.alerts, email=TREASURER),
+        )
+
+    return await start_harness(
+        aiohttp_server, aiohttp_client, database_url, configure=configure, **checkout
+    )
+
+
+async def paid_twice(h: Harness, ref: str) -> tuple[IssuedLink, str]:
+    """A payer pays an old session in another tab after paying the new one (the race
+    tests/integration/test_reconcile.py plays): the link is paid twice. Returns the old one."""
+    link = await h.issue(ref=ref)
+    old = session_id_from((await h.post(link)).headers["Location"])
+    h.clock.advance(31 * 60)
+    new = session_id_from((await h.post(link)).headers["Location"])
+    h.emulator.pay(new)
+    await h.emulator.deliver_webhooks()
+    h.emulator.sessions[old]["status"] = "open"
+    h.emulator.pay(old)
+    await h.emulator.deliver_webhooks()
+    return link, old
+
+
+async def digest_mails(h: Harness, sink: RefusingSink) -> list[SentMail]:
+    h.clock.set(START + 2 * HOUR)  # the first hour and its grace are over
+    assert (await h.app[ALERTS].run()).written
+    await h.app[OUTBOX].send_due(limit=100)
+    return sink.to(TREASURER)
+
+
+class TestThroughTheGateway:
+    async def test_what_stripe_and_the_reconciler_report_reaches_the_treasurer_once(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str, sink: RefusingSink
+    ) -> None:
+        h = await gateway_with_alerts(aiohttp_server, aiohttp_client, database_url, sink.port)
+        twice, _ = await paid_twice(h, "2026-12/twice")
+        refunded = await h.issue(ref="2026-12/refunded")
+        session = await h.pay_flow(refunded)
+        h.emulator.refund_from_dashboard(h.emulator.sessions[session]["payment_intent"])
+        disputed = await h.issue(ref="2026-12/disputed")
+        session = await h.pay_flow(disputed)
+        h.emulator.dispute(h.emulator.sessions[session]["payment_intent"])
+        await h.emulator.deliver_webhooks()
+        missed = await h.issue(ref="2026-12/missed")
+        h.emulator.faults.update({"lose_next_webhooks": 100})
+        await h.pay_flow(missed)
+        assert (await h.app[RECONCILER].run()).ran
+        [mail] = await digest_mails(h, sink)
+        text = mail.text()
+        assert "4 things need attention" in mail.subject
+        for sentence, link in (
+            ("1 payment was made for a link that was already paid", twice),
+            ("1 payment was disputed", disputed),
+            ("1 refund was made outside the gateway", refunded),
+            ("1 payment was found by the reconciler", missed),
+        ):
+            assert sentence in text and f"gateway links show {link.id}" in text
+        # Run again, and again in the next hours: nothing more.
+        for hours in (2.5, 3.1, 4.1):
+            h.clock.set(START + hours * HOUR)
+            assert not (await h.app[ALERTS].run()).written
+            await h.app[OUTBOX].send_due(limit=100)
+        assert len(sink.to(TREASURER)) == 1
+
+    async def test_a_duplicate_the_gateway_refunded_itself_is_not_reported(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str, sink: RefusingSink
+    ) -> None:
+        h = await gateway_with_alerts(
+            aiohttp_server, aiohttp_client, database_url, sink.port, refund_duplicates=True
+        )
+        twice, old = await paid_twice(h, "2026-12/twice")
+        await h.app[RECONCILER].run()
+        await h.emulator.deliver_webhooks()  # Stripe's charge.refunded for the gateway's refund
+        orders = {order.stripe_session_id: order for order in await h.orders(twice)}
+        assert orders[old].status == "refunded" and orders[old].refund_id
+        # Something else, so that there is a digest to read.
+        broken = await h.issue(ref="2026-12/other")
+        session = await h.pay_flow(broken)
+        h.emulator.refund_from_dashboard(h.emulator.sessions[session]["payment_intent"])
+        await h.emulator.deliver_webhooks()
+        [mail] = await digest_mails(h, sink)
+        text = mail.text()
+        assert "1 thing needs attention" in mail.subject
+        assert "1 refund was made outside the gateway" in text
+        assert f"gateway links show {broken.id}" in text and twice.id not in text
