@@ -106,7 +106,6 @@ def build_services(
     )
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
     templates_dir = str(resource_dir("templates"))
-    mailer = LinkMailer(db, links, smtp, settings, clock, templates_dir)
     alert_finder = AlertFinder(db)
     outbox = Outbox(
         db,
@@ -137,6 +136,7 @@ def build_services(
     # finds while retiring an attempt is owed its receipt like any other.
     revoke_recorder.notices = notices
     webhooks = WebhookService(db, clock, recorder)
+    mailer = LinkMailer(db, outbox, settings, clock)
     listing = LinkListing(db, clock)
     return Services(
         tokens=tokens,

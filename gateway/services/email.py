@@ -1,14 +1,17 @@
-"""Emailing a link to its payer, and recording every attempt on the link.
+"""Emailing a link to its payer, through the outbox, and what every link email shares.
 
-The message is written in the link's language only (``domain.locales.for_link``: the issuer's
-choice, else ``checkout.default_locale``; there is no browser to ask): subject, plain-text and
-HTML parts, ``<html lang>`` and a ``Content-Language`` header, amounts and dates the CLDR way in
-the organisation's time zone, with the time and its zone when the link expires within a day.
+Each send is an outbox row (kind ``link`` or ``renewal``, subject the link id and the send's
+number: every resend is a row of its own), written in a transaction and sent at once, so the
+admin still gets the answer there and then (sent, or failed and why). The message itself is
+built by its composer (``gateway.services.messages.links``), which also writes each send's
+outcome on the link (``sent_count``, ``last_sent_at``, ``last_send_error``) and in its audit
+trail, whichever sender sent it: a transient failure stays in the outbox and ``gateway serve``
+sends it later, and the link says so meanwhile; a resend replaces a send still waiting, so the
+payer gets one email, not one per attempt, when the server is back. The message goes only to
+the address stored on the link; no caller can choose another recipient.
 
-Each send, good or bad, is written to the link (``sent_count``, ``last_sent_at``,
-``last_send_error``) and to its audit trail, so a failure is never silently dropped: the admin
-sees it in ``links list``/``show`` and a resend retries it. The message goes only to the address
-stored on the link; no caller can choose another recipient.
+What every email shares (the receipts, reminders and digests too): the Jinja environments per
+locale, :func:`one_line` for header values, the size limit and :func:`shorten`.
 """
 
 from __future__ import annotations
@@ -17,25 +20,21 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 import jinja2
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
 
+from gateway.adapters.db.dialects import lock_link
 from gateway.adapters.db.engine import Database
-from gateway.adapters.db.models import Link
-from gateway.adapters.mail import Mailer, MailError
+from gateway.adapters.db.models import OutboxMessage
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.errors import GatewayError, NotFound
 from gateway.domain.locales import for_link
+from gateway.domain.outbox import Kind, State
 from gateway.domain.text import Text
 from gateway.i18n.templates import localized_environments
-from gateway.services.audit import audit
-from gateway.services.links import LinkService
+from gateway.services.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -118,53 +117,43 @@ class EmailTemplates:
         )
 
 
+# The outbox rows of link emails: one per send.
+LINK_KINDS = (Kind.LINK.value, Kind.RENEWAL.value)
+_SENDS = sa.select(sa.func.count()).where(
+    OutboxMessage.link_id == sa.bindparam("link_id"), OutboxMessage.kind.in_(LINK_KINDS)
+)
+_ROW = sa.select(OutboxMessage.id).where(
+    OutboxMessage.kind == sa.bindparam("kind"), OutboxMessage.subject == sa.bindparam("subject")
+)
+
+
 class LinkMailer:
-    def __init__(
-        self,
-        db: Database,
-        links: LinkService,
-        mailer: Mailer | None,
-        settings: Settings,
-        clock: Clock,
-        templates_dir: str,
-    ) -> None:
+    def __init__(self, db: Database, outbox: Outbox, settings: Settings, clock: Clock) -> None:
         self._db = db
-        self._links = links
-        self._mailer = mailer
+        self._outbox = outbox
         self._settings = settings
         self._clock = clock
-        self._environments = email_environments(templates_dir, settings.checkout.timezone)
-        # Compiled once per locale, when first used: a bulk run renders the same three
-        # templates hundreds of times.
-        self._templates: dict[str, EmailTemplates] = {}
 
     @property
     def enabled(self) -> bool:
-        return self._mailer is not None
+        return self._outbox.enabled
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
     async def send_link(self, link_id: str, *, actor: str, renewal: bool = False) -> SendResult:
-        """Email the link to the payer's address on file and record the outcome on the link."""
-        if self._mailer is None:
+        """Email the link to the payer's address on file, now; the outcome is on the link."""
+        if not self._outbox.enabled:
             raise EmailNotConfigured
-        async with self._db.read() as session:
-            link = (
-                await session.execute(
-                    sa.select(Link).where(Link.id == link_id).options(selectinload(Link.items))
-                )
-            ).scalar_one_or_none()
-        if link is None:
-            raise NotFound(link_id)
-        error: str | None = None
-        try:
-            await self._mailer.send(self.build(link, renewal=renewal))
-        except MailError as exc:
-            error = str(exc)
-        except (ValueError, TypeError) as exc:  # an address the email package cannot encode
-            error = f"could not build the message: {type(exc).__name__}"
-        await self._record(link_id, actor=actor, error=error, renewal=renewal)
+        row_id = await self._owe(link_id, actor=actor, renewal=renewal)
+        delivery = await self._outbox.send_one(row_id)
+        if delivery is None:
+            # The periodic sender claimed it first (a moment after it was written): it tells
+            # the link what became of it; the answer here is what is known now.
+            row = await self._outbox.get(row_id)
+            error = None if row.state == State.SENT else "being sent by the gateway's sender"
+        else:
+            error = None if delivery.outcome == "sent" else delivery.error or delivery.outcome
         if error:
             # No address and no URL in the log: the link id is enough to find it.
             log.warning("link email failed", extra={"link_id": link_id, "error_kind": error[:80]})
@@ -172,92 +161,41 @@ class LinkMailer:
             log.info("link emailed", extra={"link_id": link_id, "renewal": renewal})
         return SendResult(link_id, error is None, error)
 
-    def locale_of(self, link: Link) -> str:
-        return for_link(link.locale, self._settings.checkout.default_locale)
-
-    def templates(self, locale: str) -> EmailTemplates:
-        found = self._templates.get(locale)
-        if found is None:
-            found = self._templates[locale] = EmailTemplates.load(self._environments[locale])
-        return found
-
-    def build(self, link: Link, *, renewal: bool = False) -> EmailMessage:
-        """The message, under :data:`MAX_MESSAGE_BYTES` whatever the link holds."""
-        for item_chars in ITEM_CHARS:
-            message = self._compose(link, renewal=renewal, item_chars=item_chars)
-            if len(message.as_bytes()) <= MAX_MESSAGE_BYTES:
-                break
-        return message
-
-    def _compose(self, link: Link, *, renewal: bool, item_chars: int | None) -> EmailMessage:
-        _, url = self._links.url_for(link.id, link.created_at)
-        checkout = self._settings.checkout
-        locale = self.locale_of(link)
-        templates = self.templates(locale)
+    async def _owe(self, link_id: str, *, actor: str, renewal: bool) -> str:
+        """The send's outbox row (a new one each time), in one transaction with the link locked,
+        so two sends at once get two numbers. A send of this link still waiting to be retried
+        is canceled: this one replaces it."""
         now = self.now()
-        context: dict[str, object] = {
-            "org_name": checkout.org_name,
-            "contact_email": checkout.contact_email,
-            "name": link.name,
-            "description": link.description,
-            "items": [
-                {
-                    "description": shorten(item.description, item_chars),
-                    "quantity": item.quantity,
-                    "total": item.amount * item.quantity,
-                }
-                for item in link.items
-            ],
-            "currency": link.currency,
-            "amount_total": link.amount_total,
-            "reference": link.ref or link.id,
-            "url": url,
-            "valid_until": link.valid_until,
-            "expires_soon": link.valid_until - now <= NEAR_EXPIRY,
-            "renewal": renewal,
-        }
-        subject = one_line(templates.subject.render(context))
-        message = EmailMessage()
-        message["Subject"] = subject
-        message["From"] = Address(
-            one_line(checkout.org_name), addr_spec=self._settings.email.from_address
-        )
-        message["To"] = Address(one_line(link.name), addr_spec=link.email)
-        if checkout.contact_email:
-            message["Reply-To"] = checkout.contact_email
-        message["Date"] = format_datetime(now)
-        domain = self._settings.email.from_address.rpartition("@")[2] or None
-        message["Message-ID"] = make_msgid("link", domain=domain)
-        # Our own reference, for finding a message in a mail log without the token.
-        message["X-Gateway-Link"] = link.id
-        message.set_content(templates.text.render(context))
-        message.add_alternative(templates.html.render(context, subject=subject), subtype="html")
-        # RFC 3282: the language of the whole message, both parts. Set last: set_content()
-        # clears every Content-* header of the message it is given.
-        message["Content-Language"] = locale
-        return message
-
-    async def _record(self, link_id: str, *, actor: str, error: str | None, renewal: bool) -> None:
-        now = self.now()
+        kind = Kind.RENEWAL if renewal else Kind.LINK
         async with self._db.write() as session:
-            values: dict[str, object]
-            if error is None:
-                values = {
-                    "sent_count": Link.sent_count + 1,
-                    "last_sent_at": now,
-                    "last_send_error": None,
-                }
-            else:
-                values = {"last_send_error": error[:500]}
-            await session.execute(sa.update(Link).where(Link.id == link_id).values(**values))
-            purpose = "fresh link" if renewal else "link"
-            audit(
-                session,
-                at=now,
-                link_id=link_id,
-                action="link.emailed" if error is None else "link.email_failed",
-                actor=actor,
-                detail=f"{purpose} emailed to the address on file"
-                if error is None
-                else f"{purpose} not sent: {error}"[:1000],
+            link = await lock_link(session, link_id)
+            if link is None:
+                raise NotFound(link_id)
+            await session.execute(
+                sa.update(OutboxMessage)
+                .where(
+                    OutboxMessage.link_id == link_id,
+                    OutboxMessage.kind.in_(LINK_KINDS),
+                    OutboxMessage.state == State.PENDING.value,
+                )
+                .values(
+                    state=State.CANCELED.value,
+                    updated_at=now,
+                    last_error="replaced by a later send of the link",
+                )
             )
+            sends = (await session.execute(_SENDS, {"link_id": link_id})).scalar_one()
+            subject = f"{link_id}/{sends + 1}"
+            await self._outbox.add(
+                session,
+                kind=kind,
+                subject=subject,
+                recipient=link.email,
+                locale=for_link(link.locale, self._settings.checkout.default_locale),
+                link_id=link_id,
+                payload={"actor": actor},
+            )
+            row_id: str = (
+                await session.execute(_ROW, {"kind": kind.value, "subject": subject})
+            ).scalar_one()
+        return row_id

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import jinja2
 import sqlalchemy as sa
@@ -49,6 +49,7 @@ from gateway.domain.outbox import (
     after_refusal,
     message_id,
 )
+from gateway.services.audit import audit
 from gateway.services.ids import new_message_id
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,16 @@ class Composer(Protocol):
     other than ``Message-ID``, which the outbox sets), or says there is nothing to send."""
 
     async def compose(self, message: OutboxMessage) -> EmailMessage | Skip | Defer: ...
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """A composer that also writes what became of each send elsewhere (the link email: on the
+    link and its audit trail), in the transaction that marks the row, whichever sender sent it."""
+
+    async def record(
+        self, session: AsyncSession, message: OutboxMessage, delivery: Delivery, now: datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +349,8 @@ class Outbox:
             values["next_attempt_at"] = next_attempt_at
         if deferred:
             values["attempts"] = t.attempts - sa.case((t.crash_resends > 0, 0), else_=1)
+        outcome: Outcome = "deferred" if deferred else _OUTCOMES[state]
+        recorder = self._composers.get(row.kind)
         async with self._db.write() as session:
             done = await session.execute(
                 sa.update(t)
@@ -350,7 +363,9 @@ class Outbox:
                 .returning(t.id)
             )
             mine = done.scalar_one_or_none() is not None
-        outcome: Outcome = "deferred" if deferred else _OUTCOMES[state]
+            if mine and isinstance(recorder, Recorder):
+                delivery = Delivery(row.id, row.kind, outcome, resent, error)
+                await recorder.record(session, row, delivery, now)
         if not mine:
             log.warning("outbox message was claimed by another sender", extra={"id": row.id})
             outcome = "lost"
@@ -397,23 +412,35 @@ class Outbox:
             raise NotFound(row_id)
         return row
 
-    async def retry(self, row_id: str) -> OutboxMessage:
-        """Send a failed, canceled or skipped message again, now (a fresh set of attempts)."""
+    async def retry(self, row_id: str, *, actor: str | None = None) -> OutboxMessage:
+        """Send a failed, canceled or skipped message again, now (a fresh set of attempts).
+        ``actor``: the person who asked, in the link's audit trail when the message has one."""
         return await self._steer(
             row_id,
             RETRYABLE,
+            actor=actor,
+            action="mail.retried",
             state=State.PENDING,
             attempts=0,
             next_attempt_at=self.now(),
             last_error=None,
         )
 
-    async def cancel(self, row_id: str) -> OutboxMessage:
-        """Never send a pending or failed message."""
-        return await self._steer(row_id, CANCELABLE, state=State.CANCELED)
+    async def cancel(self, row_id: str, *, actor: str | None = None) -> OutboxMessage:
+        """Never send a pending or failed message (``actor``: as for :meth:`retry`)."""
+        return await self._steer(
+            row_id, CANCELABLE, actor=actor, action="mail.canceled", state=State.CANCELED
+        )
 
     async def _steer(
-        self, row_id: str, allowed: frozenset[State], *, state: State, **values: Any
+        self,
+        row_id: str,
+        allowed: frozenset[State],
+        *,
+        actor: str | None,
+        action: str,
+        state: State,
+        **values: Any,
     ) -> OutboxMessage:
         now = self.now()
         t = OutboxMessage
@@ -428,8 +455,18 @@ class Outbox:
                 raise ValidationFailed(
                     {"state": f"a {row.state} message cannot be changed so (only {names})"}
                 )
+            before = row.state
             row.state = state.value
             row.updated_at = now
             for name, value in values.items():
                 setattr(row, name, value)
+            if actor is not None and row.link_id is not None:
+                audit(
+                    session,
+                    at=now,
+                    link_id=row.link_id,
+                    action=action,
+                    actor=actor,
+                    detail=f"{row.kind} message {row.id}: {before} -> {state.value}",
+                )
         return row

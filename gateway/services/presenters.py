@@ -1,15 +1,17 @@
-"""The JSON shapes of links and orders, shared by the admin API and ``gateway … --json``.
+"""The JSON shapes of links, orders and outbox messages, shared by the admin API and
+``gateway … --json``.
 
 One place, so the API, the CLI and the OpenAPI document cannot drift apart.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.adapters.db.models import AuditEntry, Link, Order
+from gateway.adapters.db.models import AuditEntry, Link, Order, OutboxMessage
 from gateway.domain.checkout import LinkState
 from gateway.domain.money import format_minor
 from gateway.services.admin_links import items_json
@@ -121,4 +123,34 @@ def detail_json(detail: LinkDetail) -> dict[str, Any]:
     data["items"] = items_json(detail.items, detail.link.currency)
     data["orders"] = [order_json(o) for o in detail.orders]
     data["audit"] = [audit_json(a) for a in detail.audit]
+    return data
+
+
+def outbox_json(message: OutboxMessage, *, payload: bool = False) -> dict[str, Any]:
+    """One outbox message, as ``gateway mail`` and ``/admin/api/mail`` show it. Never its body
+    (it is built when sent, from the rows as they are then); ``payload``: with what the row
+    carries for building it (``show`` only)."""
+    data: dict[str, Any] = {
+        "id": message.id,
+        "kind": message.kind,
+        "subject": message.subject,
+        "state": message.state,
+        "recipient": message.recipient,
+        "locale": message.locale,
+        "link_id": message.link_id,
+        "order_id": message.order_id,
+        "message_id": message.message_id,
+        "attempts": message.attempts,
+        "crash_resends": message.crash_resends,
+        "last_error": message.last_error,
+        "next_attempt_at": iso(message.next_attempt_at),
+        "created_at": iso(message.created_at),
+        "updated_at": iso(message.updated_at),
+        "sent_at": iso(message.sent_at),
+    }
+    if payload:
+        try:
+            data["payload"] = json.loads(message.payload or "{}")
+        except ValueError:  # written by this code as JSON; shown as stored if ever not
+            data["payload"] = message.payload
     return data

@@ -378,4 +378,7 @@ def setup_admin(app: web.Application) -> None:
     app[ADMIN_KEYS] = AdminKeys.from_settings(settings, app[CLOCK])
     api = web.Application(middlewares=[admin_middleware])
     api.router.add_routes(routes)
+    from gateway.web import admin_mail  # imports this module's helpers: imported when mounting
+
+    api.router.add_routes(admin_mail.routes)
     app.add_subapp("/admin/api", api)

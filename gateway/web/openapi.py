@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.domain.locales import OFFERED
+from gateway.domain.outbox import Kind, State
 from gateway.services.link_listing import STATUSES
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -27,6 +28,7 @@ _ERROR_CODES = [
     "link_not_sendable",
     "email_failed",
     "not_implemented",
+    "wrong_state",
     "payment_provider_unavailable",
     "internal_error",
 ]
@@ -60,6 +62,9 @@ _PAGING = [
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
     _param("offset", "query", {"type": "integer", "minimum": 0}, "rows to skip"),
 ]
+_MESSAGE_ID = _param(
+    "id", "path", {"type": "string", "pattern": "^ms_[A-Za-z0-9_-]{16}$"}, "outbox message id"
+)
 _FLAG = {"type": "boolean"}
 # A link's language as stored: an offered locale, or null (none chosen by the issuer).
 _LOCALE = {
@@ -440,6 +445,82 @@ SCHEMAS: dict[str, Any] = {
         "required": ["orders"],
         "properties": {"orders": {"type": "array", "items": _ref("Order")}},
     },
+    "OutboxMessage": {
+        "type": "object",
+        "description": (
+            "A message the gateway owes someone, never its body (built when sent, from the"
+            " rows as they are then)"
+        ),
+        "required": [
+            "id",
+            "kind",
+            "subject",
+            "state",
+            "recipient",
+            "locale",
+            "link_id",
+            "order_id",
+            "message_id",
+            "attempts",
+            "crash_resends",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+            "sent_at",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": [k.value for k in Kind]},
+            "subject": {
+                "type": "string",
+                "description": "what it is about, unique within its kind (an order, a link)",
+            },
+            "state": {"type": "string", "enum": [s.value for s in State]},
+            "recipient": {"type": "string"},
+            "locale": {"type": "string"},
+            "link_id": _NULLABLE_STR,
+            "order_id": _NULLABLE_STR,
+            "message_id": {"type": "string", "description": "the Message-ID of every send"},
+            "attempts": {"type": "integer"},
+            "crash_resends": {
+                "type": "integer",
+                "description": "sends after a sender died mid-send (at most 1)",
+            },
+            "last_error": _NULLABLE_STR,
+            "next_attempt_at": {"type": "string"},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "sent_at": _NULLABLE_STR,
+        },
+    },
+    "OutboxMessageDetail": {
+        "allOf": [
+            _ref("OutboxMessage"),
+            {
+                "type": "object",
+                "required": ["payload"],
+                "properties": {
+                    "payload": {
+                        "type": "object",
+                        "description": "what the row carries for building the message",
+                    }
+                },
+            },
+        ]
+    },
+    "MailPage": {
+        "type": "object",
+        "required": ["messages", "limit", "next_cursor"],
+        "properties": {
+            "messages": {"type": "array", "items": _ref("OutboxMessage")},
+            "limit": {"type": "integer"},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last",
+            },
+        },
+    },
     "ReconcileReport": {
         "type": "object",
         "required": ["ran", "fixes", "errors"],
@@ -586,6 +667,63 @@ PATHS: dict[str, Any] = {
                 *_PAGING,
             ],
             "responses": {"200": _json(_ref("OrderList"), "orders"), **_errors(422)},
+        }
+    },
+    "/admin/api/mail": {
+        "get": {
+            "operationId": "admin_list_mail",
+            "summary": "List outbox messages, newest first (never their bodies)",
+            "parameters": [
+                _param("state", "query", {"type": "string", "enum": [s.value for s in State]}, ""),
+                _param("kind", "query", {"type": "string", "enum": [k.value for k in Kind]}, ""),
+                _param("link", "query", {"type": "string"}, "a link id: its messages only"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}, ""),
+                _param("cursor", "query", {"type": "string"}, "a page's next_cursor"),
+            ],
+            "responses": {"200": _json(_ref("MailPage"), "a page of messages"), **_errors(422)},
+        }
+    },
+    "/admin/api/mail/{id}": {
+        "get": {
+            "operationId": "admin_show_mail",
+            "summary": "One outbox message with its payload",
+            "parameters": [_MESSAGE_ID],
+            "responses": {
+                "200": _json(_ref("OutboxMessageDetail"), "the message"),
+                **_errors(404),
+            },
+        }
+    },
+    "/admin/api/mail/{id}/retry": {
+        "post": {
+            "operationId": "admin_retry_mail",
+            "summary": "Send a failed, canceled or skipped message again, now",
+            "description": (
+                "A fresh set of attempts, and one of them at once: the answer is the message"
+                " after it (sent, or pending with last_error while the sender retries, or"
+                " failed). Written to the link's audit trail when the message is about a link."
+                " 409 wrong_state for a pending, sending or sent message."
+            ),
+            "parameters": [_MESSAGE_ID],
+            "responses": {
+                "200": _json(_ref("OutboxMessage"), "the message after this try"),
+                **_errors(404, 409),
+            },
+        }
+    },
+    "/admin/api/mail/{id}/cancel": {
+        "post": {
+            "operationId": "admin_cancel_mail",
+            "summary": "Never send a pending or failed message",
+            "description": (
+                "Written to the link's audit trail when the message is about a link; retry"
+                " sends it after all. 409 wrong_state for any other state."
+            ),
+            "parameters": [_MESSAGE_ID],
+            "responses": {
+                "200": _json(_ref("OutboxMessage"), "canceled"),
+                **_errors(404, 409),
+            },
         }
     },
     "/admin/api/reconcile": {

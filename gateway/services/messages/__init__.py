@@ -12,6 +12,7 @@ from gateway.domain.outbox import Kind
 from gateway.services.alerts import AlertFinder
 from gateway.services.links import LinkService
 from gateway.services.messages.alerts import AlertDigestComposer
+from gateway.services.messages.links import LinkMessages
 from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComposer
 from gateway.services.messages.payer import PayerMail
 from gateway.services.messages.payment_failed import PaymentFailedComposer
@@ -29,8 +30,11 @@ def composers(
     links: LinkService,
 ) -> Mapping[str, Composer]:
     """Every kind's composer (the wiring hands them to the outbox)."""
+    link_messages = LinkMessages(db, links, settings, clock, templates_dir)
     payer = PayerMail(db, settings, clock, templates_dir)
     return {
+        Kind.LINK: link_messages,
+        Kind.RENEWAL: link_messages,
         Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, templates_dir),
         Kind.RECEIPT: ReceiptComposer(payer),
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
