@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import check_page
+from tests.e2e.browser import check_page, with_axe
 from tests.e2e.conftest import CONTACT, Demo
 
 pytestmark = pytest.mark.browser
@@ -35,7 +35,9 @@ def person(browser: Any) -> str:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=PHONE, locale="en-GB", user_agent=person(browser))
+    context = with_axe(
+        browser.new_context(viewport=PHONE, locale="en-GB", user_agent=person(browser))
+    )
     try:
         yield context.new_page()
     finally:
@@ -49,7 +51,9 @@ def open_page(page: Any, url: str, status: int) -> str:
 
 
 def checked(page: Any, name: str, **kwargs: Any) -> None:
-    report = check_page(page, name, **kwargs)
+    """Every check of tests/e2e/browser.py; these pages are all in English (an en-GB browser,
+    links without a locale, no switcher choice)."""
+    report = check_page(page, name, **({"lang": "en"} | kwargs))
     assert not report.problems, "\n".join(report.problems)
 
 
@@ -58,11 +62,11 @@ def test_confirm_page_with_a_long_item_name(page: Any, demo: Demo) -> None:
     text = open_page(page, url, 200)
     assert LONG_ITEM in text and "$1,295.50" in text
     # The issue's widths: the long word pushed the amounts out of the card from 320 to 360 px.
-    checked(page, "confirm", lang="en", extra_widths=(330, 340, 350, 360))
+    checked(page, "confirm", extra_widths=(330, 340, 350, 360))
 
 
 def test_preview_page_for_a_link_preview_bot(browser: Any, demo: Demo) -> None:
-    context = browser.new_context(viewport=PHONE, user_agent=SLACKBOT)
+    context = with_axe(browser.new_context(viewport=PHONE, user_agent=SLACKBOT))
     try:
         bot_page = context.new_page()
         text = open_page(bot_page, demo.samples["fresh"]["url"], 200)
