@@ -304,3 +304,35 @@ def test_pay_works_without_javascript(browser: Any, demo: Demo) -> None:
         assert page.inner_text("#checkout-locale")  # Stripe's (the emulator's) page
     finally:
         context.close()
+
+
+def test_stripe_down_after_pay_on_a_french_page_answers_in_french(page: Any, demo: Demo) -> None:
+    url = demo.issue("Spring season fee=150.00")
+    page.goto(f"{url}?lang=fr")
+    demo.emulator("/faults", {"drop_next": 2})  # the gateway's try and its one retry
+    with page.expect_navigation():
+        page.click("button.pay")
+    # The POST carried no ?lang=: the switcher's cookie (scoped to the link) chose French.
+    assert page.get_attribute("html", "lang") == "fr"
+    assert words(page.inner_text("h1")) == translate("fr", "Sorry, there is a problem")
+    assert words(translate("fr", "Please try again in a moment.")) in words(page.inner_text("main"))
+    report = check_page(page, "error_503-fr-real", lang="fr", viewports=("phone",))
+    assert not report.problems, "\n".join(report.problems)
+    with page.expect_navigation(url=f"{demo.emulator_url}/checkout/cs_*"):
+        page.get_by_role("button", name=translate("fr", "Try again")).click()
+    assert "fr" in page.inner_text("#checkout-locale")
+
+
+def test_a_new_link_asked_for_on_a_spanish_page_is_answered_in_spanish(
+    page: Any, demo: Demo
+) -> None:
+    # Last in this module: it turns the demo's expired sample into a replaced one.
+    expired = demo.samples["expired"]["url"]
+    page.goto(f"{expired}?lang=es")
+    assert words(page.inner_text("h1")) == translate("es", "This link has expired")
+    with page.expect_navigation():
+        page.get_by_role("button", name=translate("es", "Email me a new link")).click()
+    assert page.get_attribute("html", "lang") == "es"
+    assert words(page.inner_text("h1")) == translate("es", "Check your inbox")
+    page.goto(expired)  # as the email has it: Spanish still (the cookie), and now replaced
+    assert words(page.inner_text("h1")) == translate("es", "A new link was emailed to you")
