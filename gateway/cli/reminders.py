@@ -42,7 +42,7 @@ def add_reminder_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # argparse reads "-3,1,7" as an unknown option (only "-3" looks like a number to it), so
     # `--reminders "-3,1,7"` would fail; this parser has no option that looks like a number.
-    parser._negative_number_matcher = _STEPS_LIKE  # type: ignore[attr-defined]
+    parser._negative_number_matcher = _STEPS_LIKE
 
 
 def reminder_fields(locale: str, data: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:

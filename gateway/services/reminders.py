@@ -78,7 +78,9 @@ class Owed:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleReport:
-    owed: tuple[Owed, ...]  # rows written by this run (not those another run wrote first)
+    # Steps this run found newly owed and wrote (a replica writing the same step at the same
+    # moment may list it too; the row is one).
+    owed: tuple[Owed, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,14 +222,18 @@ class Reminders:
         written: list[Owed] = []
         after = ""
         while True:
-            async with self._db.write() as session:
+            # Read first (most runs find nothing new), write only what is newly owed: on SQLite
+            # a write holds the one write lock.
+            async with self._db.read() as session:
                 links = await self._candidates(session, now, after=after)
-                if not links:
-                    break
-                after = links[-1].id
-                written += await self._owe(session, links, now)
+                newly = await self._newly_owed(session, links, now) if links else []
+            if newly:
+                async with self._db.write() as session:
+                    await self._owe(session, newly)
+                written += [item for _, item in newly]
             if len(links) < BATCH:
                 break
+            after = links[-1].id
         for owed in written:
             log.info(
                 "reminder owed",
@@ -263,7 +269,10 @@ class Reminders:
         )
         return list((await session.execute(query)).scalars())
 
-    async def _owe(self, session: AsyncSession, links: Sequence[Link], now: datetime) -> list[Owed]:
+    async def _newly_owed(
+        self, session: AsyncSession, links: Sequence[Link], now: datetime
+    ) -> list[tuple[Link, Owed]]:
+        """The steps of ``links`` whose moment has come and that have no row yet."""
         owed: list[tuple[Link, Owed]] = []
         for link in links:
             assert link.due_date is not None
@@ -289,24 +298,22 @@ class Reminders:
                 )
             ).scalars()
         )
-        written: list[Owed] = []
+        return [(link, o) for link, o in owed if subject_of(o.link_id, o.step) not in existing]
+
+    async def _owe(self, session: AsyncSession, owed: Sequence[tuple[Link, Owed]]) -> None:
+        """One row per step; a row another replica wrote meanwhile is left as it is."""
         default_locale = self._settings.checkout.default_locale
         for link, item in owed:
-            subject = subject_of(item.link_id, item.step)
-            if subject in existing:
-                continue
             await self._outbox.add(
                 session,
                 kind=Kind.REMINDER,
-                subject=subject,
+                subject=subject_of(item.link_id, item.step),
                 recipient=link.email,
                 locale=for_link(link.locale, default_locale),
                 link_id=link.id,
                 payload={"step": item.step, "owed_at": item.owed_at.isoformat()},
                 not_before=item.owed_at,
             )
-            written.append(item)
-        return written
 
     # --- what a day would send ------------------------------------------------------------
 
