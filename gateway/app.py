@@ -21,8 +21,9 @@ from gateway.adapters.db.migrate import upgrade
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.resources import resource_dir
+from gateway.services.reminders import SCHEDULE_INTERVAL
 from gateway.visitors import Classifier
-from gateway.web import health, pay, stripe_webhook
+from gateway.web import health, pay, reminders, stripe_webhook
 from gateway.web.admin import setup_admin
 from gateway.web.keys import (
     ADMIN,
@@ -41,6 +42,7 @@ from gateway.web.keys import (
     OUTBOX,
     PAYMENTS,
     RECONCILER,
+    REMINDERS,
     RENEWALS,
     SETTINGS,
     TOKENS,
@@ -101,6 +103,7 @@ def create_app(
 
     app.middlewares.append(edge(metrics, pages, headers, languages, problem_seen))
     app.router.add_routes(pay.routes)
+    app.router.add_routes(reminders.routes)
     app.router.add_routes(stripe_webhook.routes)
     stripe_webhook.log_needed_events(settings.server.public_url)
     health.setup_health(app)
@@ -115,6 +118,7 @@ def create_app(
         app.cleanup_ctx.append(_reconcile_periodically)
         app.cleanup_ctx.append(_send_mail)
         app.cleanup_ctx.append(_owe_alerts)
+        app.cleanup_ctx.append(_owe_reminders)
         app.cleanup_ctx.append(_follow_changes)
     return app
 
@@ -176,6 +180,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[LISTING] = services.listing
     app[OUTBOX] = services.outbox
     app[ALERTS] = services.alerts
+    app[REMINDERS] = services.reminders
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):
@@ -238,6 +243,11 @@ _owe_alerts = _periodic(
     lambda app: app[ALERTS].run(),
 )
 
+# Reminders: each replica looks every few minutes; a step is one row whoever writes it
+# (services.reminders), so any number of runs owe it once.
+_owe_reminders = _periodic(
+    "reminders", lambda _: SCHEDULE_INTERVAL, lambda app: app[REMINDERS].schedule()
+)
 
 # Learn what other replicas changed, so the GET snapshot stays within database.snapshot_ttl.
 _follow_changes = _periodic(

@@ -32,6 +32,7 @@ from gateway.services.opens import OpenRecorder
 from gateway.services.outbox import Outbox
 from gateway.services.payments import PayerNotices, PaymentRecorder
 from gateway.services.reconcile import Reconciler
+from gateway.services.reminders import Reminders
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed, SnapshotCache
 from gateway.services.webhooks import WebhookService
@@ -58,6 +59,7 @@ class Services:
     listing: LinkListing
     outbox: Outbox
     alerts: AlertScheduler
+    reminders: Reminders
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -173,4 +175,5 @@ def build_services(
         listing=listing,
         outbox=outbox,
         alerts=AlertScheduler(db, clock, outbox, alert_finder, settings),
+        reminders=Reminders(db, outbox, clock, settings),
     )

@@ -47,6 +47,7 @@ def link_json(
         "replaces_id": link.replaces_id,
         # None: the payer's pages follow their browser, emails the configured default.
         "locale": link.locale,
+        **reminders_json(link),
         "opens": {
             "count": link.open_count,
             "first_at": iso(link.first_opened_at),
@@ -58,6 +59,17 @@ def link_json(
             "last_sent_at": iso(link.last_sent_at),
             "last_error": link.last_send_error,
         },
+    }
+
+
+def reminders_json(link: Link) -> dict[str, Any]:
+    """A link's due date and reminders: ``reminders`` is its own schedule ("-3,1,7", "none") or
+    null (the configured reminders.schedule); paused by an admin, stopped by the payer."""
+    return {
+        "due": link.due_date.isoformat() if link.due_date else None,
+        "reminders": link.reminder_steps,
+        "reminders_paused": link.reminders_paused,
+        "reminders_stopped_at": iso(link.reminders_stopped_at),
     }
 
 

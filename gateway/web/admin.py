@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -240,7 +240,8 @@ async def create_link(request: web.Request) -> web.Response:
     send = _body_flag(body, "send")
     allow_duplicate_ref = _body_flag(body, "allow_duplicate_ref")
     settings = request.config_dict[SETTINGS]
-    new, errors = validate_row(body, settings, require_ref=False)
+    now = datetime.fromtimestamp(request.config_dict[CLOCK].now(), UTC)
+    new, errors = validate_row(body, settings, require_ref=False, now=now)
     if new is None:
         raise ValidationFailed(errors)
     if send and not request.config_dict[MAILER].enabled:
@@ -381,4 +382,7 @@ def setup_admin(app: web.Application) -> None:
     from gateway.web import admin_mail  # imports this module's helpers: imported when mounting
 
     api.router.add_routes(admin_mail.routes)
+    from gateway.web import admin_reminders  # likewise
+
+    api.router.add_routes(admin_reminders.routes)
     app.add_subapp("/admin/api", api)

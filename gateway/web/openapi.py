@@ -97,6 +97,24 @@ _UNDERSTOOD = {
     "currency": {"type": "string"},
     "total": {"type": "string", "description": "the total as a person reads it: 150.00 EUR"},
     "locale": _LOCALE,
+    "due": {
+        "type": ["string", "null"],
+        "description": "the day payment is due (YYYY-MM-DD, organisation's time zone)",
+    },
+    "reminders": {
+        "type": ["string", "null"],
+        "description": 'the link\'s reminder days ("-3,1,7" or "none"); null: reminders.schedule',
+    },
+}
+# A link's due date and reminders as stored (presenters.reminders_json).
+_REMINDERS = {
+    "due": _UNDERSTOOD["due"],
+    "reminders": _UNDERSTOOD["reminders"],
+    "reminders_paused": {"type": "boolean", "description": "paused by an admin"},
+    "reminders_stopped_at": {
+        **_NULLABLE_STR,
+        "description": "when the payer stopped reminders for this payment",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -159,6 +177,22 @@ SCHEMAS: dict[str, Any] = {
                     " payer's pages follow their browser (Accept-Language, among the offered),"
                     " else checkout.default_locale; emails and link previews use"
                     " checkout.default_locale"
+                ),
+            },
+            "due": {
+                "type": ["string", "null"],
+                "description": (
+                    "the day payment is due: a date (2027-01-15) or a duration from now like"
+                    " valid_for (14d), read in checkout.timezone; today or later, and not after"
+                    " the link stops working. Without one, no reminders"
+                ),
+            },
+            "reminders": {
+                "type": ["string", "null"],
+                "description": (
+                    'reminder days relative to the due date, "-3,1,7" (at most 3, whole days,'
+                    ' distinct; none after the link stops working), or "none". Omitted: the'
+                    " configured reminders.schedule. Needs a due date"
                 ),
             },
             "send": {"type": "boolean", "description": "email it to the payer now"},
@@ -262,6 +296,7 @@ SCHEMAS: dict[str, Any] = {
             "revoke_reason": _NULLABLE_STR,
             "replaces_id": _NULLABLE_STR,
             "locale": _LOCALE,
+            **_REMINDERS,
             "opens": {
                 "type": "object",
                 "required": ["count", "first_at", "last_at"],
@@ -650,6 +685,39 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("SendResult"), "sent"),
                 **_errors(404, 409, 502),
+            },
+        }
+    },
+    "/admin/api/links/{id}/reminders": {
+        "post": {
+            "operationId": "admin_link_reminders",
+            "summary": "Pause or resume one link's reminders",
+            "parameters": [_LINK_ID],
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["paused"],
+                            "properties": {"paused": {"type": "boolean"}},
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["id", "changed", *_REMINDERS],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "changed": {"type": "boolean"},
+                            **_REMINDERS,
+                        },
+                    },
+                    "the link's reminders now",
+                ),
+                **_errors(404, 422),
             },
         }
     },

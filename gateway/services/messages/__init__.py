@@ -17,6 +17,7 @@ from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComp
 from gateway.services.messages.payer import PayerMail
 from gateway.services.messages.payment_failed import PaymentFailedComposer
 from gateway.services.messages.receipts import ReceiptComposer
+from gateway.services.messages.reminders import ReminderComposer
 from gateway.services.outbox import Composer
 
 
@@ -36,6 +37,7 @@ def composers(
         Kind.LINK: link_messages,
         Kind.RENEWAL: link_messages,
         Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, templates_dir),
+        Kind.REMINDER: ReminderComposer(db, links, settings, clock, templates_dir),
         Kind.RECEIPT: ReceiptComposer(payer),
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
         Kind.PAID_TWICE: PaidTwiceComposer(payer),
