@@ -40,8 +40,9 @@ MISSED_AFTER: Final = timedelta(hours=48)
 LOOKBACK: Final = MISSED_AFTER
 
 NONE: Final = "none"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# A unit is required: a bare "14" would be 14 seconds for valid_for, surely not what was meant.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # How a refused address reads in a stored error (gateway.adapters.mail's MailError): the
 # server answered 5xx to the recipient, for good.
@@ -106,13 +107,19 @@ def parse_due(value: str, now: datetime, zone: ZoneInfo) -> date:
     match = _DURATION.match(text)
     if match:
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-        return (now + timedelta(seconds=seconds)).astimezone(zone).date()
+        try:
+            return (now + timedelta(seconds=seconds)).astimezone(zone).date()
+        except OverflowError:  # "99999999999d": no calendar has that day
+            raise ReminderError(
+                Text("the due date %(given)s is too far away", given=repr(value))
+            ) from None
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise ReminderError(
             Text(
-                "expected a date like 2027-01-15 or a duration like 14d, got %(given)s",
+                "expected a date like 2027-01-15 or a duration with its unit like 14d, got "
+                "%(given)s",
                 given=repr(value),
             )
         ) from None
@@ -171,7 +178,10 @@ def check_fields(
     if now is None:
         raise TypeError("a due date is checked against the current time: pass now")
     zone = ZoneInfo(timezone)
-    valid_until = now + timedelta(seconds=valid_for)
+    try:
+        valid_until = now + timedelta(seconds=valid_for)
+    except OverflowError:  # a validity no calendar holds: refused as valid_for already
+        return None, None
     try:
         due_date = parse_due(due, now, zone)
         check_due(due_date, now=now, valid_until=valid_until, zone=zone)

@@ -109,6 +109,40 @@ class TestNeverToSettledLinks:
         assert len(reminders_to(sink, None)) == 1
 
 
+class TestThePayersSide:
+    async def test_an_address_refused_once_gets_no_more_reminders(
+        self, h: ReminderHarness, sink: RefusingSink
+    ) -> None:
+        h.set_local(2027, 1, 4, 10)
+        address = "refused@example.com"  # the sink answers 550 for it
+        link = await h.issue_due("2027-01-15", "-3,1", email=address)
+        h.set_local(2027, 1, 12, 9)
+        await h.tick()
+        first = (await h.rows(link))[0]
+        assert first.state == State.FAILED and "550" in (first.last_error or "")
+        h.set_local(2027, 1, 16, 9)
+        await h.tick()
+        rows = {r.subject: r for r in await h.rows(link)}
+        second = rows[f"{link.id}:1"]
+        assert second.state == State.SKIPPED
+        assert second.last_error == "the payer's address was refused before"
+
+    async def test_a_pay_press_in_the_last_24_hours_holds_the_reminder_back(
+        self, h: ReminderHarness, sink: RefusingSink
+    ) -> None:
+        h.set_local(2027, 1, 4, 10)
+        link = await h.issue_due("2027-01-15", "1")
+        h.set_local(2027, 1, 15, 18)
+        response = await h.post(link)  # Pay pressed, the Stripe page left unpaid
+        assert response.status == 303
+        h.set_local(2027, 1, 16, 9)
+        await h.tick()
+        [row] = await h.rows(link)
+        assert row.state == State.SKIPPED
+        assert row.last_error == "the payer pressed Pay in the last 24 hours"
+        assert reminders_to(sink) == []
+
+
 class TestSendingHours:
     async def test_a_step_due_at_seven_waits_until_nine(
         self, h: ReminderHarness, sink: RefusingSink

@@ -70,6 +70,8 @@ class TestApi:
             ({"due": "2027-01-03"}, "due", "in the past"),
             ({"due": "2027-03-01"}, "due", "after the link stops working"),
             ({"due": "15/01/2027"}, "due", "expected a date"),
+            ({"due": "14"}, "due", "with its unit"),
+            ({"due": "99999999999d"}, "due", "too far away"),
             ({"due": "2027-01-15", "reminders": "-3,1,7,14"}, "reminders", "at most 3"),
             ({"due": "2027-01-15", "reminders": "1,1"}, "reminders", "once"),
             ({"due": "2027-01-15", "reminders": "1.5"}, "reminders", "whole numbers"),
