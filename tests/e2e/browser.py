@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from axe_playwright_python.base import AXE_SCRIPT
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext, FloatRect, Page
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
-SCHEMES = ("light", "dark")
+Scheme = Literal["light", "dark"]
+SCHEMES: tuple[Scheme, ...] = ("light", "dark")
 # WCAG 1.4.10: no sideways scrolling at 320 CSS px, nor at 200 % zoom of a 1280x800 window.
 REFLOW = {"320px": (320, 640), "zoom 200%": (640, 400)}
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -201,7 +202,7 @@ def check_page(
     *,
     lang: str | None = None,
     viewports: tuple[str, ...] = tuple(VIEWPORTS),
-    schemes: tuple[str, ...] = SCHEMES,
+    schemes: tuple[Scheme, ...] = SCHEMES,
     extra_widths: tuple[int, ...] = (),
 ) -> Report:
     """Run every check on the page as it is now, in each viewport and scheme, without reloading
@@ -275,7 +276,7 @@ class Focused:
         return found
 
 
-def focus_ring(page: Page, scheme: str, *, presses: int = 12) -> list[Focused]:
+def focus_ring(page: Page, scheme: Scheme, *, presses: int = 12) -> list[Focused]:
     """Tab through the page from its top, as a keyboard user would, and look at each control
     reached: its focus indicator by computed style and by screenshot (focused, then blurred)."""
     page.emulate_media(color_scheme=scheme)
@@ -292,7 +293,7 @@ def focus_ring(page: Page, scheme: str, *, presses: int = 12) -> list[Focused]:
             break
         seen.add(key)
         box = found["box"]
-        clip = {
+        clip: FloatRect = {
             "x": max(box["x"] - 6, 0),
             "y": max(box["y"] - 6, 0),
             "width": box["width"] + 12,

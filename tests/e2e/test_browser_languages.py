@@ -23,7 +23,7 @@ from playwright.sync_api import Error as PlaywrightError
 from gateway.domain.locales import NATIVE_NAMES, OFFERED
 from gateway.i18n import translate
 from gateway.i18n.formats import Formats
-from tests.e2e.browser import VIEWPORTS, check_page, focus_ring, with_axe
+from tests.e2e.browser import SCHEMES, VIEWPORTS, Scheme, check_page, focus_ring, with_axe
 from tests.e2e.conftest import Demo
 
 pytestmark = pytest.mark.browser
@@ -174,9 +174,9 @@ def test_every_page_in_every_language(
 
 
 @pytest.mark.parametrize("lang", OFFERED)
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_the_keyboard_focus_shows_on_the_switcher_and_the_pay_button(
-    page: Any, demo: Demo, gallery: dict[str, Any], lang: str, scheme: str
+    page: Any, demo: Demo, gallery: dict[str, Any], lang: str, scheme: Scheme
 ) -> None:
     page.goto(demo.url + gallery["confirm"]["urls"][lang])
     reached = focus_ring(page, scheme)
