@@ -183,6 +183,22 @@ class TestAfterAProblem:
         assert "your payment went through" in mail.subject
         assert "Good news: your payment went through." in spaced(mail.html())
 
+    async def test_a_payment_on_an_attempt_already_given_up_says_it_went_through(
+        self, h: AdminHarness, mail_sink: MailSink
+    ) -> None:
+        link = await h.issue()
+        old = session_id_from((await h.post(link)).headers["Location"])
+        h.clock.advance(31 * 60)
+        await h.post(link)  # the stale attempt is canceled and replaced
+        h.emulator.sessions[old]["status"] = "open"  # paid in another tab just before that
+        h.emulator.pay(old)
+        await h.emulator.deliver_webhooks()  # recorded by the webhook, on a canceled order
+        (row,) = await rows(h, Kind.RECEIPT)
+        assert payload(row) == {"recovered": True, "recorded_by": "webhook"}
+        await send_due(h)
+        (mail,) = mails(mail_sink)
+        assert "Good news: your payment went through." in spaced(mail.text())
+
     async def test_a_payment_after_the_payer_saw_the_error_page_says_it_went_through(
         self, h: AdminHarness, mail_sink: MailSink
     ) -> None:
