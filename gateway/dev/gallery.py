@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from markupsafe import escape
 
+from gateway.domain.checkout import LinkState
 from gateway.domain.errors import new_reference
 from gateway.domain.locales import NATIVE_NAMES, OFFERED
 from gateway.web.keys import CHECKOUT
@@ -232,12 +233,14 @@ async def _render_sample(request: web.Request, samples: Mapping[str, str]) -> we
     if key == "preview":
         return pages.render_for_token("preview.html", fresh, locale=locale, headers=ROBOTS)
     if key == "in_app":
-        link_id = fresh.split(".", 1)[0]
-        view = await app[CHECKOUT].view(link_id)
-        if view is None:
-            raise web.HTTPNotFound()
-        context = confirm_context(view, fresh, IN_APP_BROWSER)
-        return pages.render("confirm.html", context, locale=locale, headers=ROBOTS)
+        # A sample still payable (a reviewer may have paid the fresh one by now).
+        for sample in ("fresh", "two_items"):
+            token = _token(samples[sample])
+            view = await app[CHECKOUT].view(token.split(".", 1)[0])
+            if view is not None and view.state is LinkState.PAYABLE:
+                context = confirm_context(view, token, IN_APP_BROWSER)
+                return pages.render("confirm.html", context, locale=locale, headers=ROBOTS)
+        raise web.HTTPConflict(text="both payable sample links were paid in this run of the demo")
     raise web.HTTPNotFound()
 
 
