@@ -173,6 +173,28 @@ def test_every_page_in_every_language(
     assert not report.problems, "\n".join(report.problems)
 
 
+@pytest.mark.parametrize("lang", [code for code in OFFERED if code != "en"])
+def test_a_long_word_and_wider_amounts_reflow_in_every_language(
+    page: Any, demo: Demo, lang: str
+) -> None:
+    # The amounts are wider than in English ("US$ 1.295,50", "1 295,50 $US"): the long word
+    # must still wrap inside the card, from 320 px up (English: test_browser_pages).
+    url = demo.issue(
+        "Vereinsmitgliedschaftsbeitrag=1250.00", "Trikot und Trainingsanzug=45.50", locale=lang
+    )
+    page.goto(url)
+    assert money(lang, 129550) in page.inner_text(".items .total")
+    report = check_page(
+        page,
+        f"long-word-{lang}",
+        lang=lang,
+        viewports=("phone",),
+        schemes=("light",),
+        extra_widths=(330, 340, 350, 360),
+    )
+    assert not report.problems, "\n".join(report.problems)
+
+
 @pytest.mark.parametrize("lang", OFFERED)
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_the_keyboard_focus_shows_on_the_switcher_and_the_pay_button(
