@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.cli.common import ACTOR, CliError, cli_locale, print_json, print_table
 from gateway.config import Settings
-from gateway.i18n import translate
+from gateway.i18n import localize, translate
 from gateway.runtime import open_runtime
 from gateway.services.reminders import PreviewRow
 
@@ -96,7 +96,7 @@ async def reminders_preview(settings: Settings, args: argparse.Namespace) -> Non
                 f"{r.step:+d}",
                 r.due.isoformat(),
                 send if r.skipped is None else translate(locale, "skip"),
-                r.skipped or "",
+                localize(locale, r.skipped) if r.skipped else "",
                 r.row_state or "",
             ]
             for r in rows

@@ -192,13 +192,14 @@ def check_fields(
     for step in steps or ():
         day = step_day(due_date, step)
         if day > last_day:
+            signed = format(step, "+d")  # "+7": days after the due date
             errors.setdefault(
                 "reminders",
                 Text(
                     "the reminder on %(day)s (%(step)s days from the due date) comes after the "
                     "link stops working (%(last)s)",
                     day=day.isoformat(),
-                    step=f"{step:+d}",
+                    step=signed,
                     last=last_day.isoformat(),
                 ),
             )
@@ -262,27 +263,28 @@ class ReminderFacts:
     last_press_at: datetime | None  # the newest order (a Pay press)
 
 
-def skip_reason(facts: ReminderFacts) -> str | None:
-    """Why this step must not be sent (None: it may). Reasons are for the admin's log and the
-    outbox list, in the order an admin would look for them."""
+def skip_reason(facts: ReminderFacts) -> Text | None:
+    """Why this step must not be sent (None: it may). Reasons are for the admin (the outbox
+    row keeps the English, ``reminders preview`` shows them in the reader's language), in the
+    order an admin would look for them."""
     if facts.state is not LinkState.PAYABLE:
-        return f"the link is {facts.state.value}"
+        return Text("the link is %(state)s", state=facts.state.value)
     if facts.refunded:
-        return "a payment for the link was refunded"
+        return Text("a payment for the link was refunded")
     if facts.stopped:
-        return "the payer stopped reminders for this payment"
+        return Text("the payer stopped reminders for this payment")
     if facts.paused:
-        return "reminders are paused for this link"
+        return Text("reminders are paused for this link")
     if facts.paused_everywhere:
-        return "reminders are paused (reminders.paused)"
+        return Text("reminders are paused (reminders.paused)")
     if facts.bounced:
-        return "the payer's address was refused before"
+        return Text("the payer's address was refused before")
     if facts.now - facts.created_at < NEW_LINK_QUIET:
-        return "the link was created less than 48 hours ago"
+        return Text("the link was created less than 48 hours ago")
     if facts.last_press_at is not None and facts.now - facts.last_press_at < RECENT_PRESS:
-        return "the payer pressed Pay in the last 24 hours"
+        return Text("the payer pressed Pay in the last 24 hours")
     if facts.now - facts.owed_at > MISSED_AFTER:
-        return "the reminder was missed by more than 48 hours"
+        return Text("the reminder was missed by more than 48 hours")
     return None
 
 

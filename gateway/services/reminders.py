@@ -53,6 +53,7 @@ from gateway.domain.reminders import (
     step_day,
     subject_of,
 )
+from gateway.domain.text import Text
 from gateway.services.audit import audit
 from gateway.services.outbox import Outbox
 
@@ -92,7 +93,7 @@ class PreviewRow:
     due: date
     owed_at: datetime
     # None: it would be sent. Else why not.
-    skipped: str | None
+    skipped: Text | None
     # The outbox row of this step when one exists already: its state (sent, skipped, ...).
     row_state: str | None = None
     deferred_to: datetime | None = None
@@ -369,7 +370,7 @@ class Reminders:
         assert read is not None
         reason = skip_reason(read.facts)
         if reason is None and moment < link.created_at:
-            reason = "the day came before the link was created"
+            reason = Text("the day came before the link was created")
         return PreviewRow(
             link_id=link.id,
             ref=link.ref,
