@@ -110,6 +110,8 @@ class ReminderComposer:
                 )
         if read is None:
             return Skip("the link no longer exists")
+        if read.link.due_date is None or step not in self._rules.steps_of(read.link):
+            return Skip("the step is no longer in the link's schedule")
         reason = skip_reason(read.facts)
         if reason is not None:
             log.info(
