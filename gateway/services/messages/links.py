@@ -5,8 +5,8 @@ file, in the link's language only (``domain.locales.for_link``: the issuer's cho
 organisation's time zone, with the time and its zone when the link expires within a day.
 
 A row is one send (``gateway.services.email.LinkMailer`` writes one per send and sends it at
-once); it is built from the link as it is when it goes, so a link revoked or expired before a
-retry is not sent. What became of each send is written on the link (``sent_count``,
+once); it is built from the link as it is when it goes, so a link revoked before a retry is
+not sent. What became of each send is written on the link (``sent_count``,
 ``last_sent_at``, ``last_send_error``) and in its audit trail, in the transaction that marks the
 row, whichever sender sent it: a transient failure retried later by ``gateway serve`` still
 ends up on the link.
@@ -81,11 +81,10 @@ class LinkMessages:
             ).scalar_one_or_none()
         if link is None:
             raise ComposeError(f"no link {message.link_id}")
-        # Sent at once when asked for (only a payable link is); these are for a retry later.
+        # Sent at once when asked for (only a payable link is); this is for a retry later. (An
+        # expired link is still sent: its page offers the payer a fresh one.)
         if link.revoked_at is not None:
             return Skip("the link was revoked before the email could be sent")
-        if link.valid_until <= self.now():
-            return Skip("the link expired before the email could be sent")
         return self.build(link, renewal=message.kind == Kind.RENEWAL)
 
     async def record(
