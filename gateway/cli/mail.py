@@ -12,9 +12,18 @@ import argparse
 import json
 from typing import Any
 
-from gateway.cli.common import ACTOR, CommandFailed, print_json, print_table
+from gateway.cli.common import (
+    ACTOR,
+    CommandFailed,
+    cli_locale,
+    print_fields,
+    print_json,
+    print_table,
+)
 from gateway.config import Settings
 from gateway.domain.outbox import Kind, State
+from gateway.domain.text import Text
+from gateway.i18n import translate
 from gateway.runtime import open_runtime
 from gateway.services.email import EmailNotConfigured
 from gateway.services.presenters import outbox_json
@@ -37,6 +46,7 @@ async def mail_list(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json({"messages": page, "limit": args.limit, "next_cursor": next_cursor})
         return
+    locale = cli_locale(settings)
     print_table(
         [
             [
@@ -51,10 +61,20 @@ async def mail_list(settings: Settings, args: argparse.Namespace) -> None:
             ]
             for m in page
         ],
-        ["id", "kind", "state", "to", "link", "tries", "sent/next", "last error"],
+        [
+            translate(locale, "id"),
+            translate(locale, "kind"),
+            translate(locale, "state"),
+            translate(locale, "to"),
+            translate(locale, "link"),
+            translate(locale, "tries"),
+            translate(locale, "sent/next"),
+            translate(locale, "last error"),
+        ],
+        locale=locale,
     )
     if next_cursor is not None:
-        print(f"(next page: --cursor {next_cursor})")
+        print(translate(locale, "(next page: --cursor %(cursor)s)") % {"cursor": next_cursor})
 
 
 def _short(text: str | None, chars: int = 60) -> str:
@@ -63,30 +83,33 @@ def _short(text: str | None, chars: int = 60) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def _print_message(data: dict[str, Any]) -> None:
+def _print_message(locale: str, data: dict[str, Any]) -> None:
     print(f"{data['id']}  {data['kind']}  {data['state'].upper()}")
-    print(f"  to          {data['recipient']} ({data['locale']})")
-    print(f"  about       {data['subject']}")
+    fields = [
+        (translate(locale, "to"), f"{data['recipient']} ({data['locale']})"),
+        (translate(locale, "about"), data["subject"]),
+    ]
     if data["link_id"]:
-        print(f"  link        {data['link_id']}")
+        fields.append((translate(locale, "link"), data["link_id"]))
     if data["order_id"]:
-        print(f"  order       {data['order_id']}")
-    print(f"  Message-ID  {data['message_id']}")
-    print(f"  attempts    {data['attempts']}" + _crashes(data["crash_resends"]))
-    print(f"  created     {data['created_at']}")
+        fields.append((translate(locale, "order"), data["order_id"]))
+    fields.append(("Message-ID", data["message_id"]))
+    attempts = str(data["attempts"])
+    if data["crash_resends"]:
+        attempts += " " + translate(locale, "(sent again once after its sender died mid-send)")
+    fields.append((translate(locale, "attempts"), attempts))
+    fields.append((translate(locale, "created"), data["created_at"]))
     if data["sent_at"]:
-        print(f"  sent        {data['sent_at']}")
+        fields.append((translate(locale, "sent"), data["sent_at"]))
     elif data["state"] == State.PENDING:
-        print(f"  next try    {data['next_attempt_at']}")
+        fields.append((translate(locale, "next try"), data["next_attempt_at"]))
     if data["last_error"]:
-        print(f"  last error  {data['last_error']}")
+        fields.append((translate(locale, "last error"), data["last_error"]))
+    print_fields(fields)
     if "payload" in data:
+        print("  " + translate(locale, "payload"))
         payload = json.dumps(data["payload"], indent=2, sort_keys=True, default=str)
-        print("  payload     " + payload.replace("\n", "\n              "))
-
-
-def _crashes(count: int) -> str:
-    return f" (sent again once after its sender died mid-send: {count})" if count else ""
+        print("    " + payload.replace("\n", "\n    "))
 
 
 async def mail_show(settings: Settings, args: argparse.Namespace) -> None:
@@ -95,7 +118,7 @@ async def mail_show(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(data)
     else:
-        _print_message(data)
+        _print_message(cli_locale(settings), data)
 
 
 async def mail_retry(settings: Settings, args: argparse.Namespace) -> None:
@@ -106,17 +129,26 @@ async def mail_retry(settings: Settings, args: argparse.Namespace) -> None:
         await outbox.retry(args.id, actor=ACTOR)
         await outbox.send_one(args.id)
         data = outbox_json(await outbox.get(args.id))
+    locale = cli_locale(settings)
     if args.json:
         print_json(data)
     elif data["state"] == State.SENT:
-        print(f"{args.id} sent to {data['recipient']}")
+        sent = translate(locale, "%(id)s sent to %(email)s")
+        print(sent % {"id": args.id, "email": data["recipient"]})
     elif data["state"] == State.PENDING:
-        print(
-            f"{args.id} not sent yet: {data['last_error']}; "
-            f"gateway serve tries again from {data['next_attempt_at']}"
+        later = translate(
+            locale, "%(id)s not sent yet: %(error)s; gateway serve tries again from %(time)s"
         )
+        print(later % {"id": args.id, "error": data["last_error"], "time": data["next_attempt_at"]})
     if data["state"] in (State.FAILED, State.SKIPPED):
-        raise CommandFailed(f"{args.id} {data['state']}: {data['last_error']}")
+        raise CommandFailed(
+            Text(
+                "%(id)s %(state)s: %(error)s",
+                id=args.id,
+                state=data["state"],
+                error=data["last_error"],
+            )
+        )
 
 
 async def mail_cancel(settings: Settings, args: argparse.Namespace) -> None:
@@ -125,7 +157,11 @@ async def mail_cancel(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print_json(data)
     else:
-        print(f"{args.id} canceled: it will not be sent ('gateway mail retry' sends it after all)")
+        canceled = translate(
+            cli_locale(settings),
+            "%(id)s canceled: it will not be sent ('gateway mail retry' sends it after all)",
+        )
+        print(canceled % {"id": args.id})
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
