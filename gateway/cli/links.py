@@ -97,7 +97,7 @@ async def links_create(settings: Settings, args: argparse.Namespace) -> None:
             fields.append((translate(locale, "item"), value))
         fields.append((translate(locale, "total"), data["total"]))
         fields.append((translate(locale, "locale"), _locale_cell(locale, data["locale"])))
-        fields += reminder_fields(locale, data, settings)
+        fields += [(translate(locale, k), v) for k, v in reminder_fields(locale, data, settings)]
         fields.append((translate(locale, "url"), created.url))
         print_fields(fields)
         if created.email is not None and created.email.ok:
@@ -394,6 +394,8 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
         "replaces": translate(locale, "replaces"),
         "url": translate(locale, "url"),
     }
+    reminders = reminder_fields(locale, data, settings)
+    labels.update({name: translate(locale, name) for name, _ in reminders})
     columns = max(width(label) for label in labels.values())
 
     def field(name: str, value: str) -> None:
@@ -409,6 +411,8 @@ async def links_show(settings: Settings, args: argparse.Namespace) -> None:
     field("total", data["amount_display"])
     field("valid to", data["valid_until"])
     field("locale", _locale_cell(locale, data["locale"]))
+    for name, value in reminders:
+        field(name, value)
     opens = data["opens"]
     opened = translate(locale, "%(count)s time(s) by the payer; first %(first)s, last %(last)s")
     field(

@@ -46,7 +46,8 @@ def add_reminder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def reminder_fields(locale: str, data: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
-    """``links create``'s lines for the due date and the schedule (none without a due date)."""
+    """``links create``/``show``'s lines for the due date and the schedule, keyed ``due`` and
+    ``reminders`` (none without a due date); with whether they are paused or stopped."""
     if not data.get("due"):
         return []
     steps = data.get("reminders")
@@ -56,7 +57,13 @@ def reminder_fields(locale: str, data: dict[str, Any], settings: Settings) -> li
         }
     else:
         schedule = steps
-    return [(translate(locale, "due"), data["due"]), (translate(locale, "reminders"), schedule)]
+    if data.get("reminders_stopped_at"):
+        schedule += "; " + translate(locale, "stopped by the payer on %(at)s") % {
+            "at": data["reminders_stopped_at"]
+        }
+    elif data.get("reminders_paused"):
+        schedule += "; " + translate(locale, "paused")
+    return [("due", data["due"]), ("reminders", schedule)]
 
 
 def preview_json(row: PreviewRow) -> dict[str, Any]:

@@ -169,6 +169,8 @@ def test_cli_create_pause_and_preview(cli_env: Path, capsys: pytest.CaptureFixtu
     assert created["id"] in out and "send" in out and "-3" in out
     code, out, _ = run(capsys, "reminders", "pause", created["id"])
     assert code == 0 and "paused" in out
+    code, out, _ = run(capsys, "links", "show", created["id"])
+    assert code == 0 and created["due"] in out and "-3,1; paused" in out
     code, out, _ = run(
         capsys, "reminders", "preview", "--date", str(due + timedelta(days=1)), "--json"
     )
