@@ -20,6 +20,7 @@ from typing import Any
 from gateway.cli.common import ACTOR, CliError, cli_locale, print_json, print_table
 from gateway.config import Settings
 from gateway.i18n import localize, translate
+from gateway.i18n.catalogs import N_
 from gateway.runtime import open_runtime
 from gateway.services.reminders import PreviewRow
 
@@ -43,6 +44,10 @@ def add_reminder_arguments(parser: argparse.ArgumentParser) -> None:
     # argparse reads "-3,1,7" as an unknown option (only "-3" looks like a number to it), so
     # `--reminders "-3,1,7"` would fail; this parser has no option that looks like a number.
     parser._negative_number_matcher = _STEPS_LIKE
+
+
+# The labels of reminder_fields' lines, for the catalogs (callers translate them).
+LABELS = (N_("due"), N_("reminders"))
 
 
 def reminder_fields(locale: str, data: dict[str, Any], settings: Settings) -> list[tuple[str, str]]:
