@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.cli import main
+from gateway.config import ConfigError, load_settings
 from gateway.domain.checkout import LinkState
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.links import validate_new_link
@@ -186,6 +188,26 @@ def test_cli_create_pause_and_preview(cli_env: Path, capsys: pytest.CaptureFixtu
     assert code == 2 and "due" in err
     code, _, err = run(capsys, "reminders", "preview", "--date", "tomorrow")
     assert code == 2 and "--date" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"GATEWAY_REMINDERS_SCHEDULE": "-3,1,7,14"}, "reminders.schedule: at most 3"),
+        ({"GATEWAY_REMINDERS_SCHEDULE": "soon"}, "reminders.schedule: expected whole numbers"),
+        ({"GATEWAY_REMINDERS_SEND_FROM": "9am"}, "reminders.send_from: expected a time of day"),
+        ({"GATEWAY_REMINDERS_SEND_UNTIL": "24:00"}, "reminders.send_until: expected a time"),
+        (
+            {"GATEWAY_REMINDERS_SEND_FROM": "19:00", "GATEWAY_REMINDERS_SEND_UNTIL": "09:00"},
+            "must be earlier in the day",
+        ),
+    ],
+)
+def test_the_reminders_settings_are_checked_at_start_up(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_settings(path=None, env=env)
+    settings = load_settings(path=None, env={"GATEWAY_REMINDERS_SCHEDULE": "none"})
+    assert settings.reminders.schedule == "none"
 
 
 class TestRules:
