@@ -41,10 +41,11 @@ class PaymentFailedComposer:
         async with self._db.read() as session:
             found = await session.execute(
                 sa.select(Order.id)
+                # Any payment holding money counts, a flagged duplicate too: a bank debit that
+                # failed after the payer paid again by card needs no "try again".
                 .where(
                     Order.link_id == link_id,
                     Order.status.in_([status.value for status in BLOCKING]),
-                    Order.duplicate_of.is_(None),
                 )
                 .limit(1)
             )
