@@ -1,17 +1,23 @@
 """Messages to payers besides the receipt (issue 14 item 2), on SQLite and PostgreSQL, with the
 Stripe emulator over HTTP and a real SMTP sink: a bank payment that failed (nothing taken, the
 link to try again), a payment made twice (when flagged, and when refunded, with the amount and
-how long it takes), and refunds made in Stripe's dashboard, one message each."""
+how long it takes), and refunds made in Stripe's dashboard, one message each. And what every
+payer message keeps: a text part saying all the HTML part says, under 100 KB, safe headers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from gateway.adapters.db.models import Link
 from gateway.dev.demo_mail import MailSink
 from gateway.domain.outbox import Kind, State
+from gateway.services.email import MAX_MESSAGE_BYTES
+from gateway.web.keys import DATABASE, OPENS
 from tests.admin.support import AdminHarness, mail_sink
+from tests.email.test_language import HTML_ONLY, html_text_nodes
 from tests.harness import session_id_from
 from tests.outbox.support_payer import (
     PAYER,
@@ -224,3 +230,58 @@ class TestRefunds:
         assert sorted("A refund of 50,00\xa0US$" in t for t in refund_texts) == [False, True]
         assert sorted("A refund of 100,00\xa0US$" in t for t in refund_texts) == [False, True]
         assert all(m.message["Content-Language"] == "es" for m in mails(mail_sink))
+
+
+class TestEveryPayerMessage:
+    async def test_the_text_part_says_everything_the_html_part_says(
+        self, aiohttp_server: Any, aiohttp_client: Any, database_url: str, mail_sink: MailSink
+    ) -> None:
+        h = await payer_harness(
+            aiohttp_server, aiohttp_client, database_url, mail_sink, refund_duplicates=True
+        )
+        twice = await h.issue(("Spring fee=150.00", "Jersey=25.00x2"))
+        h.app[OPENS].problem_seen(twice.id)  # its receipt says the payment went through
+        await h.flush_opens()
+        await pay_twice(h, twice)  # a receipt, paid twice, refunded
+        failed = await h.issue(ref="2026-04/p2")
+        h.emulator.settle_async(await pay_later(h, failed), succeed=False)
+        await h.emulator.deliver_webhooks()
+        await send_due(h)
+        kinds = sorted(r.kind for r in await rows(h))
+        assert kinds == ["paid_twice", "payment_failed", "receipt", "refunded"]
+        assert len(mail_sink.messages) == 4
+        for mail in mail_sink.messages:
+            text = " ".join(re.split(r"[^\S\u00a0\u202f]+", mail.text().strip()))
+            nodes = html_text_nodes(mail.html())
+            assert len(nodes) > 4  # the check below reads real content
+            missing = [node for node in nodes if node not in text and node != HTML_ONLY]
+            assert missing == [], mail.subject
+
+    async def test_items_in_a_wide_script_are_shortened_to_fit(
+        self, h: AdminHarness, mail_sink: MailSink
+    ) -> None:
+        wide = "🏀" * 497
+        items = [f"{wide}{n:02d}=15.00x3" for n in range(20)]
+        link = await h.issue(items, name="⚽" * 200)
+        await h.pay_flow(link)
+        await send_due(h)
+        (mail,) = mails(mail_sink)
+        assert len(mail.message.as_bytes()) < MAX_MESSAGE_BYTES
+        assert mail.text().count("🏀…") == 20 and mail.html().count("🏀…") == 20
+        assert "Total: $900.00" in mail.text()
+
+    async def test_a_stored_name_with_a_line_break_builds_one_safe_message(
+        self, h: AdminHarness, mail_sink: MailSink
+    ) -> None:
+        link = await h.issue()
+        await h.pay_flow(link)
+        # A name stored before control characters were refused on create.
+        async with h.app[DATABASE].write() as session:
+            row = await session.get(Link, link.id)
+            assert row is not None
+            row.name = "Sam\r\nBcc: everyone@example.com"
+        await send_due(h)
+        (mail,) = mails(mail_sink)
+        assert mail.recipients == (PAYER,)
+        assert mail.message["Bcc"] is None
+        assert "Sam Bcc: everyone@example.com" in str(mail.message["To"])
