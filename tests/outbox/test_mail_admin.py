@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from gateway.cli import main
 from tests.admin.support import OTHER_KEY, AdminHarness, start_admin_harness
+from tests.admin.test_openapi import checked
 from tests.harness import TOKEN_SECRET
 from tests.outbox.support import RefusingSink
 
@@ -159,6 +160,24 @@ class TestApi:
                 status, body = await post(h, path + action)
                 assert (status, body["error"]["code"]) == (404, "not_found")
         assert (await h.api("GET", "/mail", key=None)).status == 401
+
+    async def test_answers_match_the_openapi_document(
+        self, h: AdminHarness, sink: RefusingSink
+    ) -> None:
+        doc = await (await h.api("GET", "/openapi.json", key=None)).json()
+        created = await create(h, "refused@example.com", "r/1")
+        page = await checked(h, doc, "get", "/mail", "/mail", params={"link": created["id"]})
+        path = f"/mail/{page['messages'][0]['id']}"
+        await checked(h, doc, "get", path, "/mail/{id}")
+        retried = await checked(h, doc, "post", path + "/retry", "/mail/{id}/retry")
+        assert retried["state"] == "failed"  # refused again, at once
+        assert (await checked(h, doc, "post", path + "/cancel", "/mail/{id}/cancel"))[
+            "state"
+        ] == "canceled"
+        refused = await checked(h, doc, "post", path + "/cancel", "/mail/{id}/cancel")
+        assert refused["error"]["code"] == "wrong_state"
+        await checked(h, doc, "get", "/mail", "/mail", params={"state": "x"})
+        await checked(h, doc, "get", "/mail/ms_AAAAAAAAAAAAAAAA", "/mail/{id}")
 
     async def test_a_retry_without_email_configured_is_refused(
         self, aiohttp_server: Any, aiohttp_client: Any, sqlite_url: str
