@@ -1,10 +1,11 @@
 """Every page a parent can meet, in headless Chromium, through the demo (issue 11 item 10).
 
 Each page is reached as a parent reaches it (opening a link, pressing its buttons, paying on
-the emulator's hosted page) and then checked at a phone (390x844) and a desktop (1280x800)
-viewport, in the light and the dark colour scheme: no WCAG 2.2 A/AA violation from axe-core,
-every text at least 4.5:1 (3:1 large), nothing outside the card, one h1 starting the title,
-24 px targets; and reflowed at 320 px and at 200 % zoom (640 CSS px) without sideways scrolling.
+the emulator's hosted page) and then checked at a phone viewport (390x844; the long-item
+confirm page at a desktop one, 1280x800, too), in the light and the dark colour scheme: no
+WCAG 2.2 A/AA violation from axe-core, every text at least 4.5:1 (3:1 large), nothing outside
+the card, one h1 starting the title, 24 px targets; and reflowed at 320 px and at 200 % zoom
+(640 CSS px) without sideways scrolling.
 Screenshots of each go to tests/e2e/screenshots/ (git-ignored).
 """
 
@@ -52,8 +53,9 @@ def open_page(page: Any, url: str, status: int) -> str:
 
 def checked(page: Any, name: str, **kwargs: Any) -> None:
     """Every check of tests/e2e/browser.py; these pages are all in English (an en-GB browser,
-    links without a locale, no switcher choice)."""
-    report = check_page(page, name, **({"lang": "en"} | kwargs))
+    links without a locale, no switcher choice). At the phone viewport (and the reflow widths):
+    test_browser_languages sees each of these states at the desktop one too."""
+    report = check_page(page, name, **({"lang": "en", "viewports": ("phone",)} | kwargs))
     assert not report.problems, "\n".join(report.problems)
 
 
@@ -62,7 +64,7 @@ def test_confirm_page_with_a_long_item_name(page: Any, demo: Demo) -> None:
     text = open_page(page, url, 200)
     assert LONG_ITEM in text and "$1,295.50" in text
     # The issue's widths: the long word pushed the amounts out of the card from 320 to 360 px.
-    checked(page, "confirm", extra_widths=(330, 340, 350, 360))
+    checked(page, "confirm", viewports=("phone", "desktop"), extra_widths=(330, 340, 350, 360))
 
 
 def test_preview_page_for_a_link_preview_bot(browser: Any, demo: Demo) -> None:
