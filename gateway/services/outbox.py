@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import failpoints
 from gateway.adapters.db.dialects import ByDialect, insert_ignore, locks_rows
 from gateway.adapters.db.engine import Database, RowTransaction, run
-from gateway.adapters.db.models import OutboxMessage
+from gateway.adapters.db.models import OutboxMessage as OutboxMessage  # the row, for callers
 from gateway.adapters.mail import Mailer, MailError
 from gateway.clock import Clock
 from gateway.domain.errors import NotFound, ValidationFailed

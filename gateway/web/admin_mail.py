@@ -13,13 +13,12 @@ import re
 
 from aiohttp import web
 
-from gateway.adapters.db.models import OutboxMessage
 from gateway.adapters.tokens import LINK_ID
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.outbox import Kind, State
 from gateway.domain.text import Text
 from gateway.services.email import EmailNotConfigured
-from gateway.services.outbox import Outbox
+from gateway.services.outbox import Outbox, OutboxMessage
 from gateway.services.presenters import outbox_json
 from gateway.web.admin import ACTOR, _int, error
 from gateway.web.keys import METRICS, OUTBOX

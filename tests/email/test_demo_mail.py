@@ -19,7 +19,7 @@ async def test_demo_shows_what_it_sent_and_prints_a_working_admin_key(tmp_path: 
         banner = await demo.read_until("Bearer")
         links = re.findall(r"http://127\.0\.0\.1:\d+/pay/\S+", banner)
         key = re.search(r"Bearer ([A-Za-z0-9_-]+)'", banner)
-        assert len(links) == 7 and key  # one sample link per state, every one emailed
+        assert len(links) == 8 and key  # one sample link per state, every one emailed
 
         async with aiohttp.ClientSession() as client:
             async with client.get(f"{demo.url}/_demo/mail") as page:

@@ -7,7 +7,6 @@ payment blocks, GET never writes, Stripe trouble is a 503 that the next click re
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 import pytest

@@ -44,7 +44,9 @@ class TestStripeDown:
         reference = re.search(r"Reference: <code>([^<]+)</code>", body)
         assert reference and reference[1]
         # No action: the form posts to the page's own address, the link that was pressed.
-        form = re.search(r"<form method=\"post\"[^>]*>\s*<button type=\"submit\"[^>]*>Try again", body)
+        form = re.search(
+            r"<form method=\"post\"[^>]*>\s*<button type=\"submit\"[^>]*>Try again", body
+        )
         assert form, body
         # No inline script: the only one is pay.js, from our origin (CSP script-src 'self').
         assert not re.search(r"<script(?![^>]*\ssrc=)", body) and "onclick" not in body
