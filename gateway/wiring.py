@@ -26,7 +26,7 @@ from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
-from gateway.services.links import LinkService
+from gateway.services.links import LinkService, LinkUrls
 from gateway.services.messages import composers
 from gateway.services.opens import OpenRecorder
 from gateway.services.outbox import Outbox
@@ -98,24 +98,15 @@ def build_services(
     tokens = tokens or token_service(settings, clock)
     payments = stripe_checkout(settings, http_session)
     snapshots: SnapshotCache[Any] = SnapshotCache(ttl=settings.database.snapshot_ttl)
-    # Revoking retires a pending attempt on Stripe and never refunds a duplicate it meets on
-    # the way (the reconciler does, with checkout.refund_duplicates): a recorder of its own.
-    revoke_recorder = PaymentRecorder(
-        db, payments, clock, refund_duplicates=False, snapshots=snapshots
-    )
-    links = LinkService(
-        db, tokens, clock, settings.server.public_url, snapshots, recorder=revoke_recorder
-    )
     smtp = SmtpMailer(settings.email) if settings.email.enabled else None
     templates_dir = str(resource_dir("templates"))
     alert_finder = AlertFinder(db)
+    urls = LinkUrls(tokens, settings.server.public_url)
     outbox = Outbox(
         db,
         clock,
         mailer=smtp,
-        composers=composers(
-            settings, clock, templates_dir, alerts=alert_finder, db=db, links=links
-        ),
+        composers=composers(settings, clock, templates_dir, alerts=alert_finder, db=db, links=urls),
         domain=settings.email.from_address.rpartition("@")[2],
     )
     # What payers are told when a payment changes, owed in the transaction that records it.
@@ -133,10 +124,15 @@ def build_services(
         snapshots=snapshots,
         notices=notices,
     )
-    # The revoke recorder is built before the links, the links before the outbox (its
-    # composers read links), the outbox before the notices: it gets them now. A payment it
-    # finds while retiring an attempt is owed its receipt like any other.
-    revoke_recorder.notices = notices
+    # Revoking retires a pending attempt on Stripe and never refunds a duplicate it meets on
+    # the way (the reconciler does, with checkout.refund_duplicates): a recorder of its own. A
+    # payment it finds while retiring an attempt is owed its receipt like any other.
+    revoke_recorder = PaymentRecorder(
+        db, payments, clock, refund_duplicates=False, snapshots=snapshots, notices=notices
+    )
+    links = LinkService(
+        db, tokens, clock, settings.server.public_url, snapshots, recorder=revoke_recorder
+    )
     webhooks = WebhookService(db, clock, recorder)
     mailer = LinkMailer(db, outbox, settings, clock)
     listing = LinkListing(db, clock)

@@ -54,6 +54,20 @@ class LinkDetail:
     url: str
 
 
+class LinkUrls:
+    """A link's signed token and payer URL (what emails and pages link to). Apart from
+    :class:`LinkService` so that whatever only writes URLs (the outbox's composers) needs
+    nothing else."""
+
+    def __init__(self, tokens: TokenService, public_url: str) -> None:
+        self._tokens = tokens
+        self._public_url = public_url.rstrip("/")
+
+    def url_for(self, link_id: str, created_at: datetime) -> tuple[str, str]:
+        token = self._tokens.sign(link_id, created_at.timestamp())
+        return token, f"{self._public_url}/pay/{token}"
+
+
 class LinkService:
     def __init__(
         self,
@@ -71,16 +85,14 @@ class LinkService:
         # retire an attempt at Stripe).
         self._recorder = recorder
         self._db = db
-        self._tokens = tokens
         self._clock = clock
-        self._public_url = public_url.rstrip("/")
+        self._urls = LinkUrls(tokens, public_url)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
     def url_for(self, link_id: str, created_at: datetime) -> tuple[str, str]:
-        token = self._tokens.sign(link_id, created_at.timestamp())
-        return token, f"{self._public_url}/pay/{token}"
+        return self._urls.url_for(link_id, created_at)
 
     async def issue(self, new: NewLink, *, actor: str, replaces: str | None = None) -> IssuedLink:
         async with self._db.write() as session:

@@ -10,7 +10,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.outbox import Kind
 from gateway.services.alerts import AlertFinder
-from gateway.services.links import LinkService
+from gateway.services.links import LinkUrls
 from gateway.services.messages.alerts import AlertDigestComposer
 from gateway.services.messages.links import LinkMessages
 from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComposer
@@ -28,7 +28,7 @@ def composers(
     *,
     alerts: AlertFinder,
     db: Database,
-    links: LinkService,
+    links: LinkUrls,
 ) -> Mapping[str, Composer]:
     """Every kind's composer (the wiring hands them to the outbox)."""
     link_messages = LinkMessages(db, links, settings, clock, templates_dir)

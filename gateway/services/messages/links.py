@@ -40,7 +40,7 @@ from gateway.services.email import (
     one_line,
     shorten,
 )
-from gateway.services.links import LinkService
+from gateway.services.links import LinkUrls
 from gateway.services.outbox import ComposeError, Delivery, Skip
 
 KINDS = (Kind.LINK, Kind.RENEWAL)
@@ -53,7 +53,7 @@ class LinkMessages:
     def __init__(
         self,
         db: Database,
-        links: LinkService,
+        links: LinkUrls,
         settings: Settings,
         clock: Clock,
         templates_dir: str,

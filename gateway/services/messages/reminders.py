@@ -38,7 +38,7 @@ from gateway.services.email import (
     one_line,
     shorten,
 )
-from gateway.services.links import LinkService
+from gateway.services.links import LinkUrls
 from gateway.services.outbox import ComposeError, Defer, Skip
 from gateway.services.reminders import ReminderRules
 
@@ -71,7 +71,7 @@ class ReminderComposer:
     def __init__(
         self,
         db: Database,
-        links: LinkService,
+        links: LinkUrls,
         settings: Settings,
         clock: Clock,
         templates_dir: str,
