@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
-from gateway.domain.locales import stripe_locale
+from gateway.domain.locales import OFFERED, stripe_locale
 from gateway.domain.orders import OrderStatus
 from gateway.services.checkout import ItemView, LinkView, Redirect
 from gateway.services.renewal import RenewOutcome
@@ -36,7 +36,7 @@ from gateway.web.metrics import PAGE_KIND, PROVIDER_TROUBLE
 from gateway.web.metrics import render_page as render
 from gateway.web.middleware import PAYER_LINK
 from gateway.web.pages import PAGES
-from gateway.web.payable import PAYABLE, PayablePages, link_locale, valid_until
+from gateway.web.payable import PAYABLE, PAYABLE_IN, PayablePages, link_locale, valid_until
 
 routes = web.RouteTableDef()
 
@@ -166,17 +166,28 @@ def _sample_view() -> LinkView:
 
 
 def setup_payable_pages(app: web.Application, snapshots: SnapshotCache[Any]) -> None:
-    """The packed confirm pages, a sibling of the link snapshot (see gateway.web.payable)."""
-    app[PAYABLE] = PayablePages(
-        app[PAGES],
-        snapshots,
-        template="confirm.html",
-        context=confirm_context,
-        payable_until=_payable_until,
-        locale_of=lambda view: view.locale,
-        default_locale=app[SETTINGS].checkout.default_locale,
-        sample=_sample_view(),
-    )
+    """The packed confirm pages, siblings of the link snapshot (see gateway.web.payable): each
+    link's in its own language, and, for whoever asks for another, that language's."""
+
+    def packed_pages(fixed_locale: str | None = None, **options: Any) -> PayablePages[LinkView]:
+        return PayablePages(
+            app[PAGES],
+            snapshots,
+            template="confirm.html",
+            context=confirm_context,
+            payable_until=_payable_until,
+            locale_of=lambda view: view.locale,
+            default_locale=app[SETTINGS].checkout.default_locale,
+            sample=_sample_view(),
+            fixed_locale=fixed_locale,
+            **options,
+        )
+
+    natural = app[PAYABLE] = packed_pages()
+    app[PAYABLE_IN] = {
+        locale: packed_pages(locale, packing=natural.packing, max_bytes=8 << 20)
+        for locale in OFFERED
+    }
 
 
 @routes.get("/pay/{token}", name="pay")
@@ -209,7 +220,16 @@ async def open_link(request: web.Request) -> web.Response:
     if packed is None:
         return _no_such_link(request)
     locale = app[LANGUAGES].for_request(request, link_locale(packed))
-    if app[CLOCK].now() < valid_until(packed) and locale == payable.page_locale(packed):
+    now = app[CLOCK].now()
+    if now < valid_until(packed) and locale != payable.page_locale(packed):
+        # Asked for another language than the link's page is in: that language's packed page.
+        payable = app[PAYABLE_IN][locale]
+        packed = payable.fresh(link_id) or await payable.get(
+            link_id, lambda: checkout.fresh_view(link_id)
+        )
+        if packed is None:
+            return _no_such_link(request)
+    if now < valid_until(packed):
         _count_open(request, link_id, visitor.is_bot, visitor.name)
         request[PAGE_KIND] = "confirm"
         body = payable.body(packed, token, visitor.in_app)

@@ -22,7 +22,9 @@ Languages (issue 13): an entry also carries the link's own locale (the issuer's 
 none), which a request needs to choose its page's language before anything else (a bot preview
 too). The packed page is the one in the link's locale, else the default: what most requests get.
 A request that chooses another language (the switcher, a browser asking for another offered
-language on a link without one) goes the long way, its page cached by locale in :class:`Pages`.
+language on a link without one) is served from another instance with a ``fixed_locale``: a
+sibling of the same snapshot (one invalidation for all), holding the pages of just the links
+someone has asked for in that language.
 
 A request inflates its page (~2 µs) and puts the escaped token and app name in. Start-up checks
 that this composes byte for byte what rendering the template directly gives, for every in-app
@@ -120,6 +122,8 @@ class PayablePages(Generic[V]):
         max_entries: int = 200_000,
         max_bytes: int = 32 << 20,
         inflated_bytes: int = 1 << 20,
+        fixed_locale: str | None = None,
+        packing: bool | None = None,
     ) -> None:
         self._pages = pages
         self._template = template
@@ -127,6 +131,9 @@ class PayablePages(Generic[V]):
         self._payable_until = payable_until
         self._locale_of = locale_of
         self.default_locale = default_locale
+        # Every page in this language, whatever the link's own (None: the link's, else the
+        # default's).
+        self.fixed_locale = fixed_locale
         self._snapshot: SnapshotCache[bytes] = snapshots.sibling(
             max_entries=max_entries, max_bytes=max_bytes, weigh=_weigh, stamped_at=_loaded_at
         )
@@ -134,12 +141,13 @@ class PayablePages(Generic[V]):
             4096, inflated_bytes, weigh=_weigh_inflated
         )
         self._app_names: dict[str, bytes] = {}
-        none, app = self._variants(sample, default_locale)
+        none, app = self._variants(sample, fixed_locale or default_locale)
         self._zdict = none + app
         self._inflated_links = inflated_bytes // (len(self._zdict) + 200)  # what it holds
         # How often each stand-in appears on a page; a link whose own words add one is not packed.
         self._marks = (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES))
-        self.packing = self._composes_as_rendered(sample)
+        # ``packing`` given: another instance of the same template already checked it.
+        self.packing = self._composes_as_rendered(sample) if packing is None else packing
         if not self.packing:
             log.warning(
                 "%s does not compose from its stand-ins; confirm pages are rendered per request",
@@ -169,13 +177,15 @@ class PayablePages(Generic[V]):
         return True
 
     def page_locale(self, packed: bytes) -> str:
-        """The locale a packed page is in: the link's own, else the default."""
-        return for_link(link_locale(packed), self.default_locale)
+        """The locale a packed page is in: the fixed one, else the link's own, else the
+        default."""
+        return self.fixed_locale or for_link(link_locale(packed), self.default_locale)
 
     def pack(self, view: V, loaded_at: float = 0.0) -> bytes:
         """The view's packed page, or a header saying "the long way" (:data:`LONG_WAY`)."""
         own = self._locale_of(view)
-        return self._pack(view, for_link(own, self.default_locale), own, loaded_at)
+        locale = self.fixed_locale or for_link(own, self.default_locale)
+        return self._pack(view, locale, own, loaded_at)
 
     def _pack(self, view: V, locale: str, own: str | None, loaded_at: float) -> bytes:
         code = _LOCALE_CODES.get(own, 0) if own else 0
@@ -236,3 +246,5 @@ class PayablePages(Generic[V]):
 
 
 PAYABLE = web.AppKey("payable_pages", PayablePages[Any])
+# The same pages in each offered language, for requests that ask for another than the link's.
+PAYABLE_IN = web.AppKey("payable_pages_by_locale", dict[str, PayablePages[Any]])

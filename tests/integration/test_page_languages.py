@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.web.keys import LINKS
+from gateway.web.payable import PAYABLE_IN
 from tests.harness import IPHONE_SAFARI, Harness, start_harness
 
 SLACKBOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
@@ -179,3 +180,19 @@ class TestCache:
             assert lang == accept and page_lang(body) == accept
             seen.append(body)
         assert seen[0] == seen[2] == seen[6] and seen[1] == seen[4]
+
+    async def test_another_language_is_packed_once_per_link_and_follows_its_changes(
+        self, h: Harness
+    ) -> None:
+        link = await h.issue()  # no locale: English for most, Spanish for a Spanish browser
+        spanish = browser("es-ES,es;q=0.9")
+        first = await (await h.client.get(h.path(link), headers=spanish)).text()
+        packed = h.app[PAYABLE_IN]["es"].fresh(link.id)
+        assert packed is not None and page_lang(first) == "es"
+        second = await (await h.client.get(h.path(link), headers=spanish)).text()
+        assert second == first and h.app[PAYABLE_IN]["es"].fresh(link.id) is packed
+        # A change to the link reaches the Spanish page too (one snapshot, one invalidation).
+        await h.app[LINKS].revoke(link.id, actor="test", reason="test")
+        assert h.app[PAYABLE_IN]["es"].fresh(link.id) is None
+        lang, response = await language_of(h, h.path(link), spanish)
+        assert (lang, response.status) == ("es", 410)
