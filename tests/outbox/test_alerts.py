@@ -45,7 +45,7 @@ from gateway.services.alerts import (
     due_window,
     stamp,
 )
-from gateway.services.email import MAX_MESSAGE_BYTES
+from gateway.services.email import MAX_MESSAGE_BYTES, email_environments
 from gateway.services.links import IssuedLink
 from gateway.services.messages.alerts import AlertDigestComposer
 from gateway.services.outbox import Outbox
@@ -62,6 +62,10 @@ TREASURER = "treasurer@example.org"
 # FakeClock starts on the hour (1_800_000_000 is a multiple of 3600): the first window.
 START = FakeClock().now()
 WINDOW_START = datetime.fromtimestamp(START, UTC)
+
+
+def environments_for(settings: Settings) -> dict[str, Any]:
+    return email_environments(str(resource_dir("templates")), settings.checkout.timezone)
 
 
 def settings_for(port: int, *, alerts_email: str = TREASURER, locale: str = "en") -> Settings:
@@ -94,7 +98,14 @@ class Replica:
             db,
             clock,
             mailer=SmtpMailer(settings.email),
-            composers={Kind.ALERT_DIGEST: AlertDigestComposer(finder, settings, clock, templates)},
+            composers={
+                Kind.ALERT_DIGEST: AlertDigestComposer(
+                    finder,
+                    settings,
+                    clock,
+                    email_environments(templates, settings.checkout.timezone),
+                )
+            },
             domain="example.com",
         )
         self.alerts = AlertScheduler(db, clock, self.outbox, finder, settings)
@@ -562,9 +573,7 @@ class TestSize:
         self, clock: FakeClock, db: Database
     ) -> None:
         settings = settings_for(25)
-        composer = AlertDigestComposer(
-            AlertFinder(db), settings, clock, str(resource_dir("templates"))
-        )
+        composer = AlertDigestComposer(AlertFinder(db), settings, clock, environments_for(settings))
         # Every section full, each item as long as the columns allow, in a script of three
         # bytes a character (and base64 on top, in both parts).
         item = AlertItem(
@@ -604,7 +613,7 @@ class TestSize:
         self, clock: FakeClock, db: Database
     ) -> None:
         composer = AlertDigestComposer(
-            AlertFinder(db), settings_for(25), clock, str(resource_dir("templates"))
+            AlertFinder(db), settings_for(25), clock, environments_for(settings_for(25))
         )
         item = AlertItem(
             at=WINDOW_START,

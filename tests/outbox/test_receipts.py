@@ -18,6 +18,7 @@ from gateway.dev.demo_mail import MailSink
 from gateway.domain.outbox import Kind, State
 from gateway.i18n import Formats
 from gateway.resources import resource_dir
+from gateway.services.email import email_environments
 from gateway.services.messages.payer import PayerMail
 from gateway.services.messages.receipts import ReceiptComposer
 from gateway.services.outbox import Outbox
@@ -303,7 +304,14 @@ class TestUnbuildable:
             h.app[CLOCK],
             mailer=SmtpMailer(settings.email),
             composers={
-                Kind.RECEIPT: ReceiptComposer(PayerMail(db, settings, h.app[CLOCK], str(templates)))
+                Kind.RECEIPT: ReceiptComposer(
+                    PayerMail(
+                        db,
+                        settings,
+                        h.app[CLOCK],
+                        email_environments(str(templates), settings.checkout.timezone),
+                    )
+                )
             },
             domain="riverside.example",
         )

@@ -10,6 +10,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.outbox import Kind
 from gateway.services.alerts import AlertFinder
+from gateway.services.email import email_environments
 from gateway.services.links import LinkUrls
 from gateway.services.messages.alerts import AlertDigestComposer
 from gateway.services.messages.links import LinkMessages
@@ -30,14 +31,16 @@ def composers(
     db: Database,
     links: LinkUrls,
 ) -> Mapping[str, Composer]:
-    """Every kind's composer (the wiring hands them to the outbox)."""
-    link_messages = LinkMessages(db, links, settings, clock, templates_dir)
-    payer = PayerMail(db, settings, clock, templates_dir)
+    """Every kind's composer (the wiring hands them to the outbox). One set of email
+    environments for all of them: each compiles its templates once, whoever renders them."""
+    environments = email_environments(templates_dir, settings.checkout.timezone)
+    link_messages = LinkMessages(db, links, settings, clock, environments)
+    payer = PayerMail(db, settings, clock, environments)
     return {
         Kind.LINK: link_messages,
         Kind.RENEWAL: link_messages,
-        Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, templates_dir),
-        Kind.REMINDER: ReminderComposer(db, links, settings, clock, templates_dir),
+        Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, environments),
+        Kind.REMINDER: ReminderComposer(db, links, settings, clock, environments),
         Kind.RECEIPT: ReceiptComposer(payer),
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
         Kind.PAID_TWICE: PaidTwiceComposer(payer),

@@ -10,6 +10,7 @@ shorter errors and references, until it fits).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -34,7 +35,7 @@ from gateway.services.alerts import (
     stamp,
     window_of,
 )
-from gateway.services.email import MAX_MESSAGE_BYTES, email_environments, one_line, shorten
+from gateway.services.email import MAX_MESSAGE_BYTES, one_line, shorten
 from gateway.services.outbox import Defer, Skip
 
 # (items listed per section, characters of a reference or an error): the first that fits.
@@ -75,12 +76,16 @@ def command(section: Section, item: AlertItem) -> str:
 
 class AlertDigestComposer:
     def __init__(
-        self, finder: AlertFinder, settings: Settings, clock: Clock, templates_dir: str
+        self,
+        finder: AlertFinder,
+        settings: Settings,
+        clock: Clock,
+        environments: Mapping[str, jinja2.Environment],
     ) -> None:
         self._finder = finder
         self._settings = settings
         self._clock = clock
-        self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        self._environments = environments
         for env in self._environments.values():
             env.filters["as_text"] = as_text
         self._templates: dict[str, _Templates] = {}

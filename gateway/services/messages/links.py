@@ -15,11 +15,13 @@ ends up on the link.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+import jinja2
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -36,7 +38,6 @@ from gateway.services.email import (
     MAX_MESSAGE_BYTES,
     NEAR_EXPIRY,
     EmailTemplates,
-    email_environments,
     one_line,
     shorten,
 )
@@ -56,13 +57,13 @@ class LinkMessages:
         links: LinkUrls,
         settings: Settings,
         clock: Clock,
-        templates_dir: str,
+        environments: Mapping[str, jinja2.Environment],
     ) -> None:
         self._db = db
         self._links = links
         self._settings = settings
         self._clock = clock
-        self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        self._environments = environments
         # Compiled once per locale, when first used: a bulk run renders the same three
         # templates hundreds of times.
         self._templates: dict[str, EmailTemplates] = {}

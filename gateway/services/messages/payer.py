@@ -13,7 +13,7 @@ Each kind has its three templates, ``email/<kind>.txt``, ``email/<kind>.html`` a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+import jinja2
 import sqlalchemy as sa
 
 from gateway.adapters.db.engine import Database
@@ -31,7 +32,6 @@ from gateway.domain.locales import for_link
 from gateway.services.email import (
     ITEM_CHARS,
     MAX_MESSAGE_BYTES,
-    email_environments,
     one_line,
     shorten,
 )
@@ -58,11 +58,17 @@ class Payment:
 class PayerMail:
     """Reads what a payer message is about and builds it from its kind's templates."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock, templates_dir: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        environments: Mapping[str, jinja2.Environment],
+    ) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock
-        self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        self._environments = environments
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from email.headerregistry import Address
@@ -34,7 +35,6 @@ from gateway.domain.reminders import next_window, skip_reason
 from gateway.services.email import (
     ITEM_CHARS,
     MAX_MESSAGE_BYTES,
-    email_environments,
     one_line,
     shorten,
 )
@@ -74,14 +74,14 @@ class ReminderComposer:
         links: LinkUrls,
         settings: Settings,
         clock: Clock,
-        templates_dir: str,
+        environments: Mapping[str, jinja2.Environment],
     ) -> None:
         self._db = db
         self._links = links
         self._rules = ReminderRules(settings)
         self._settings = settings
         self._clock = clock
-        self._environments = email_environments(templates_dir, settings.checkout.timezone)
+        self._environments = environments
         self._templates: dict[str, ReminderTemplates] = {}
 
     def now(self) -> datetime:
