@@ -26,12 +26,14 @@ from gateway.visitors import Classifier
 from gateway.web import health, pay, reminders, stripe_webhook
 from gateway.web.admin import setup_admin
 from gateway.web.keys import (
+    ACCOUNTS,
     ADMIN,
     ALERTS,
     CHANGE_FEED,
     CHECKOUT,
     CLASSIFIER,
     CLOCK,
+    CONSOLE_AUTH,
     DATABASE,
     HTTP_SESSION,
     LINKS,
@@ -39,12 +41,15 @@ from gateway.web.keys import (
     MAILER,
     METRICS,
     OPENS,
+    ORG_SETTINGS,
     OUTBOX,
+    OVERVIEW,
     PAYMENTS,
     RECONCILER,
     REMINDERS,
     RENEWALS,
     SETTINGS,
+    TIMELINE,
     TOKENS,
     WEBHOOKS,
 )
@@ -181,6 +186,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = services.outbox
     app[ALERTS] = services.alerts
     app[REMINDERS] = services.reminders
+    app[ACCOUNTS] = services.accounts
+    app[CONSOLE_AUTH] = services.console_auth
+    app[OVERVIEW] = services.overview
+    app[TIMELINE] = services.timeline
+    app[ORG_SETTINGS] = services.org_settings
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

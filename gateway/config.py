@@ -165,6 +165,16 @@ class AdminSettings:
     # Brute-force brake: this many refused keys from one client within failure_window -> 429.
     max_failures: int = 10
     failure_window: Duration = Duration(60.0)
+    # The console (issue 15). Every account must set up a second factor before doing anything.
+    require_2fa: bool = False
+    # A console session ends after this long without a request, and this long after login.
+    session_idle: Duration = Duration(1800.0)
+    session_absolute: Duration = Duration(43200.0)
+    # Console logins: after this many failures for one account or from one address within
+    # login_window, further attempts are refused for login_lockout (the answer never says which).
+    login_max_failures: int = 5
+    login_window: Duration = Duration(900.0)
+    login_lockout: Duration = Duration(900.0)
 
 
 @dataclass(frozen=True, slots=True)

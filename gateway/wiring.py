@@ -9,6 +9,7 @@ what it opens and closes itself: the database, the HTTP session, the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -19,17 +20,23 @@ from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_clien
 from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock
 from gateway.config import DEMO_SECRET, ConfigError, Settings
+from gateway.domain.accounts import SessionPolicy
 from gateway.resources import resource_dir
+from gateway.services.accounts import Accounts
 from gateway.services.admin_links import AdminLinks
 from gateway.services.alerts import AlertFinder, AlertScheduler
 from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
+from gateway.services.console_auth import ConsoleAuth, ThrottlePolicy
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
+from gateway.services.link_timeline import LinkTimeline
 from gateway.services.links import LinkService, LinkUrls
 from gateway.services.messages import composers
 from gateway.services.opens import OpenRecorder
+from gateway.services.org_settings import OrgSettings
 from gateway.services.outbox import Outbox
+from gateway.services.overview import Overview
 from gateway.services.payments import PayerNotices, PaymentRecorder
 from gateway.services.reconcile import Reconciler
 from gateway.services.reminders import Reminders
@@ -60,6 +67,11 @@ class Services:
     outbox: Outbox
     alerts: AlertScheduler
     reminders: Reminders
+    accounts: Accounts
+    console_auth: ConsoleAuth
+    overview: Overview
+    timeline: LinkTimeline
+    org_settings: OrgSettings
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -172,4 +184,27 @@ def build_services(
         outbox=outbox,
         alerts=AlertScheduler(db, clock, outbox, alert_finder, settings),
         reminders=Reminders(db, outbox, clock, settings),
+        accounts=Accounts(db, clock, outbox, public_url=settings.server.public_url),
+        console_auth=console_auth(settings, clock, db),
+        overview=Overview(db, clock),
+        timeline=LinkTimeline(db, clock),
+        org_settings=OrgSettings(db, clock),
+    )
+
+
+def console_auth(settings: Settings, clock: Clock, db: Database) -> ConsoleAuth:
+    admin = settings.admin
+    return ConsoleAuth(
+        db,
+        clock,
+        policy=SessionPolicy(
+            idle=timedelta(seconds=admin.session_idle),
+            absolute=timedelta(seconds=admin.session_absolute),
+        ),
+        throttle=ThrottlePolicy(
+            max_failures=admin.login_max_failures,
+            window=admin.login_window,
+            lockout=admin.login_lockout,
+        ),
+        require_2fa=admin.require_2fa,
     )

@@ -193,8 +193,10 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    at: Mapped[datetime]
-    link_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    # Indexed: the console's trail and the digest read a window of time.
+    at: Mapped[datetime] = mapped_column(index=True)
+    # None for what is about no link: a console login, an invitation, a settings change.
+    link_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     order_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     action: Mapped[str] = mapped_column(sa.String(64))
     from_status: Mapped[str | None] = mapped_column(sa.String(16))
@@ -279,3 +281,98 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class Account(Base):
+    """A person who uses the console (gateway.domain.accounts). Never deleted: disabled."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('viewer','treasurer','admin')", name="role_known"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    # Lower-cased (domain.accounts.normalize_email), so unique means unique to a person.
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    role: Mapped[str] = mapped_column(sa.String(16))
+    # argon2id (adapters.passwords); None until the invitation is accepted.
+    password_hash: Mapped[str | None] = mapped_column(sa.Text)
+    password_changed_at: Mapped[datetime | None]
+    # TOTP (RFC 6238) secret, base32; set at enrolment, in force once confirmed (enabled_at).
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[datetime | None]
+    # JSON list of SHA-256 digests of the unused recovery codes.
+    recovery_codes: Mapped[str | None] = mapped_column(sa.Text)
+    locale: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(sa.String(100))
+    last_login_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A console login, stored server-side behind an opaque cookie. The id is the SHA-256 of
+    the cookie's value, so the table alone cannot be replayed as a cookie. Ended, never
+    deleted (who was logged in when is part of the audit)."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        sa.Index("ix_console_sessions_account_id_ended_at", "account_id", "ended_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    client: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    # The password was right and a second factor is still owed: the session may only answer it.
+    second_factor_pending: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
+    ended_at: Mapped[datetime | None]
+    # logout | logout_everywhere | idle | expired | disabled | password_changed | role_changed
+    ended_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class AccountToken(Base):
+    """A single-use link sent to a person: an invitation (72 h) or a password reset. The id is
+    the SHA-256 of the token in the link; bound to the address it was sent to."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (sa.CheckConstraint("purpose IN ('invite','reset')", name="purpose_known"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(16))
+    email: Mapped[str] = mapped_column(sa.String(320))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Failed console logins per account and per client address, shared by every replica."""
+
+    __tablename__ = "login_throttle"
+
+    # "account:<sha256 of the email>" or "client:<address>": bounded, and no address in clear.
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(sa.Integer, default=0)
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
+class OrgSetting(Base):
+    """A setting an admin changed in the console, overriding config.toml (JSON value)."""
+
+    __tablename__ = "org_settings"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(100))
