@@ -302,6 +302,8 @@ class Account(Base):
     # TOTP (RFC 6238) secret, base32; set at enrolment, in force once confirmed (enabled_at).
     totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
     totp_enabled_at: Mapped[datetime | None]
+    # The time step of the last TOTP code accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.Integer)
     # JSON list of SHA-256 digests of the unused recovery codes.
     recovery_codes: Mapped[str | None] = mapped_column(sa.Text)
     locale: Mapped[str | None] = mapped_column(sa.String(16))

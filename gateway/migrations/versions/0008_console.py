@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("totp_last_step", sa.Integer(), nullable=True),
         sa.Column("recovery_codes", sa.Text(), nullable=True),
         sa.Column("locale", sa.String(length=16), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
