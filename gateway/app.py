@@ -25,6 +25,7 @@ from gateway.services.reminders import SCHEDULE_INTERVAL
 from gateway.visitors import Classifier
 from gateway.web import health, pay, reminders, stripe_webhook
 from gateway.web.admin import setup_admin
+from gateway.web.console import setup_console
 from gateway.web.keys import (
     ACCOUNTS,
     ADMIN,
@@ -118,6 +119,7 @@ def create_app(
     app.cleanup_ctx.append(_database(auto_migrate))
     app.cleanup_ctx.append(_services)
     setup_admin(app)
+    setup_console(app, static.url)
     if background_tasks:
         app.cleanup_ctx.append(_flush_opens)
         app.cleanup_ctx.append(_reconcile_periodically)

@@ -188,7 +188,7 @@ def build_services(
         console_auth=console_auth(settings, clock, db),
         overview=Overview(db, clock),
         timeline=LinkTimeline(db, clock),
-        org_settings=OrgSettings(db, clock),
+        org_settings=OrgSettings(db, clock, settings),
     )
 
 

@@ -45,11 +45,13 @@ async def start_admin_harness(
     smtp_port: int | None = None,
     api_keys: tuple[str, ...] = ADMIN_KEYS,
     email: dict[str, Any] | None = None,
+    harness: type[AdminHarness] = AdminHarness,
+    admin: dict[str, Any] | None = None,
     **checkout: Any,
 ) -> AdminHarness:
     def configure(settings: Settings) -> Settings:
         settings = dataclasses.replace(
-            settings, admin=dataclasses.replace(settings.admin, api_keys=api_keys)
+            settings, admin=dataclasses.replace(settings.admin, api_keys=api_keys, **(admin or {}))
         )
         if smtp_port is None:
             return settings
@@ -70,7 +72,7 @@ async def start_admin_harness(
         aiohttp_server,
         aiohttp_client,
         database_url,
-        harness=AdminHarness,
+        harness=harness,
         configure=configure,
         **checkout,
     )
