@@ -16,13 +16,15 @@ import aiohttp
 
 from gateway.adapters.db.engine import Database
 from gateway.adapters.mail import SmtpMailer
+from gateway.adapters.passwords import Passwords
 from gateway.adapters.stripe_checkout import StripeCheckout, create_stripe_client
 from gateway.adapters.tokens import TokenService
+from gateway.adapters.totp import Totp
 from gateway.clock import Clock
 from gateway.config import DEMO_SECRET, ConfigError, Settings
 from gateway.domain.accounts import SessionPolicy
 from gateway.resources import resource_dir
-from gateway.services.accounts import Accounts
+from gateway.services.accounts import AccountLinks, Accounts
 from gateway.services.admin_links import AdminLinks
 from gateway.services.alerts import AlertFinder, AlertScheduler
 from gateway.services.bulk_issue import BulkIssuer
@@ -184,15 +186,26 @@ def build_services(
         outbox=outbox,
         alerts=AlertScheduler(db, clock, outbox, alert_finder, settings),
         reminders=Reminders(db, outbox, clock, settings),
-        accounts=Accounts(db, clock, outbox, public_url=settings.server.public_url),
-        console_auth=console_auth(settings, clock, db),
-        overview=Overview(db, clock),
-        timeline=LinkTimeline(db, clock),
-        org_settings=OrgSettings(db, clock, settings),
+        accounts=Accounts(
+            db,
+            clock,
+            outbox,
+            public_url=settings.server.public_url,
+            links=AccountLinks.from_settings(settings),
+            passwords=(passwords := Passwords()),
+            totp=Totp(settings.checkout.org_name),
+            default_locale=settings.checkout.default_locale,
+        ),
+        console_auth=console_auth(settings, clock, db, passwords=passwords),
+        overview=Overview(db, clock, alert_finder, org := OrgSettings(db, clock, settings)),
+        timeline=LinkTimeline(db, clock, urls),
+        org_settings=org,
     )
 
 
-def console_auth(settings: Settings, clock: Clock, db: Database) -> ConsoleAuth:
+def console_auth(
+    settings: Settings, clock: Clock, db: Database, *, passwords: Passwords | None = None
+) -> ConsoleAuth:
     admin = settings.admin
     return ConsoleAuth(
         db,
@@ -207,4 +220,6 @@ def console_auth(settings: Settings, clock: Clock, db: Database) -> ConsoleAuth:
             lockout=admin.login_lockout,
         ),
         require_2fa=admin.require_2fa,
+        passwords=passwords or Passwords(),
+        totp=Totp(settings.checkout.org_name),
     )

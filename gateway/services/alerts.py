@@ -36,6 +36,7 @@ import dataclasses
 import enum
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
@@ -159,10 +160,19 @@ class AlertFinder:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def collect(self, since: datetime, until: datetime, *, shown: int = SHOWN) -> Digest:
+    async def collect(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        shown: int = SHOWN,
+        only: Iterable[Section] | None = None,
+    ) -> Digest:
+        """``only``: these sections (the console's overview reads some), else every one."""
+        wanted = tuple(Section) if only is None else tuple(only)
         sections: list[AlertSection] = []
         async with self._db.read() as session:
-            for name in Section:
+            for name in wanted:
                 query, at = _QUERIES[name](since, until)
                 count = (
                     await session.execute(sa.select(sa.func.count()).select_from(query.subquery()))
