@@ -37,6 +37,9 @@ class Kind(enum.StrEnum):
     REFUNDED = "refunded"
     REMINDER = "reminder"
     ALERT_DIGEST = "alert_digest"
+    # Console accounts (issue 15): a set-password link, to the account's address.
+    INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a kind of message, not a password
 
 
 class State(enum.StrEnum):
