@@ -37,6 +37,7 @@ from typing import Any, Final, TypeAlias
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from gateway.adapters.db.engine import Database
 from gateway.adapters.db.models import Link, Order, WebhookEvent
@@ -162,12 +163,15 @@ _now = sa.bindparam("p_now", type_=Link.valid_until.type)
 
 def _has_order(*statuses: str) -> sa.ColumnElement[bool]:
     # Written into the SQL (not bound), so the (status, link_id) index is a probe per link.
+    # Its own alias of orders: the failed payments' query reads orders itself.
+    other = sa.orm.aliased(Order)
     return (
         sa.select(sa.literal(1))
         .where(
-            Order.link_id == Link.id,
-            Order.status.in_([sa.literal_column(f"'{s}'") for s in statuses]),
+            other.link_id == Link.id,
+            other.status.in_([sa.literal_column(f"'{s}'") for s in statuses]),
         )
+        .correlate(Link)
         .limit(1)
         .scalar_subquery()
         .is_not(None)
