@@ -423,7 +423,7 @@ class Accounts:
             ).one_or_none()
         if found is None:
             raise AccountLinkInvalid("unknown")
-        row, account = found.tuple()
+        row, account = found[0], found[1]
         self._check_link(row, account)
         return row, account
 

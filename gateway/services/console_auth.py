@@ -172,7 +172,7 @@ def clean_user_agent(value: str) -> str:
     """A user agent fit to store and show: printable characters only, one line, bounded."""
     value = value[: USER_AGENT_CHARS * 4]
     kept = "".join(
-        " " if c.isspace() else c for c in value if unicodedata.category(c)[0] != "C" or c == " "
+        " " if c.isspace() else c for c in value if c.isspace() or unicodedata.category(c)[0] != "C"
     )
     return " ".join(kept.split())[:USER_AGENT_CHARS]
 
@@ -314,7 +314,7 @@ class ConsoleAuth:
             ).one_or_none()
         if row is None:
             raise LoginRefused
-        console_session, account = row.tuple()
+        console_session, account = row[0], row[1]
         if (
             self._why_not_live(console_session, account, now) is not None
             or not console_session.second_factor_pending
@@ -400,7 +400,7 @@ class ConsoleAuth:
             ).one_or_none()
         if row is None:
             return None
-        console_session, account = row.tuple()
+        console_session, account = row[0], row[1]
         if self._why_not_live(console_session, account, now) is not None:
             return None
         if now - utc(console_session.last_seen_at) >= TOUCH_EVERY:
@@ -495,11 +495,14 @@ class ConsoleAuth:
             reason = s.ended_reason
             if ended_at is None:
                 created, seen = utc(s.created_at), utc(s.last_seen_at)
-                timed_out = self._policy.expired(created_at=created, last_seen_at=seen, now=now)
-                if timed_out == "idle":
-                    ended_at, reason = seen + self._policy.idle, timed_out
-                elif timed_out is not None:
-                    ended_at, reason = created + self._policy.absolute, timed_out
+                # Whichever came first: no request for ``idle``, or ``absolute`` since login.
+                idle_end = seen + self._policy.idle
+                absolute_end = created + self._policy.absolute
+                if min(idle_end, absolute_end) <= now:
+                    if idle_end < absolute_end:
+                        ended_at, reason = idle_end, "idle"
+                    else:
+                        ended_at, reason = absolute_end, "expired"
             views.append(
                 SessionView(
                     id_prefix=s.id[:8],
