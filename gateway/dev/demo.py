@@ -43,7 +43,16 @@ from gateway.domain.links import validate_new_link
 from gateway.logs import configure_logging
 from gateway.services.links import IssuedLink, LinkService
 from gateway.services.renewal import RenewOutcome
-from gateway.web.keys import DATABASE, LINKS, MAILER, PAYMENTS, RENEWALS, SETTINGS, TOKENS
+from gateway.web.keys import (
+    ACCOUNTS,
+    DATABASE,
+    LINKS,
+    MAILER,
+    PAYMENTS,
+    RENEWALS,
+    SETTINGS,
+    TOKENS,
+)
 
 DEMO_WEBHOOK_SECRET = "whsec_demo"  # noqa: S105 - the demo's own emulator, never real Stripe
 # What the demo presses Pay with: a phone browser, so the gateway treats it as a person.
@@ -78,6 +87,8 @@ class DemoSamples:
 
     def __init__(self) -> None:
         self.links: list[SampleLink] = []
+        # The console's demo accounts and their password, once they exist.
+        self.console: dict[str, Any] = {}
 
     def by_key(self) -> dict[str, SampleLink]:
         return {link.key: link for link in self.links}
@@ -88,7 +99,11 @@ class DemoSamples:
     def routes(self) -> list[web.RouteDef]:
         async def links_json(_: web.Request) -> web.Response:
             return web.json_response(
-                {"ready": bool(self.links), "links": [s.as_dict() for s in self.links]}
+                {
+                    "ready": bool(self.links),
+                    "links": [s.as_dict() for s in self.links],
+                    "console": self.console,
+                }
             )
 
         return [web.get("/_demo/links.json", links_json, name="demo_links")]
@@ -325,6 +340,24 @@ async def issue_samples(
     return result
 
 
+# The console's demo accounts, one per role, all with the run's password (printed, and in
+# /_demo/links.json for the browser suite: a demo on loopback, never a deployment).
+CONSOLE_ACCOUNTS = {
+    "admin": "admin@riverside.example",
+    "treasurer": "treasurer@riverside.example",
+    "viewer": "viewer@riverside.example",
+}
+
+
+async def add_console_accounts(app: web.Application, password: str) -> None:
+    from gateway.domain.accounts import Role
+
+    accounts = app[ACCOUNTS]
+    for role, email in CONSOLE_ACCOUNTS.items():
+        invitation = await accounts.add(email, Role(role), name=f"Demo {role}", actor="demo")
+        await accounts.accept(invitation.url.rstrip("/").rsplit("/", 1)[1], password)
+
+
 def banner(
     settings: Settings,
     args: argparse.Namespace,
@@ -332,6 +365,7 @@ def banner(
     samples: Sequence[SampleLink],
     previous: Path | None,
     key_hint: str,
+    console_password: str = "",
 ) -> str:
     width = max(len(s.label) for s in samples)
     rows = "\n".join(f"  {s.label:<{width}}  {s.url}\n  {'':<{width}}  ({s.note})" for s in samples)
@@ -353,6 +387,9 @@ Checkout-link gateway demo for {settings.checkout.org_name}
 
 Sample payment links, one for every state a parent can meet (JSON: /_demo/links.json):
 {rows}
+
+The treasurers' console, {settings.server.public_url}/admin/ (password {console_password}):
+  {"  /  ".join(f"{email} ({role})" for role, email in CONSOLE_ACCOUNTS.items())}
 
 Every payer page in every language, for reviewers and translators:
   {settings.server.public_url}/_demo/gallery
@@ -384,6 +421,7 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
     sink = MailSink()
     await sink.start(args.host)
     admin_key = secrets.token_urlsafe(18)
+    console_password = "demo-" + secrets.token_urlsafe(9)
     settings = settings.replace(
         email=dataclasses.replace(
             settings.email,
@@ -410,13 +448,16 @@ async def _run(settings: Settings, args: argparse.Namespace, previous: Path | No
             await runner.setup()
             await web.TCPSite(runner, args.host, port).start()
         samples.links = await issue_samples(gateway_app, emulator, clock=clock)
+        await add_console_accounts(gateway_app, console_password)
+        samples.console = {"password": console_password, "accounts": CONSOLE_ACCOUNTS}
         key_hint = (
             f"curl -H 'Authorization: Bearer {admin_key}' "
             f"{settings.server.public_url}/admin/api/links"
             if settings.admin.api_keys == (f"demo:{admin_key}",)
             else "(admin keys from your config)"
         )
-        print(banner(settings, args, emulator, samples.links, previous, key_hint), flush=True)
+        text = banner(settings, args, emulator, samples.links, previous, key_hint, console_password)
+        print(text, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -61,12 +61,17 @@ def _json_error(
     return web.json_response(body, status=status, headers=headers)
 
 
+# Paths whose next segment is a secret: a payment token, a console invitation or reset.
+_SECRET_SEGMENTS = ("/pay/", "/admin/invitation/", "/admin/reset/")
+
+
 def _redact_path(path: str) -> str:
-    """Tokens never reach the logs: /pay/<token>/return -> /pay/<redacted>/return."""
-    if path.startswith("/pay/"):
-        rest = path[5:]
-        tail = rest[rest.find("/") :] if "/" in rest else ""
-        return "/pay/<token>" + tail
+    """Tokens never reach the logs: /pay/<token>/return -> /pay/<token>/return, literally."""
+    for prefix in _SECRET_SEGMENTS:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            tail = rest[rest.find("/") :] if "/" in rest else ""
+            return prefix + "<token>" + tail
     return path
 
 

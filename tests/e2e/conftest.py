@@ -78,6 +78,8 @@ class Demo:
     emulator_url: str
     api_key: str
     samples: dict[str, dict[str, Any]]
+    # The console's demo accounts: {"password": ..., "accounts": {role: email}}.
+    console: dict[str, Any]
 
     def request(self, method: str, url: str, body: Any = None, key: bool = False) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -150,7 +152,8 @@ def demo(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dem
         with urllib.request.urlopen(f"{url}/_demo/links.json", timeout=10) as response:  # noqa: S310
             listed = json.loads(response.read())
         samples = {s["key"]: s for s in listed["links"]}
-        yield Demo(url, f"http://127.0.0.1:{emulator_port}", api_key, samples)
+        console = listed.get("console") or {}
+        yield Demo(url, f"http://127.0.0.1:{emulator_port}", api_key, samples, console)
     finally:
         terminate(process)
         if process.stdout:
