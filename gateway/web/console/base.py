@@ -326,6 +326,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
+            _forget_ended_session(request, exc)
             raise
         if exc.status == 403:
             return _error_page(
@@ -340,13 +341,15 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _error_page(request, exc.status, t(request, N_("The request was not understood.")))
     except NotFound:
         return _error_page(request, 404, t(request, N_("There is no such page.")))
-    if (
-        request.get(PRINCIPAL) is None
-        and request.cookies.get(COOKIE)
-        and COOKIE not in response.cookies
-    ):
-        _clear_cookie(response)  # an ended session's cookie is of no further use
+    _forget_ended_session(request, response)
     return response
+
+
+def _forget_ended_session(request: web.Request, response: web.StreamResponse) -> None:
+    """An ended session's cookie is of no further use: the answer deletes it (unless the
+    handler has just set a new one, as the login does)."""
+    if PRINCIPAL not in request and COOKIE in request.cookies and COOKIE not in response.cookies:
+        _clear_cookie(response)
 
 
 _FORBIDDEN: Mapping[str, str] = {
