@@ -41,7 +41,7 @@ async def test_the_page_shows_items_total_payer_page_and_history(
     assert await audit_count(console) == before, "GET never writes"
     text = html.unescape(page)
     assert "Spring fee" in text and "Team kit" in text
-    assert "$200.00" in text  # the total, CLDR-formatted
+    assert "$200.00" in text and "$50.00" in text  # the total and a line, CLDR-formatted
     assert "Issued" in text  # the status
     # The payer's page opens in a new tab; the address is in a read-only input to copy.
     assert f'href="{link.url}" target="_blank" rel="noopener noreferrer"' in page

@@ -1,0 +1,106 @@
+"""The link detail page in a real browser (issue 15 items 8 and 11): a treasurer opens a link's
+detail, revokes it with a reason (confirming it), and finds the revocation in the history with
+their name; the copy button copies the address; a viewer sees the page with no action; axe-core
+finds nothing on a phone and a desktop, in both colour schemes. Screenshots in SCREENSHOTS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.e2e.browser import COLOUR_RULES, SCREENSHOTS, axe_violations
+from tests.e2e.conftest import Demo
+from tests.e2e.console import DESKTOP, PHONE, console_page
+
+
+def issue(demo: Demo) -> dict[str, Any]:
+    body = {
+        "email": "sam.parent@example.com",
+        "name": "Sam Rivera",
+        "description": "Spring season fee",
+        "currency": "usd",
+        "items": ["Spring fee=150.00", "Team kit=25.00x2"],
+        "ref": "e2e-detail",
+    }
+    created: dict[str, Any] = demo.request("POST", f"{demo.url}/admin/api/links", body, key=True)
+    return created
+
+
+def accessible(page: Page, name: str) -> list[str]:
+    """axe at the phone and the desktop width, light and dark; a screenshot of each."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    problems = []
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        for index, scheme in enumerate(("light", "dark")):
+            page.emulate_media(color_scheme=scheme)
+            rules = None if index == 0 else COLOUR_RULES
+            problems += [f"{name} {label} {scheme}: {v}" for v in axe_violations(page, rules)]
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}-{scheme}.png"), full_page=True)
+        wide = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+        if wide:
+            problems.append(f"{name} {label}: the page scrolls sideways")
+    page.emulate_media(color_scheme="light")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def treasurer(browser: Browser, demo: Demo) -> Iterator[Page]:
+    page = console_page(browser, demo, "treasurer", viewport=DESKTOP)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=demo.url)
+    yield page
+    page.context.close()
+
+
+def test_revoke_a_link_with_a_reason_and_see_it_in_the_history(treasurer: Page, demo: Demo) -> None:
+    link = issue(demo)
+    page = treasurer
+    page.goto(f"{demo.url}/admin/links/{link['id']}")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Sam Rivera")
+    assert "Link created for 200.00 USD" in page.locator(".timeline").inner_text()
+    payer = page.get_by_role("link", name="Open the payer's page")
+    assert payer.get_attribute("href") == link["url"]
+    assert payer.get_attribute("target") == "_blank"
+    problems = accessible(page, "console-detail")
+
+    # The copy button (shown with JS) puts the address on the clipboard.
+    copy = page.get_by_role("button", name="Copy link")
+    copy.click()
+    assert page.locator(".copy-status").inner_text() == "Copied"
+    assert page.evaluate("() => navigator.clipboard.readText()") == link["url"]
+
+    # Revoking without confirming: the problem is named, nothing changes.
+    page.get_by_label("Reason").fill("Family moved away")
+    page.get_by_role("button", name="Revoke the link").click()
+    page.wait_for_load_state()
+    assert "There is a problem" in page.locator(".error-summary").inner_text()
+    problems += accessible(page, "console-detail-error")
+    page.get_by_label("Reason").fill("Family moved away")
+    page.get_by_label("I understand that the payer can no longer pay with this link").check()
+    page.get_by_role("button", name="Revoke the link").click()
+    page.wait_for_url(f"**/admin/links/{link['id']}?notice=revoked")
+    assert "The payment link has been revoked." in page.locator(".notice").inner_text()
+    history = page.locator(".timeline").inner_text()
+    assert "Link revoked: Family moved away" in history
+    assert "by " + demo.console["accounts"]["treasurer"] in history
+    assert page.get_by_role("button", name="Revoke the link").count() == 0
+    problems += accessible(page, "console-detail-revoked")
+    assert problems == []
+
+
+def test_a_viewer_sees_no_action(browser: Browser, demo: Demo) -> None:
+    link = issue(demo)
+    page = console_page(browser, demo, "viewer", viewport=PHONE)
+    try:
+        page.goto(f"{demo.url}/admin/links/{link['id']}")
+        text = page.locator("main").inner_text()
+        assert "sam.parent@example.com" not in text and "s•••@e•••.com" in text
+        for name in ("Send again", "Revoke the link", "Issue a corrected link"):
+            assert page.get_by_role("button", name=name).count() == 0
+            assert page.get_by_role("link", name=name).count() == 0
+        assert accessible(page, "console-detail-viewer") == []
+    finally:
+        page.context.close()
