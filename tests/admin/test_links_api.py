@@ -179,16 +179,20 @@ class TestList:
                 shown = admin_status(
                     link_view(link, [], link.orders, now).state, link.orders, link.open_count
                 )
-                matching = [
-                    s
-                    for s in STATUSES[:-1]
-                    if (
-                        await session.execute(
-                            sa.select(Link.id).where(Link.id == link.id, status_condition(s, now))
-                        )
-                    ).first()
-                ]
-                assert matching == [shown], link.ref
+                # Both forms: probes (the page's) and joins (the count's on PostgreSQL).
+                for joins in (False, True):
+                    matching = [
+                        s
+                        for s in STATUSES[:-1]
+                        if (
+                            await session.execute(
+                                sa.select(Link.id).where(
+                                    Link.id == link.id, status_condition(s, now, joins=joins)
+                                )
+                            )
+                        ).first()
+                    ]
+                    assert matching == [shown], (link.ref, joins)
 
     @pytest.mark.parametrize("status", STATUSES)
     def test_status_filters_are_compiled_once(self, status: str) -> None:
@@ -196,14 +200,21 @@ class TestList:
         # more each, on every status filter): each condition must have one, and it must tell
         # the conditions apart (a key that ignored a column would reuse the wrong SQL).
         now = datetime(2026, 4, 1, tzinfo=UTC)
-        key = sa.select(Link.id).where(status_condition(status, now))._generate_cache_key()
-        assert key is not None
-        others = [
-            sa.select(Link.id).where(status_condition(s, now))._generate_cache_key()
-            for s in STATUSES
-            if s != status
-        ]
-        assert all(other is not None and other.key != key.key for other in others)
+        for joins in (False, True):
+            key = (
+                sa.select(Link.id)
+                .where(status_condition(status, now, joins=joins))
+                ._generate_cache_key()
+            )
+            assert key is not None
+            others = [
+                sa.select(Link.id)
+                .where(status_condition(s, now, joins=joins))
+                ._generate_cache_key()
+                for s in STATUSES
+                if s != status
+            ]
+            assert all(other is not None and other.key != key.key for other in others)
 
     async def test_unknown_status_is_a_422(self, h: AdminHarness) -> None:
         response = await h.api("GET", "/links", params={"status": "pendingg"})
