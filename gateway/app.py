@@ -30,6 +30,7 @@ from gateway.web.keys import (
     ACCOUNTS,
     ADMIN,
     ALERTS,
+    AUDIT_TRAIL,
     CHANGE_FEED,
     CHECKOUT,
     CLASSIFIER,
@@ -193,6 +194,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[OVERVIEW] = services.overview
     app[TIMELINE] = services.timeline
     app[ORG_SETTINGS] = services.org_settings
+    app[AUDIT_TRAIL] = services.audit_trail
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

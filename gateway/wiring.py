@@ -27,6 +27,7 @@ from gateway.resources import resource_dir
 from gateway.services.accounts import AccountLinks, Accounts
 from gateway.services.admin_links import AdminLinks
 from gateway.services.alerts import AlertFinder, AlertScheduler
+from gateway.services.audit import AuditTrail
 from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
 from gateway.services.console_auth import ConsoleAuth, ThrottlePolicy
@@ -74,6 +75,7 @@ class Services:
     overview: Overview
     timeline: LinkTimeline
     org_settings: OrgSettings
+    audit_trail: AuditTrail
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -200,6 +202,7 @@ def build_services(
         overview=Overview(db, clock, alert_finder, org := OrgSettings(db, clock, settings)),
         timeline=LinkTimeline(db, clock, urls),
         org_settings=org,
+        audit_trail=AuditTrail(db),
     )
 
 

@@ -14,6 +14,7 @@ from gateway.metrics import Metrics
 from gateway.services.accounts import Accounts
 from gateway.services.admin_links import AdminLinks
 from gateway.services.alerts import AlertScheduler
+from gateway.services.audit import AuditTrail
 from gateway.services.checkout import CheckoutService
 from gateway.services.console_auth import ConsoleAuth
 from gateway.services.email import LinkMailer
@@ -59,3 +60,4 @@ CONSOLE_AUTH = web.AppKey("console_auth", ConsoleAuth)
 OVERVIEW = web.AppKey("overview", Overview)
 TIMELINE = web.AppKey("timeline", LinkTimeline)
 ORG_SETTINGS = web.AppKey("org_settings", OrgSettings)
+AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.web.console import (
     accounts,
+    activity,
     auth,
     bulk,
     link_detail,
@@ -24,7 +25,17 @@ from gateway.web.console import (
 from gateway.web.console.base import console_middleware, setup_templates
 
 # new_link before link_detail: /links/new is not a link id.
-ROUTE_MODULES = (auth, accounts, overview, links, new_link, link_detail, bulk, settings)
+ROUTE_MODULES = (
+    auth,
+    accounts,
+    activity,
+    overview,
+    links,
+    new_link,
+    link_detail,
+    bulk,
+    settings,
+)
 
 
 async def _to_console_home(request: web.Request) -> web.StreamResponse:
