@@ -181,6 +181,12 @@ class Order(Base):
     # The refund the gateway itself made (duplicate payments), so it is made once only.
     refund_id: Mapped[str | None] = mapped_column(sa.String(255))
     disputed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # How the order was paid (issue 16): "stripe" (a Checkout Session), or recorded by a person
+    # for money that came outside Stripe ("cash", "bank_transfer", "other"), with their note and
+    # who recorded it. Such an order has no session and blocks payment like any paid order.
+    method: Mapped[str] = mapped_column(sa.String(16), default="stripe", server_default="stripe")
+    payment_note: Mapped[str | None] = mapped_column(sa.String(500))
+    recorded_by: Mapped[str | None] = mapped_column(sa.String(100))
 
     link: Mapped[Link] = relationship(back_populates="orders", lazy="raise")
 
@@ -378,3 +384,62 @@ class OrgSetting(Base):
     value: Mapped[str] = mapped_column(sa.Text)
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(sa.String(100))
+
+
+class Refund(Base):
+    """A refund a person asked for (issue 16), written before Stripe is called.
+
+    One row per order and refundable amount: two requests that saw the same refundable amount
+    (two treasurers pressing at once, a retry) meet on the unique constraint, so one refund is
+    made. The Stripe idempotency key is derived from the order, that amount and ``attempt``
+    (moved on only once Stripe is known to have made nothing under the previous key)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "refundable_before", name="uq_refunds_order_refundable"),
+        sa.CheckConstraint(
+            "status IN ('requested','succeeded','failed','unknown')", name="status_known"
+        ),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    link_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    # What was still refundable when it was asked for (the guard the console sends back).
+    refundable_before: Mapped[int] = mapped_column(sa.BigInteger)
+    # requested: Stripe may be being asked now (claimed_until); succeeded; failed: Stripe made
+    # nothing; unknown: Stripe's answer was lost, to be looked up before anything else.
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    claimed_until: Mapped[datetime | None]
+    stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    requested_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+
+
+class OrphanPayment(Base):
+    """A payment Stripe holds with this gateway's metadata and no order here (issue 16): a
+    session whose order row was lost. Found by the reconciler, attached by a person."""
+
+    __tablename__ = "orphan_payments"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    payment_intent_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    session_id: Mapped[str | None] = mapped_column(sa.String(255))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    # What the payment's metadata names (the link may not exist here).
+    link_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    order_id: Mapped[str | None] = mapped_column(sa.String(32))
+    paid_at: Mapped[datetime | None]
+    found_at: Mapped[datetime]
+    attached_at: Mapped[datetime | None]
+    attached_by: Mapped[str | None] = mapped_column(sa.String(100))
+    attach_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    attached_order_id: Mapped[str | None] = mapped_column(sa.String(32))
