@@ -4,8 +4,6 @@ where a test checks the real parameters)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
@@ -23,8 +21,8 @@ from tests.outbox.support import db
 
 __all__ = ["AccountsKit", "db", "kit", "token_of"]
 
-PASSWORD = "long enough and rare 7"  # noqa: S105 - a test account's password
-OTHER_PASSWORD = "another rare sentence 9"  # noqa: S105
+PASSWORD = "long enough and rare 7"
+OTHER_PASSWORD = "another rare sentence 9"
 SECRET_KEYS = ("accounts-test-key-newest", "accounts-test-key-older")
 PUBLIC_URL = "https://pay.riverside.example"
 CLIENT = "203.0.113.7"
@@ -99,5 +97,5 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def kit(db: Database, clock: FakeClock) -> AsyncIterator[AccountsKit]:
-    yield AccountsKit(db, clock)
+async def kit(db: Database, clock: FakeClock) -> AccountsKit:
+    return AccountsKit(db, clock)

@@ -9,10 +9,12 @@ from gateway.adapters.db.engine import Database
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.outbox import Kind
+from gateway.services.accounts import AccountLinks
 from gateway.services.alerts import AlertFinder
 from gateway.services.email import email_environments
 from gateway.services.links import LinkUrls
 from gateway.services.messages.alerts import AlertDigestComposer
+from gateway.services.messages.invitations import AccountLinkComposer
 from gateway.services.messages.links import LinkMessages
 from gateway.services.messages.paid_twice import PaidTwiceComposer, RefundedComposer
 from gateway.services.messages.payer import PayerMail
@@ -36,6 +38,9 @@ def composers(
     environments = email_environments(templates_dir, settings.checkout.timezone)
     link_messages = LinkMessages(db, links, settings, clock, environments)
     payer = PayerMail(db, settings, clock, environments)
+    account_links = AccountLinkComposer(
+        db, AccountLinks.from_settings(settings), settings, clock, environments
+    )
     return {
         Kind.LINK: link_messages,
         Kind.RENEWAL: link_messages,
@@ -45,4 +50,6 @@ def composers(
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
         Kind.PAID_TWICE: PaidTwiceComposer(payer),
         Kind.REFUNDED: RefundedComposer(payer),
+        Kind.INVITATION: account_links,
+        Kind.PASSWORD_RESET: account_links,
     }
