@@ -31,7 +31,7 @@ from tests.console.support import (
     token_of,
 )
 
-NEW_PASSWORD = "a different rare phrase 42"  # noqa: S105 - a test password
+NEW_PASSWORD = "a different rare phrase 42"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -61,11 +61,12 @@ async def logged_in(client: Any, path: str = "/admin/account") -> bool:
 
 
 async def login_post(client: Any, email: str, password: str, **data: str) -> ClientResponse:
-    return await client.post(
+    response: ClientResponse = await client.post(
         "/admin/login",
         data={"email": email, "password": password, **data},
         allow_redirects=False,
     )
+    return response
 
 
 def gateway_logs(caplog: pytest.LogCaptureFixture) -> str:
@@ -113,9 +114,10 @@ async def enrol(console: ConsoleHarness, person: ConsoleClient) -> tuple[str, li
 
 async def account_row(console: ConsoleHarness, email: str) -> Account:
     async with console.app[DATABASE].read() as session:
-        return (
+        row: Account = (
             await session.execute(sa.select(Account).where(Account.email == email))
         ).scalar_one()
+        return row
 
 
 # --- logging in -------------------------------------------------------------------------------
