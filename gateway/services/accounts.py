@@ -628,6 +628,17 @@ class Accounts:
             account.locale = locale
             return view_of(account)
 
+    async def check_password(self, account_id: str, password: str) -> bool:
+        """Whether ``password`` is the account's (asked again before a sensitive change, such
+        as turning the second factor off). Bounded like a login."""
+        if not password or len(password) > PASSWORD_MAX_LENGTH:
+            return False
+        async with self._db.read() as session:
+            account = await self._find(session, account_id)
+        if account.disabled_at is not None:
+            return False
+        return await self._passwords.verify(account.password_hash, password)
+
     async def change_password(
         self, account_id: str, current: str, new: str, *, keep_session: str | None = None
     ) -> None:

@@ -298,6 +298,14 @@ async def test_set_role_applies_at_the_next_request(kit: AccountsKit) -> None:
         await kit.accounts.set_role(ana, "owner", actor=CLI)
 
 
+async def test_check_password(kit: AccountsKit) -> None:
+    ana = await kit.active(ANA)
+    assert await kit.accounts.check_password(ana, PASSWORD)
+    assert not await kit.accounts.check_password(ana, OTHER_PASSWORD)
+    assert not await kit.accounts.check_password(ana, "")
+    assert not await kit.accounts.check_password(ana, PASSWORD + "x" * 300)
+
+
 async def test_change_password_needs_the_current_one(kit: AccountsKit) -> None:
     ana = await kit.active(ANA)
     for current, new, field in [
