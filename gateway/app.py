@@ -42,6 +42,7 @@ from gateway.web.keys import (
     LISTING,
     MAILER,
     METRICS,
+    MONEY,
     OPENS,
     ORG_SETTINGS,
     OUTBOX,
@@ -195,6 +196,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[TIMELINE] = services.timeline
     app[ORG_SETTINGS] = services.org_settings
     app[AUDIT_TRAIL] = services.audit_trail
+    app[MONEY] = services.money
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):

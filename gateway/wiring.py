@@ -35,13 +35,17 @@ from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
 from gateway.services.link_timeline import LinkTimeline
 from gateway.services.links import LinkService, LinkUrls
+from gateway.services.manual_payments import ManualPayments
 from gateway.services.messages import composers
+from gateway.services.money_operations import MoneyOperations
 from gateway.services.opens import OpenRecorder
 from gateway.services.org_settings import OrgSettings
+from gateway.services.orphans import OrphanPayments
 from gateway.services.outbox import Outbox
 from gateway.services.overview import Overview
 from gateway.services.payments import PayerNotices, PaymentRecorder
 from gateway.services.reconcile import Reconciler
+from gateway.services.refunds import Refunds
 from gateway.services.reminders import Reminders
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed, SnapshotCache
@@ -76,6 +80,7 @@ class Services:
     timeline: LinkTimeline
     org_settings: OrgSettings
     audit_trail: AuditTrail
+    money: MoneyOperations
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -152,6 +157,15 @@ def build_services(
     webhooks = WebhookService(db, clock, recorder)
     mailer = LinkMailer(db, outbox, settings, clock)
     listing = LinkListing(db, clock)
+    # Refunds, payments outside Stripe and orphan payments (issue 16). Marking a link paid
+    # retires its pending attempt like a revoke (never refunding a duplicate on the way).
+    money = MoneyOperations(
+        refunds=Refunds(db, payments, clock, recorder),
+        manual=ManualPayments(db, clock, revoke_recorder),
+        orphans=OrphanPayments(
+            db, payments, clock, recorder, lookback=timedelta(seconds=settings.reconcile.lookback)
+        ),
+    )
     return Services(
         tokens=tokens,
         payments=payments,
@@ -169,7 +183,15 @@ def build_services(
         webhooks=webhooks,
         opens=OpenRecorder(db, clock),
         reconciler=Reconciler(
-            db, payments, clock, webhooks, recorder, settings.checkout, settings.reconcile
+            db,
+            payments,
+            clock,
+            webhooks,
+            recorder,
+            settings.checkout,
+            settings.reconcile,
+            refunds=money.refunds,
+            orphans=money.orphans,
         ),
         change_feed=ChangeFeed(db, clock, snapshots),
         mailer=mailer,
@@ -203,6 +225,7 @@ def build_services(
         timeline=LinkTimeline(db, clock, urls),
         org_settings=org,
         audit_trail=AuditTrail(db),
+        money=money,
     )
 
 

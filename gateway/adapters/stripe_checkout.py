@@ -78,6 +78,26 @@ def session_info(session: Any) -> SessionInfo:
     )
 
 
+def payment_intent_info(data: Mapping[str, Any]) -> PaymentIntentInfo:
+    return PaymentIntentInfo(
+        id=str(data["id"]),
+        status=str(data.get("status")),
+        amount=int(data.get("amount") or 0),
+        metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+        currency=str(data.get("currency") or ""),
+        created=int(data.get("created") or 0),
+    )
+
+
+def refund_info(data: Mapping[str, Any]) -> RefundInfo:
+    return RefundInfo(
+        id=str(data["id"]),
+        amount=int(data.get("amount") or 0),
+        status=str(data.get("status")),
+        metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+    )
+
+
 def _server_error(what: str, exc: stripe.StripeError) -> PaymentProviderUnavailable:
     """Stripe's own answers get their own types: a 409 ``idempotency_key_in_use`` (another
     request holds the key) and a 500 in Stripe's error shape, which Stripe keeps under the key.
@@ -220,26 +240,66 @@ class StripeCheckout:
             "retrieve payment intent",
             lambda: self._client.v1.payment_intents.retrieve_async(payment_intent_id),
         )
-        data = intent.to_dict()
-        return PaymentIntentInfo(
-            id=str(data["id"]),
-            status=str(data.get("status")),
-            amount=int(data.get("amount") or 0),
-            metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
-        )
+        return payment_intent_info(intent.to_dict())
 
     async def refund(
-        self, payment_intent_id: str, *, idempotency_key: str, metadata: Mapping[str, str]
+        self,
+        payment_intent_id: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+        amount: int | None = None,
     ) -> RefundInfo:
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": dict(metadata)}
+        if amount is not None:
+            params["amount"] = amount
         refund = await _call(
             "create refund",
             lambda: self._client.v1.refunds.create_async(
-                {"payment_intent": payment_intent_id, "metadata": dict(metadata)},
+                params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             ),
         )
-        data = refund.to_dict()
-        return RefundInfo(str(data["id"]), int(data.get("amount") or 0), str(data.get("status")))
+        return refund_info(refund.to_dict())
+
+    async def list_refunds(self, payment_intent_id: str) -> list[RefundInfo]:
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 100}
+        found: list[RefundInfo] = []
+        while True:
+            page = await _call(
+                "list refunds",
+                lambda: self._client.v1.refunds.list_async(params),  # type: ignore[arg-type]  # noqa: B023
+            )
+            data = page.to_dict()
+            items = data.get("data") or []
+            found.extend(refund_info(item) for item in items)
+            if not data.get("has_more") or not items:
+                return found
+            params = {**params, "starting_after": items[-1]["id"]}
+
+    async def list_payment_intents(self, *, created_from: int) -> list[PaymentIntentInfo]:
+        params: dict[str, Any] = {"created": {"gte": created_from}, "limit": 100}
+        found: list[PaymentIntentInfo] = []
+        while True:
+            page = await _call(
+                "list payment intents",
+                lambda: self._client.v1.payment_intents.list_async(params),  # type: ignore[arg-type]  # noqa: B023
+            )
+            data = page.to_dict()
+            items = data.get("data") or []
+            found.extend(payment_intent_info(item) for item in items)
+            if not data.get("has_more") or not items:
+                return found
+            params = {**params, "starting_after": items[-1]["id"]}
+
+    async def session_of_payment_intent(self, payment_intent_id: str) -> SessionInfo | None:
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "limit": 1}
+        page = await _call(
+            "list checkout sessions",
+            lambda: self._sessions.list_async(params),  # type: ignore[arg-type]
+        )
+        items = page.to_dict().get("data") or []
+        return session_info(items[0]) if items else None
 
     async def list_sessions(self, *, created_from: int, created_to: int) -> list[SessionInfo]:
         params: dict[str, Any] = {"created": {"gte": created_from, "lte": created_to}, "limit": 100}

@@ -124,6 +124,17 @@ class PaymentIntentInfo:
     status: str  # succeeded | processing | requires_payment_method | canceled | ...
     amount: int
     metadata: Mapping[str, str] = field(default_factory=dict)
+    currency: str = ""
+    created: int = 0  # Unix time
+
+    @property
+    def gateway_order_id(self) -> str | None:
+        """The order this gateway's metadata names (payment_intent_data.metadata)."""
+        return self.metadata.get("order_id") or None
+
+    @property
+    def gateway_link_id(self) -> str | None:
+        return self.metadata.get("link_id") or None
 
     def outcome(self) -> SessionOutcome | None:
         if self.status == "succeeded":
@@ -139,7 +150,8 @@ class PaymentIntentInfo:
 class RefundInfo:
     id: str
     amount: int
-    status: str
+    status: str  # pending | requires_action | succeeded | failed | canceled
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class PaymentProvider(Protocol):
@@ -155,10 +167,29 @@ class PaymentProvider(Protocol):
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo: ...
 
     async def refund(
-        self, payment_intent_id: str, *, idempotency_key: str, metadata: Mapping[str, str]
-    ) -> RefundInfo: ...
+        self,
+        payment_intent_id: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+        amount: int | None = None,
+    ) -> RefundInfo:
+        """Refund ``amount`` (minor units; ``None``: all that is left) of the payment."""
+        ...
+
+    async def list_refunds(self, payment_intent_id: str) -> list[RefundInfo]:
+        """Every refund of the payment, newest first."""
+        ...
 
     async def list_sessions(self, *, created_from: int, created_to: int) -> list[SessionInfo]: ...
+
+    async def list_payment_intents(self, *, created_from: int) -> list[PaymentIntentInfo]:
+        """Payment intents created at or after ``created_from``, newest first."""
+        ...
+
+    async def session_of_payment_intent(self, payment_intent_id: str) -> SessionInfo | None:
+        """The Checkout Session that made the payment intent, if one did."""
+        ...
 
     async def list_events(self, *, created_from: int, types: list[str]) -> list[dict[str, object]]:
         """Events created at or after ``created_from``, oldest first."""

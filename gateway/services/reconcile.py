@@ -8,7 +8,10 @@ twice, or racing a webhook, changes nothing the second time:
    most ``reconcile.lookback`` back);
 2. settle pending and processing orders from their sessions and payment intents;
 3. recover orders whose session was created but never saved (a request that died in between);
-4. retire other attempts of links that are paid, and refund flagged duplicates when configured.
+4. retire other attempts of links that are paid, and refund flagged duplicates when configured;
+5. settle refunds a person asked for whose answer from Stripe was lost (recorded if Stripe made
+   them, else failed);
+6. record orphan payments: Stripe payments with this gateway's metadata and no order here.
 
 One bad item never stops a pass: each event, order or refund is tried on its own, and one that
 fails (an order whose payment intent or session Stripe does not know, a broken event, anything
@@ -37,7 +40,9 @@ from gateway.domain.orders import CancelReason, OrderStatus, SessionOutcome
 from gateway.domain.payments import PaymentProvider, SessionInfo
 from gateway.services.audit import audit
 from gateway.services.lease import Lease
+from gateway.services.orphans import OrphanPayments
 from gateway.services.payments import NotYetApplicable, PaymentRecorder, cancel_pending
+from gateway.services.refunds import Refunds
 from gateway.services.sessions import link_items, session_request
 from gateway.services.webhooks import HANDLED_TYPES, WebhookService, is_text, storable
 
@@ -66,6 +71,10 @@ class ReconcileReport:
     attempts_retired: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
+    # Refunds asked for by a person whose answer from Stripe was lost, settled from its list.
+    refunds_settled: list[str] = field(default_factory=list)
+    # Payments Stripe holds with this gateway's metadata and no order here (issue 16).
+    orphans_found: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # a whole step that could not run (or ended)
     # One per item skipped: {"step": "settle", "item": "ord_…", "error": "…"}.
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -78,6 +87,7 @@ class ReconcileReport:
             + len(self.sessions_recovered)
             + len(self.attempts_retired)
             + len(self.refunds)
+            + len(self.refunds_settled)
         )
 
     @property
@@ -147,8 +157,13 @@ class Reconciler:
         recorder: PaymentRecorder,
         checkout: CheckoutSettings,
         settings: ReconcileSettings,
+        *,
+        refunds: Refunds | None = None,
+        orphans: OrphanPayments | None = None,
     ) -> None:
         self._db = db
+        self._refunds = refunds
+        self._orphans = orphans
         self._provider = provider
         self._clock = clock
         self._webhooks = webhooks
@@ -171,6 +186,8 @@ class Reconciler:
                 self._settle_orders,
                 self._recover_sessions,
                 self._retire_and_refund,
+                self._settle_refunds,
+                self._find_orphans,
             ):
                 name = step.__name__.strip("_")
                 try:
@@ -445,6 +462,20 @@ class Reconciler:
     async def _refund_one(self, report: ReconcileReport, order_id: str) -> None:
         if await self._recorder.refund_duplicate(order_id, actor="reconciler"):
             report.refunds.append(order_id)
+
+    # 5, 6 -------------------------------------------------------------------------------------
+
+    async def _settle_refunds(self, report: ReconcileReport) -> None:
+        """Refunds a person asked for whose answer from Stripe was lost: recorded if Stripe made
+        them, else marked failed (gateway.services.refunds)."""
+        if self._refunds is not None:
+            report.refunds_settled.extend(await self._refunds.settle_unfinished())
+
+    async def _find_orphans(self, report: ReconcileReport) -> None:
+        """Payments at Stripe with this gateway's metadata and no order here: recorded as orphan
+        payments for a person to attach (gateway.services.orphans)."""
+        if self._orphans is not None:
+            report.orphans_found.extend(await self._orphans.find())
 
 
 def _created(event: dict[str, object], now: int) -> int:

@@ -21,6 +21,7 @@ from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
 from gateway.services.link_timeline import LinkTimeline
 from gateway.services.links import LinkService
+from gateway.services.money_operations import MoneyOperations
 from gateway.services.opens import OpenRecorder
 from gateway.services.org_settings import OrgSettings
 from gateway.services.outbox import Outbox
@@ -61,3 +62,4 @@ OVERVIEW = web.AppKey("overview", Overview)
 TIMELINE = web.AppKey("timeline", LinkTimeline)
 ORG_SETTINGS = web.AppKey("org_settings", OrgSettings)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
+MONEY = web.AppKey("money", MoneyOperations)

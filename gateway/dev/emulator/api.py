@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.dev.emulator import schema
+from gateway.dev.emulator import listing, schema
 from gateway.dev.emulator.errors import StripeError
 from gateway.dev.emulator.expand import expand, expand_list
 from gateway.dev.emulator.faults import RequestFault
@@ -31,7 +31,7 @@ from gateway.dev.emulator.keys import (
     STOPPING_KEY,
 )
 from gateway.dev.emulator.objects import API_VERSION, list_object
-from gateway.dev.emulator.params import Params, get_expand
+from gateway.dev.emulator.params import Params, get_expand, get_str
 from gateway.dev.emulator.store import RequestContext
 
 Obj = dict[str, Any]
@@ -375,6 +375,42 @@ async def retrieve_payment_intent(request: web.Request) -> web.Response:
     return _respond(request, emulator.store.payment_intent(request.match_info["id"]))
 
 
+async def list_payment_intents(request: web.Request) -> web.Response:
+    """``GET /v1/payment_intents``: ``created`` ranges (and ``customer``: the emulator makes no
+    customers, so a customer filter matches nothing), newest first."""
+    emulator = request.config_dict[EMULATOR_KEY]
+    params = _checked(request, schema.LIST_PAYMENT_INTENTS)
+    in_range = listing.created_filter(params)
+    customer = get_str(params, "customer")
+
+    def keep(intent: Obj) -> bool:
+        return in_range(intent) and (customer is None or intent.get("customer") == customer)
+
+    intents = list(emulator.store.payment_intents.values())[::-1]
+    page = listing.paginate(intents, keep, params, url="/v1/payment_intents")
+    return _respond_list(request, page)
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    """``GET /v1/refunds``: by ``payment_intent`` or ``charge``, ``created`` ranges, newest
+    first."""
+    emulator = request.config_dict[EMULATOR_KEY]
+    params = _checked(request, schema.LIST_REFUNDS)
+    in_range = listing.created_filter(params)
+    payment_intent = get_str(params, "payment_intent")
+    charge = get_str(params, "charge")
+
+    def keep(refund: Obj) -> bool:
+        return (
+            in_range(refund)
+            and (payment_intent is None or refund["payment_intent"] == payment_intent)
+            and (charge is None or refund["charge"] == charge)
+        )
+
+    refunds = list(emulator.store.refunds.values())[::-1]
+    return _respond_list(request, listing.paginate(refunds, keep, params, url="/v1/refunds"))
+
+
 async def retrieve_charge(request: web.Request) -> web.Response:
     emulator = request.config_dict[EMULATOR_KEY]
     _checked(request, schema.RETRIEVE)
@@ -423,9 +459,11 @@ def create_api_app() -> web.Application:
     app.router.add_get("/checkout/sessions/{id}", retrieve_session)
     app.router.add_get("/checkout/sessions/{id}/line_items", session_line_items)
     app.router.add_post("/checkout/sessions/{id}/expire", expire_session)
+    app.router.add_get("/payment_intents", list_payment_intents)
     app.router.add_get("/payment_intents/{id}", retrieve_payment_intent)
     app.router.add_get("/charges/{id}", retrieve_charge)
     app.router.add_post("/refunds", create_refund)
+    app.router.add_get("/refunds", list_refunds)
     app.router.add_get("/refunds/{id}", retrieve_refund)
     app.router.add_get("/disputes/{id}", retrieve_dispute)
     app.router.add_get("/events", list_events)

@@ -84,6 +84,8 @@ CREATE_REFUND = _known(
     "refund_application_fee reverse_transfer",
     expand=EXPAND,
 )
+LIST_REFUNDS = _known("charge payment_intent", created=_RANGE, **_PAGE)
+LIST_PAYMENT_INTENTS = _known("customer customer_account", created=_RANGE, **_PAGE)
 LIST_EVENTS = _known("delivery_success type types", created=_RANGE, **_PAGE)
 
 
