@@ -27,6 +27,7 @@ from gateway.cli import (
     reconcile,
     reminders,
     serve,
+    users,
     webhooks,
 )
 from gateway.cli.common import CliError, cli_locale
@@ -42,7 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or ./config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (demo, serve, emulator, db, links, reconcile, webhooks, orders, mail, reminders):
+    for group in (
+        demo,
+        serve,
+        emulator,
+        db,
+        links,
+        reconcile,
+        webhooks,
+        orders,
+        mail,
+        reminders,
+        users,
+    ):
         group.add_parser(sub)
     return parser
 
