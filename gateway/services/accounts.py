@@ -265,7 +265,9 @@ class Accounts:
         self._clock = clock
         self._outbox = outbox
         self._public_url = public_url.rstrip("/")
-        self._links = links or AccountLinks(("development only",), public_url)
+        # Without the configured keys (a test building the service alone): a key of this
+        # process only, so a link never outlives it and nobody else can make one.
+        self._links = links or AccountLinks((secrets.token_urlsafe(32),), public_url)
         self._passwords = passwords or Passwords()
         self._totp = totp or Totp("Gateway")
         self._default_locale = default_locale
