@@ -126,8 +126,8 @@ _CANCEL_REASON: Final[dict[str, str]] = {
     "revoked": N_("Checkout attempt closed: the link was revoked"),
 }
 _MESSAGE: Final[dict[str, str]] = {
-    MessageKind.LINK.value: N_("Payment link email"),
-    MessageKind.RENEWAL.value: N_("Fresh link email"),
+    MessageKind.LINK.value: N_("Payment link"),
+    MessageKind.RENEWAL.value: N_("Fresh payment link"),
     MessageKind.RECEIPT.value: N_("Receipt"),
     MessageKind.PAYMENT_FAILED.value: N_("Payment failed notice"),
     MessageKind.PAID_TWICE.value: N_("Paid twice notice"),
@@ -411,14 +411,19 @@ def _status(order: Order | None) -> Text:
 def _from_audit(row: AuditEntry, orders: dict[str, Order]) -> Entry:
     order = orders.get(row.order_id) if row.order_id else None
     kind, text = _describe(row, order)
+    session_id = order.stripe_session_id if order is not None else None
+    detail = row.detail
+    if detail and session_id and detail.startswith(f"session {session_id}"):
+        # The session is shown as a reference already; keep only what the detail adds.
+        detail = detail[len(f"session {session_id}") :].lstrip("; ") or None
     return Entry(
         row.at,
         kind,
         text,
         row.actor,
         order_id=row.order_id,
-        session_id=order.stripe_session_id if order is not None else None,
-        detail=row.detail,
+        session_id=session_id,
+        detail=detail,
     )
 
 

@@ -99,7 +99,7 @@ async def test_send_again_emails_the_payer_and_a_revoked_link_is_refused(
     assert sent.status == 303 and sent.headers["Location"].endswith("?notice=sent")
     assert len(mail_sink.to(PAYER)) == 1
     page = html.unescape(await treasurer.page(f"/links/{link.id}"))
-    assert "Payment link email emailed" in page
+    assert "Payment link emailed" in page
     assert "by treasurer@riverside.example" in page
 
     await treasurer.post(f"/links/{link.id}/revoke", {"reason": "Duplicate", "confirm": "yes"})

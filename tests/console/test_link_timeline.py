@@ -109,8 +109,8 @@ async def test_a_whole_history_in_order_with_who_did_what(
     for kind in ("email", "preview", "opened", "checkout", "payment", "refund", "dispute"):
         assert kind in ks, (kind, ks)
     # The email: the outbox row, with the treasurer who asked (the audit row not said twice).
-    emailed = one(got, EntryKind.EMAIL, "Payment link email")
-    assert localize("en", emailed.text) == "Payment link email emailed"
+    emailed = one(got, EntryKind.EMAIL, "Payment link")
+    assert localize("en", emailed.text) == "Payment link emailed"
     assert emailed.actor == TREASURER and emailed.account == "jane@riverside.example"
     # The preview, by bot, twice; the open.
     preview = one(got, EntryKind.PREVIEW)
@@ -127,6 +127,7 @@ async def test_a_whole_history_in_order_with_who_did_what(
     assert attempt.who is not None and str(attempt.who) == "the payer"
     paid = one(got, EntryKind.PAYMENT)
     assert str(paid.text) == "Payment received" and paid.session_id == session_id
+    assert paid.detail is None  # "session cs_...": the reference says it already
     refund = one(got, EntryKind.REFUND)
     assert str(refund.text) == "Part of the payment refunded: 50.00 USD of 175.00 USD in all"
     assert refund.order_id == order.id
