@@ -107,6 +107,10 @@ def order_json(order: Order) -> dict[str, Any]:
         "duplicate_of": order.duplicate_of,
         "refunded_amount": order.refunded_amount,
         "disputed": order.disputed,
+        # "stripe", or how a person recorded a payment made outside Stripe (issue 16).
+        "method": order.method,
+        "payment_note": order.payment_note,
+        "recorded_by": order.recorded_by,
     }
 
 

@@ -385,4 +385,7 @@ def setup_admin(app: web.Application) -> None:
     from gateway.web import admin_reminders  # likewise
 
     api.router.add_routes(admin_reminders.routes)
+    from gateway.web import admin_money  # likewise
+
+    api.router.add_routes(admin_money.routes)
     app.add_subapp("/admin/api", api)

@@ -31,6 +31,11 @@ _ERROR_CODES = [
     "wrong_state",
     "payment_provider_unavailable",
     "internal_error",
+    "already_refunded",
+    "refund_in_progress",
+    "not_refundable",
+    "already_paid",
+    "stripe_refused",
 ]
 
 
@@ -66,6 +71,13 @@ _MESSAGE_ID = _param(
     "id", "path", {"type": "string", "pattern": "^ms_[A-Za-z0-9_-]{16}$"}, "outbox message id"
 )
 _FLAG = {"type": "boolean"}
+_MANUAL_METHODS = ("cash", "bank_transfer", "other")
+_ORDER_ID = _param(
+    "id", "path", {"type": "string", "pattern": "^ord_[A-Za-z0-9_-]{16}$"}, "order id"
+)
+_ORPHAN_ID = _param(
+    "id", "path", {"type": "string", "pattern": "^op_[A-Za-z0-9_-]{16}$"}, "orphan payment id"
+)
 # A link's language as stored: an offered locale, or null (none chosen by the issuer).
 _LOCALE = {
     "type": ["string", "null"],
@@ -393,7 +405,182 @@ SCHEMAS: dict[str, Any] = {
             "duplicate_of": _NULLABLE_STR,
             "refunded_amount": {"type": "integer"},
             "disputed": {"type": "boolean"},
+            "method": {
+                "type": "string",
+                "enum": ["stripe", *_MANUAL_METHODS],
+                "description": "stripe, or how a payment made outside Stripe was received",
+            },
+            "payment_note": {
+                **_NULLABLE_STR,
+                "description": "the note of a payment recorded outside Stripe",
+            },
+            "recorded_by": {
+                **_NULLABLE_STR,
+                "description": "who recorded a payment made outside Stripe",
+            },
         },
+    },
+    "Refundable": {
+        "type": "object",
+        "required": ["order_id", "link_id", "amount_total", "refunded", "refundable", "currency"],
+        "properties": {
+            "order_id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "amount_total": {"type": "integer"},
+            "refunded": {"type": "integer", "description": "minor units refunded so far"},
+            "refundable": {
+                "type": "integer",
+                "description": "minor units still refundable: send it back as expected_refundable",
+            },
+            "currency": {"type": "string"},
+            "refundable_display": {"type": "string"},
+            "method": {"type": "string"},
+            "status": {"type": "string"},
+        },
+    },
+    "RefundRequest": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "amount": {
+                "type": ["string", "integer"],
+                "description": (
+                    "major units as typed (50.00; 50,00 and 1,500 are refused as ambiguous);"
+                    " omitted: all that is still refundable"
+                ),
+            },
+            "reason": {"type": "string", "description": "why (at most 500 characters), audited"},
+            "expected_refundable": {
+                "type": "integer",
+                "description": (
+                    "the refundable amount (minor units) the person saw; another value now is a"
+                    " 409 already_refunded saying how much was refunded meanwhile"
+                ),
+            },
+        },
+    },
+    "RefundResult": {
+        "type": "object",
+        "required": [
+            "id",
+            "order_id",
+            "link_id",
+            "amount",
+            "currency",
+            "refunded_total",
+            "refundable",
+            "stripe_refund_id",
+            "order_status",
+        ],
+        "properties": {
+            "id": {"type": "string", "description": "the refund's row here (rf_…)"},
+            "order_id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "amount": {"type": "integer"},
+            "currency": {"type": "string"},
+            "amount_display": {"type": "string"},
+            "refunded_total": {"type": "integer"},
+            "refundable": {"type": "integer"},
+            "refundable_display": {"type": "string"},
+            "stripe_refund_id": {"type": "string"},
+            "order_status": {"type": "string"},
+        },
+    },
+    "MarkPaidRequest": {
+        "type": "object",
+        "required": ["amount", "method", "note"],
+        "properties": {
+            "amount": {
+                "type": ["string", "integer"],
+                "description": "major units as typed; must be the link's total",
+            },
+            "method": {"type": "string", "enum": list(_MANUAL_METHODS)},
+            "note": {"type": "string", "description": "at most 500 characters, audited"},
+        },
+    },
+    "MarkedPaid": {
+        "type": "object",
+        "required": [
+            "order_id",
+            "link_id",
+            "amount",
+            "currency",
+            "method",
+            "note",
+            "recorded_by",
+            "paid_at",
+            "changed",
+        ],
+        "properties": {
+            "order_id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "amount": {"type": "integer"},
+            "currency": {"type": "string"},
+            "amount_display": {"type": "string"},
+            "method": {"type": "string", "enum": list(_MANUAL_METHODS)},
+            "note": {"type": "string"},
+            "recorded_by": {"type": "string"},
+            "paid_at": {"type": "string"},
+            "changed": {
+                "type": "boolean",
+                "description": "false: the same payment was recorded already",
+            },
+        },
+    },
+    "Orphan": {
+        "type": "object",
+        "required": [
+            "id",
+            "payment_intent_id",
+            "session_id",
+            "amount",
+            "currency",
+            "link_id",
+            "order_id",
+            "found_at",
+            "attached",
+            "attached_at",
+            "attached_by",
+            "attached_order_id",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "payment_intent_id": {"type": "string"},
+            "session_id": _NULLABLE_STR,
+            "amount": {"type": "integer"},
+            "currency": {"type": "string"},
+            "amount_display": {"type": "string"},
+            "link_id": {**_NULLABLE_STR, "description": "the link the payment's metadata names"},
+            "order_id": {**_NULLABLE_STR, "description": "the order its metadata names"},
+            "paid_at": _NULLABLE_STR,
+            "found_at": {"type": "string"},
+            "attached": {"type": "boolean"},
+            "attached_at": _NULLABLE_STR,
+            "attached_by": _NULLABLE_STR,
+            "attach_reason": _NULLABLE_STR,
+            "attached_order_id": _NULLABLE_STR,
+        },
+    },
+    "OrphanList": {
+        "type": "object",
+        "required": ["orphans"],
+        "properties": {"orphans": {"type": "array", "items": _ref("Orphan")}},
+    },
+    "Attached": {
+        "allOf": [
+            _ref("Orphan"),
+            {
+                "type": "object",
+                "required": ["changed"],
+                "properties": {
+                    "changed": {"type": "boolean", "description": "false: attached already"},
+                    "duplicate_of": {
+                        **_NULLABLE_STR,
+                        "description": "the link was paid meanwhile: a duplicate payment",
+                    },
+                },
+            },
+        ]
     },
     "AuditEntry": {
         "type": "object",
@@ -735,6 +922,95 @@ PATHS: dict[str, Any] = {
                 *_PAGING,
             ],
             "responses": {"200": _json(_ref("OrderList"), "orders"), **_errors(422)},
+        }
+    },
+    "/admin/api/orders/{id}/refund": {
+        "get": {
+            "operationId": "admin_order_refundable",
+            "summary": "What is still refundable of an order (the form's guard)",
+            "parameters": [_ORDER_ID],
+            "responses": {"200": _json(_ref("Refundable"), "refundable now"), **_errors(404)},
+        },
+        "post": {
+            "operationId": "admin_refund_order",
+            "summary": "Refund all or part of a paid order through Stripe",
+            "description": (
+                "The refundable amount is computed from the refunds stored here; with"
+                " expected_refundable, a different one is a 409 already_refunded (two people"
+                " pressing at once refund once). The intent is stored before Stripe is asked,"
+                " with an idempotency key from the order, the refundable amount and an attempt"
+                " that moves on only once Stripe is known to have made nothing. 409"
+                " refund_in_progress while another refund of the order is being made,"
+                " not_refundable for an unpaid order or one paid outside Stripe; 422 for an"
+                " amount above what is refundable; 502 stripe_refused and 503"
+                " payment_provider_unavailable say what was recorded (nothing Stripe did not"
+                " do). The payer is sent the refund message."
+            ),
+            "parameters": [_ORDER_ID],
+            "requestBody": {"content": {"application/json": {"schema": _ref("RefundRequest")}}},
+            "responses": {
+                "200": _json(_ref("RefundResult"), "refunded"),
+                **_errors(400, 404, 409, 422, 502, 503),
+            },
+        },
+    },
+    "/admin/api/links/{id}/mark-paid": {
+        "post": {
+            "operationId": "admin_mark_paid",
+            "summary": "Record a payment made outside Stripe (cash, bank transfer)",
+            "description": (
+                "A paid order without a Stripe session: the link is paid everywhere (the payer's"
+                " page, Pay refuses). A pending Stripe attempt is retired first; if Stripe says"
+                " it was paid meanwhile, that payment is recorded and this one refused (409"
+                " already_paid). The same request again answers 200 with changed false; any"
+                " other payment on the link is a 409 already_paid; a revoked link 409"
+                " wrong_state. The payer is sent the receipt."
+            ),
+            "parameters": [_LINK_ID],
+            "requestBody": {"content": {"application/json": {"schema": _ref("MarkPaidRequest")}}},
+            "responses": {
+                "200": _json(_ref("MarkedPaid"), "recorded already"),
+                "201": _json(_ref("MarkedPaid"), "recorded"),
+                **_errors(400, 404, 409, 422, 503),
+            },
+        }
+    },
+    "/admin/api/orphans": {
+        "get": {
+            "operationId": "admin_list_orphans",
+            "summary": "Payments Stripe holds with this gateway's metadata and no order here",
+            "description": "Found by the reconciler; newest first (at most 500).",
+            "parameters": [
+                _param("attached", "query", _FLAG, "true: attached ones; false: waiting ones"),
+            ],
+            "responses": {"200": _json(_ref("OrphanList"), "orphan payments"), **_errors(422)},
+        }
+    },
+    "/admin/api/orphans/{id}/attach": {
+        "post": {
+            "operationId": "admin_attach_orphan",
+            "summary": "Record an orphan payment on the link it names (and send the receipt)",
+            "description": (
+                "The order is rebuilt from Stripe's session and paid through the webhook's"
+                " transition; attaching again changes nothing (changed false). 409 wrong_state"
+                " when the link is unknown here or Stripe has no paid session for it."
+            ),
+            "parameters": [_ORPHAN_ID],
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["reason"],
+                            "properties": {"reason": {"type": "string"}},
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": _json(_ref("Attached"), "attached"),
+                **_errors(400, 404, 409, 422, 503),
+            },
         }
     },
     "/admin/api/mail": {
