@@ -216,3 +216,20 @@ async def test_a_post_without_the_csrf_token_is_refused(
     )
     assert refused.status == 403
     assert (await link_row(console, link.id)).revoked_at is None
+
+
+async def test_a_viewer_sees_addresses_masked_in_the_history_too(
+    console: ConsoleHarness, treasurer: ConsoleClient, viewer: ConsoleClient
+) -> None:
+    link = await console.issue()
+    await treasurer.post(
+        f"/links/{link.id}/revoke",
+        {"reason": "Asked by other.parent@example.org", "confirm": "yes"},
+    )
+    seen = html.unescape(await treasurer.page(f"/links/{link.id}"))
+    assert "Link revoked: Asked by other.parent@example.org" in seen
+    assert "by treasurer@riverside.example" in seen
+    masked = html.unescape(await viewer.page(f"/links/{link.id}"))
+    assert "other.parent@example.org" not in masked and "treasurer@riverside.example" not in masked
+    assert "Link revoked: Asked by o•••@e•••.org" in masked
+    assert "by t•••@r•••.example" in masked

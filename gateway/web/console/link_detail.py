@@ -80,18 +80,24 @@ async def _timeline(request: web.Request) -> Timeline:
 def _entries(request: web.Request, timeline: Timeline) -> list[dict[str, Any]]:
     """The timeline's entries with their sentences in the page's language."""
     see_emails = principal(request).can(Permission.SEE_EMAILS)
+
+    def shown_to(value: str | None) -> str | None:
+        """For a viewer, any address in free text (a revoke reason a treasurer typed, a
+        delivery error) masked like the payer's own."""
+        if not value or see_emails:
+            return value
+        return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m[0]), value)
+
     shown = []
     for entry in timeline.entries:
-        detail = entry.detail
-        if detail and not see_emails:  # a delivery error may name the address
-            detail = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m[0]), detail)
+        detail = shown_to(entry.detail)
         who = entry.who
         shown.append(
             {
                 "at": entry.at,
                 "until": entry.until,
                 "kind": entry.kind.value,
-                "text": t(request, entry.text),
+                "text": shown_to(t(request, entry.text)),
                 "who": t(request, who) if who is not None else None,
                 "account": entry.account,
                 "actor": entry.actor,
@@ -122,7 +128,8 @@ async def _page(
         "errors": errors or FormErrors(),
         "form": form or {},
         "problem": problem,
-        "can_send": timeline.status not in ("paid", "processing", "revoked", "expired"),
+        "can_send": request.config_dict[SETTINGS].email.enabled
+        and timeline.status not in ("paid", "processing", "revoked", "expired"),
         "can_revoke": timeline.link.revoked_at is None and timeline.state not in ("paid",),
         "can_correct": timeline.state not in ("paid", "processing"),
     }
