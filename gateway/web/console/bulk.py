@@ -118,6 +118,14 @@ def _file_bytes(request: web.Request, data: Mapping[str, Any]) -> bytes:
     return bytes(body)
 
 
+# A row's problems are named by the file's column (as its header writes it), items by number.
+def _problem_name(request: web.Request, name: str) -> str:
+    """``items[1]`` -> "item 2"; a column's name as the file writes it."""
+    if name.startswith("items[") and name.endswith("]") and name[6:-1].isdigit():
+        return t(request, Text("item %(number)s", number=int(name[6:-1]) + 1))
+    return name
+
+
 def _rows_view(
     report: BulkReport, kept: Mapping[int, Mapping[str, Any]], request: web.Request
 ) -> list[dict[str, Any]]:
@@ -134,7 +142,10 @@ def _rows_view(
             "name": row.new.name if row.new else str(raw.get("name") or ""),
             "email": row.new.email if row.new else str(raw.get("email") or ""),
             "raw_items": str(raw.get("items") or raw.get("amount") or ""),
-            "errors": [(name, localize(locale, message)) for name, message in row.errors.items()],
+            "errors": [
+                (_problem_name(request, name), localize(locale, message))
+                for name, message in row.errors.items()
+            ],
             "id": row.id,
             "path": link_path(request, row.id) if row.id else "",
             "differs": row.differs,

@@ -54,6 +54,7 @@ from gateway.web.console.base import (
 )
 from gateway.web.console.base import field as text_field
 from gateway.web.keys import ADMIN, CLOCK, LINKS, MAILER, METRICS, SETTINGS
+from gateway.web.pages import security_headers
 
 routes = web.RouteTableDef()
 
@@ -252,6 +253,25 @@ def _context(request: web.Request, reading: Reading, *, checked: bool) -> dict[s
     }
 
 
+def _headers(request: web.Request) -> dict[str, str]:
+    """The pages' security headers, with ``connect-src 'self'`` added to the policy so the
+    page's script may ask the server for its reading (the edge adds none when a response has a
+    policy of its own, so all of them are given here). Forms post to the console only."""
+    https = request.config_dict[SETTINGS].server.public_url.startswith("https://")
+    headers = security_headers((), hsts=https)
+    policy = headers["Content-Security-Policy"]
+    headers["Content-Security-Policy"] = policy.replace(
+        "default-src 'none'; ", "default-src 'none'; connect-src 'self'; ", 1
+    )
+    return headers
+
+
+def _page(request: web.Request, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    return render(
+        request, "console/new_link.html", context, status=status, headers=_headers(request)
+    )
+
+
 @routes.get("/links/new", name="console.new_link")
 async def new_link_page(request: web.Request) -> web.Response:
     require(request, Permission.ISSUE)
@@ -262,7 +282,7 @@ async def new_link_page(request: web.Request) -> web.Response:
         send=request.config_dict[MAILER].enabled,
     )
     reading = Reading(form, None, FormErrors())
-    return render(request, "console/new_link.html", _context(request, reading, checked=False))
+    return _page(request, _context(request, reading, checked=False))
 
 
 @routes.post("/links/new", name="console.new_link_submit")
@@ -277,9 +297,8 @@ async def new_link_submit(request: web.Request) -> web.Response:
         )
         reading.new = None
     if reading.new is None:
-        return render(
+        return _page(
             request,
-            "console/new_link.html",
             _context(request, reading, checked=False),
             status=422,
         )
@@ -287,7 +306,7 @@ async def new_link_submit(request: web.Request) -> web.Response:
     if not confirm or stale or (reading.existing is not None and not reading.form.allow_duplicate):
         context = _context(request, reading, checked=True)
         context["stale"] = stale
-        return render(request, "console/new_link.html", context, status=409 if stale else 200)
+        return _page(request, context, status=409 if stale else 200)
     try:
         created = await request.config_dict[ADMIN].create(
             reading.new,
@@ -297,17 +316,13 @@ async def new_link_submit(request: web.Request) -> web.Response:
         )
     except EmailNotConfigured:
         reading.errors.add("send", t(request, N_("Email is not set up on this gateway")))
-        return render(
-            request, "console/new_link.html", _context(request, reading, checked=False), status=422
-        )
+        return _page(request, _context(request, reading, checked=False), status=422)
     if created.existing:
         # Another link with this ref appeared between the check and now: nothing was created.
         reading.existing = (await request.config_dict[LINKS].live_by_ref([created.ref])).get(
             created.ref
         )
-        return render(
-            request, "console/new_link.html", _context(request, reading, checked=True), status=409
-        )
+        return _page(request, _context(request, reading, checked=True), status=409)
     metrics = request.config_dict[METRICS]
     metrics.record_links_issued("api")  # the metric has no "console" channel yet
     if created.email is not None:
