@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.e2e.browser import (
     COLOUR_RULES,
+    SCHEMES,
     SCREENSHOTS,
     axe_violations,
     contrast,
@@ -42,14 +43,14 @@ def checked(page: Page, name: str) -> list[str]:
     SCREENSHOTS.mkdir(exist_ok=True)
     problems = [f"{name}: {p}" for p in structure(page, "en")]
     for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
+        page.set_viewport_size({"width": size["width"], "height": size["height"]})
         layout = layout_targets(page)
         problems += [
             f"{name} {label}: target under 24x24 px: {t}"
             for t in small_targets(page)
             if not t.startswith(layout)
         ]
-        for index, scheme in enumerate(("light", "dark")):
+        for index, scheme in enumerate(SCHEMES):
             page.emulate_media(color_scheme=scheme)
             where = f"{name} {label} {scheme}"
             rules = None if index == 0 else COLOUR_RULES
@@ -64,7 +65,7 @@ def checked(page: Page, name: str) -> list[str]:
         if page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth"):
             problems.append(f"{name} {label}: the page scrolls sideways")
     page.emulate_media(color_scheme="light")
-    page.set_viewport_size(DESKTOP)
+    page.set_viewport_size({"width": DESKTOP["width"], "height": DESKTOP["height"]})
     return problems
 
 
