@@ -55,6 +55,18 @@ async def test_the_page_shows_items_total_payer_page_and_history(
     assert f"/admin/links/{link.id}/correct" in page
     assert "refund" not in text.lower().split("history")[0], "no refund button yet"
 
+    # A bot's previews and the payer's opens, each with the last time when repeated.
+    console.clock.advance(60)
+    for _ in range(2):
+        assert (await console.get(link, headers={"User-Agent": "WhatsApp/2.23.20.0 A"})).ok
+        assert (await console.get(link)).ok
+        console.clock.advance(60)
+    await console.flush_opens()
+    text = html.unescape(await treasurer.page(f"/links/{link.id}"))
+    assert "Link preview fetched by WhatsApp, 2 times in all" in text
+    assert "Opened by the payer, 2 times in all" in text
+    assert text.count("last: ") == 2
+
 
 async def test_unknown_link_is_a_404(treasurer: ConsoleClient) -> None:
     assert (await treasurer.get("/links/lnk_nothing_here")).status == 404
