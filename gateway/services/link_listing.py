@@ -4,6 +4,12 @@ Listing is newest first, by ``(created_at, id)``, with an opaque cursor for the 
 (constant cost at any depth) and a count that stops at :data:`COUNT_CAP` (``total_exact`` says
 whether it did). ``offset`` still works, at a cost that grows with it. A status is computed in
 SQL exactly as the payer's page computes its state (:func:`status_condition`).
+
+The console adds (issue 15): the search box's :class:`~gateway.services.link_search.LinkMatch`
+(driven like a status: up to :data:`DRIVE_CAP` matches are fetched and only they looked at;
+more, and the links are walked), the ``previewed`` filter (:data:`FILTERS`), and other orders
+(:data:`SORTS`: oldest first, amount, name), paged by offset up to :data:`MAX_SORTED_OFFSET`
+(``more`` says a next page exists).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gateway.domain.checkout import LinkState
 from gateway.domain.errors import NotFound, ValidationFailed
 from gateway.domain.links import text_problem
 from gateway.services.checkout import link_view
+from gateway.services.link_search import LinkMatch
 
 COUNT_CAP = 1000
 # A status filter whose candidates (status_candidates) are at most this many looks only at them.
@@ -56,6 +63,15 @@ STATUSES = (
 )
 # The order statuses that decide a payable link's status.
 _ORDER_STATUSES = ("paid", "processing", "pending", "failed")
+# Every filter: the statuses, and ``previewed`` ("bot previews only": an issued link that preview
+# bots fetched and no person opened; it shows as issued).
+FILTERS = (*STATUSES, "previewed")
+# The orders a list can be sorted in. The default (newest first) is paged by cursor at any depth;
+# the others by offset, up to MAX_SORTED_OFFSET (each page sorts the matches: at 100,000 links
+# unfiltered, a top-N sort of the table).
+SORTS = ("created_desc", "created_asc", "amount_desc", "amount_asc", "name")
+MAX_SORTED_OFFSET = 10_000
+MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class LinkFilter:
     limit: int = 100
     offset: int = 0
     cursor: str | None = None  # from a page's next_cursor; wins over offset
+    match: LinkMatch | None = None  # the search box's (gateway.services.link_search)
+    sort: str = "created_desc"  # one of SORTS; only the default pages by cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +104,11 @@ class LinkPage:
     offset: int
     next_cursor: str | None = None
     total_exact: bool = True
+    more: bool = False  # a next page exists (by cursor, or by offset in the other orders)
 
     @property
     def next_offset(self) -> int | None:
-        if self.next_cursor is None:
+        if self.next_cursor is None and not self.more:
             return None
         return self.offset + len(self.links)
 
@@ -223,6 +242,9 @@ def status_condition(status: str, now: datetime, *, joins: bool = False) -> sa.C
             .scalar_subquery()
             .is_not(None)
         )
+    if status == "previewed":  # issued, and fetched by a preview bot: the PK's prefix
+        previewed = sa.exists().where(LinkPreview.link_id == Link.id)
+        return sa.and_(status_condition("issued", now, joins=joins), previewed)
     raise ValueError(status)
 
 
@@ -241,7 +263,24 @@ def status_candidates(status: str, now: datetime) -> sa.Select[Any]:
         return sa.select(Link.id).where(Link.revoked_at > _EPOCH)
     if status == "expired":
         return sa.select(Link.id).where(Link.valid_until <= now)
+    if status == "previewed":
+        return sa.select(LinkPreview.link_id).distinct()
     return sa.select(Link.id).where(Link.valid_until > now)  # issued, opened
+
+
+def _order(sort: str, c: Any) -> list[Any]:
+    """The ORDER BY of ``sort`` over ``c`` (the ``Link`` class, or a subquery's columns);
+    ties newest first, so that every order is total and offset pages do not overlap."""
+    newest = [c.created_at.desc(), c.id.desc()]
+    if sort == "created_asc":
+        return [c.created_at.asc(), c.id.asc()]
+    if sort == "amount_desc":
+        return [c.amount_total.desc(), *newest]
+    if sort == "amount_asc":
+        return [c.amount_total.asc(), *newest]
+    if sort == "name":
+        return [sa.func.lower(c.name), c.name, *newest]
+    return newest
 
 
 def _before(key: tuple[datetime, str]) -> sa.ColumnElement[bool]:
@@ -292,8 +331,18 @@ class LinkListing:
         # On PostgreSQL, where a page walks (created_at, id) whatever else it is given, a ref
         # prefix's range (_ref_range) narrows the candidates and the count only.
         by_ref: list[sa.ColumnElement[bool]] = []
-        if f.status and f.status not in STATUSES:
-            raise ValidationFailed({"status": f"one of {', '.join(STATUSES)}"})
+        if f.status and f.status not in FILTERS:
+            raise ValidationFailed({"status": f"one of {', '.join(FILTERS)}"})
+        if f.sort not in SORTS:
+            raise ValidationFailed({"sort": f"one of {', '.join(SORTS)}"})
+        if f.sort != SORTS[0] and f.cursor:
+            raise ValidationFailed(
+                {"cursor": "only the default order (created_desc) pages by cursor"}
+            )
+        if f.sort != SORTS[0] and f.offset > MAX_SORTED_OFFSET:
+            raise ValidationFailed({"offset": f"at most {MAX_SORTED_OFFSET} in this order"})
+        if not 1 <= f.limit <= MAX_LIMIT:
+            raise ValidationFailed({"limit": f"from 1 to {MAX_LIMIT}"})
         if f.ref_prefix:
             problem = text_problem(f.ref_prefix)
             if problem:
@@ -324,6 +373,25 @@ class LinkListing:
                 # (SQLite reads the range with the page and the count, as fast.)
                 candidates = sa.select(Link.id).where(*by_ref)
             few: list[str] | None = None
+            if f.match is not None:
+                # The search box's: exact ids are the few candidates; anything else drives like
+                # a status (up to DRIVE_CAP matches: only those looked at; more: a walk).
+                searched = f.match.condition(sqlite=self._db.is_sqlite)
+                where.append(searched)
+                counting.append(searched)
+                if f.match.link_ids is not None:
+                    few, candidates = sorted(set(f.match.link_ids)), None
+                else:
+                    # Fetched at once, not counted first: without an index on names and
+                    # emails this is a scan, and one scan is enough.
+                    found = (
+                        await session.execute(
+                            sa.select(Link.id).where(searched).limit(DRIVE_CAP + 1)
+                        )
+                    ).scalars()
+                    ids = sorted(set(found))
+                    if len(ids) <= DRIVE_CAP:
+                        few, candidates = ids, None
             count_from: sa.Select[Any] | None = None
             if candidates is not None:
                 # Counted, not fetched, unless they are few: a thousand ids cost more to fetch
@@ -337,12 +405,14 @@ class LinkListing:
                 ).scalar_one()
                 if some <= DRIVE_CAP:
                     few = sorted(set((await session.execute(candidates)).scalars()))
-                elif from_orders and some <= WALK_FROM_ORDERS_CAP:
+                elif f.match is None and from_orders and some <= WALK_FROM_ORDERS_CAP:
                     # Not that many: count the links reached from the status's orders rather
                     # than walk every link (when they are many, the walk finds matches at once).
                     count_from = candidates
             if few is not None:
-                rows, total, exact = await self._few(session, few, where, after, offset, f.limit)
+                rows, total, exact = await self._few(
+                    session, few, where, after, offset, f.limit, sort=f.sort
+                )
             else:
                 rows, total, exact = await self._walk(
                     session,
@@ -352,6 +422,7 @@ class LinkListing:
                     after,
                     offset,
                     f.limit,
+                    sort=f.sort,
                 )
             links, more = rows[: f.limit], len(rows) > f.limit
             previews: dict[str, dict[str, int]] = {}
@@ -361,7 +432,7 @@ class LinkListing:
                 )
                 for p in preview_rows.scalars():
                     previews.setdefault(p.link_id, {})[p.bot_name] = p.count
-        last = links[-1] if links and more else None
+        last = links[-1] if links and more and f.sort == SORTS[0] else None
         return LinkPage(
             [self._summary(link, now, previews.get(link.id, {})) for link in links],
             total,
@@ -369,6 +440,7 @@ class LinkListing:
             f.offset,
             next_cursor=encode_cursor(last.created_at, last.id) if last else None,
             total_exact=exact,
+            more=more,
         )
 
     async def _few(
@@ -379,12 +451,20 @@ class LinkListing:
         after: tuple[datetime, str] | None,
         offset: int,
         limit: int,
+        *,
+        sort: str = SORTS[0],
     ) -> tuple[Sequence[Link], int, bool]:
         """A page from a filter's few candidates: the database counts and sorts the matches
         among them and returns one page (the ids are sent, not a subquery: PostgreSQL would
         hash-join the whole table). The total is exact."""
         matches = (
-            sa.select(Link.id, Link.created_at, sa.func.count().over().label("total"))
+            sa.select(
+                Link.id,
+                Link.created_at,
+                Link.amount_total,
+                Link.name,
+                sa.func.count().over().label("total"),
+            )
             .where(self._id_in(few), *where)
             .subquery()
         )
@@ -396,9 +476,7 @@ class LinkListing:
             )
         found = (
             await session.execute(
-                page.order_by(matches.c.created_at.desc(), matches.c.id.desc())
-                .limit(limit + 1)
-                .offset(offset)
+                page.order_by(*_order(sort, matches.c)).limit(limit + 1).offset(offset)
             )
         ).all()
         ids = [row[0] for row in found]
@@ -423,6 +501,8 @@ class LinkListing:
         after: tuple[datetime, str] | None,
         offset: int,
         limit: int,
+        *,
+        sort: str = SORTS[0],
     ) -> tuple[Sequence[Link], int, bool]:
         """A page walked newest first along ``(created_at, id)`` until it is full, and the
         matches counted up to :data:`COUNT_CAP` (among ``count_from``'s links when given);
@@ -435,11 +515,11 @@ class LinkListing:
         paging, counting = where
         if status is None:
             counted = await self._count(session, count_from, counting)
-            rows = await self._page(session, paging, after, offset, limit)
+            rows = await self._page(session, paging, after, offset, limit, sort=sort)
         else:
             count_apart = asyncio.ensure_future(self._count_apart(count_from, counting))
             try:
-                rows = await self._page(session, paging, after, offset, limit)
+                rows = await self._page(session, paging, after, offset, limit, sort=sort)
             except BaseException:
                 count_apart.cancel()
                 await asyncio.gather(count_apart, return_exceptions=True)  # its session closed
@@ -454,6 +534,8 @@ class LinkListing:
         after: tuple[datetime, str] | None,
         offset: int,
         limit: int,
+        *,
+        sort: str = SORTS[0],
     ) -> Sequence[Link]:
         paging = [*where, _before(after)] if after else list(where)
         rows = (
@@ -461,7 +543,7 @@ class LinkListing:
                 sa.select(Link)
                 .where(*paging)
                 .options(selectinload(Link.orders))
-                .order_by(Link.created_at.desc(), Link.id.desc())
+                .order_by(*_order(sort, Link))
                 .limit(limit + 1)
                 .offset(offset)
             )
