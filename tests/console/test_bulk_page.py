@@ -111,9 +111,19 @@ class TestPreview:
         assert response.status == 400
         page = await response.text()
         assert '<a href="#file">' in page and "missing column(s)" in text_of(page)
+        workbook = await upload(treasurer, b"PK\x03\x04" + b"\x00" * 64, name="club.xlsx")
+        assert workbook.status == 400
+        assert "not a CSV" in text_of(await workbook.text())
         utf16 = await upload(treasurer, GOOD_CSV.encode("utf-16"))
         assert utf16.status == 400 and "UTF-16" in text_of(await utf16.text())
         assert await links(console) == []
+
+    async def test_the_page_in_the_readers_language(self, treasurer: ConsoleClient) -> None:
+        response = await treasurer.get("/bulk", headers={"Accept-Language": "es"})
+        assert response.status == 200
+        assert '<html lang="es">' in await response.text()
+        preview = await upload(treasurer, CSV)
+        assert preview.status == 200
 
 
 class TestConfirm:

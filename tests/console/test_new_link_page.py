@@ -123,6 +123,18 @@ class TestCheckStep:
         assert status == 422
         assert "minimum charge of 0.50 USD" in text_of(page)
 
+    async def test_the_pages_in_the_readers_language(self, treasurer: ConsoleClient) -> None:
+        for language in ("es", "pt-BR", "fr"):
+            response = await treasurer.client.post(
+                "/admin/links/new",
+                data={**FORM, "csrf": treasurer.csrf_token},
+                headers={"Accept-Language": language},
+            )
+            assert response.status == 200, language
+            page = await response.text()
+            assert f'<html lang="{language}">' in page
+            assert "Sam Rivera" in page and 'name="confirm"' in page
+
 
 class TestCreate:
     async def test_confirm_creates_exactly_one_link_and_goes_to_it(

@@ -52,6 +52,9 @@ routes = web.RouteTableDef()
 
 MAX_UPLOAD_BYTES = 512 * 1024
 _FORM_ROOM = 16 * 1024  # the confirm form's other fields
+# How a workbook starts (.xlsx/.ods are zip archives, .xls an OLE file): named, not misread.
+_ZIP = b"PK\x03\x04"
+_OLE = b"\xd0\xcf\x11\xe0"
 
 
 def upload_cap(settings: Settings) -> int:
@@ -115,6 +118,17 @@ def _file_bytes(request: web.Request, data: Mapping[str, Any]) -> bytes:
         raise UploadRefused(413, too_large)
     if not body:
         raise UploadRefused(400, t(request, N_("The file is empty")))
+    if body.startswith((_ZIP, _OLE)):
+        raise UploadRefused(
+            400,
+            t(
+                request,
+                N_(
+                    "This is a spreadsheet workbook, not a CSV. In your spreadsheet choose "
+                    "Save as (or Download) > 'CSV UTF-8', and upload that file."
+                ),
+            ),
+        )
     return bytes(body)
 
 
