@@ -147,6 +147,12 @@ async def test_a_corrected_link_replaces_this_one(
     assert bad.status == 422
     body = html.unescape(await bad.text())
     assert 'href="#items"' in body and 'href="#email"' in body and 'href="#confirm"' in body
+    for days in ("0", "-3", "nan", "abc", "100000"):
+        refused = await treasurer.post(
+            f"/links/{link.id}/correct", {**fields, "valid_days": days, "confirm": "yes"}
+        )
+        assert refused.status == 422, days
+        assert 'href="#valid_days"' in await refused.text(), days
     assert await audit_count(console) == before
     assert (await link_row(console, link.id)).revoked_at is None
 

@@ -257,6 +257,8 @@ async def correct(request: web.Request) -> web.Response:
     try:
         days = float(form["valid_days"])
     except ValueError:
+        days = 0
+    if not 0 < days < 100_000:  # NaN too; the service's own limit is checked below
         errors.add("valid_days", t(request, N_("Enter a number of days, like 30")))
     lines = [line for line in form["items"].splitlines() if line.strip()]
     new = None
