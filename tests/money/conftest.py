@@ -1,0 +1,3 @@
+from tests.money.support import h
+
+__all__ = ["h"]
