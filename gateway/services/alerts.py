@@ -206,7 +206,9 @@ def _duplicates(since: datetime, until: datetime) -> _Query:
         .join(Link, Link.id == Order.link_id)
         .where(
             Order.duplicate_of.is_not(None),
-            Order.status == OrderStatus.PAID.value,
+            # Not a probe of the status index (every paid order): the duplicates' partial index
+            # (ix_orders_duplicates) is the one to read. Statuses are stored lower-case.
+            sa.func.lower(Order.status) == OrderStatus.PAID.value,
             Order.refund_id.is_(None),
             _in(Order.paid_at, since, until),
         )
