@@ -65,7 +65,7 @@ def _json_error(
 _SECRET_SEGMENTS = ("/pay/", "/admin/invitation/", "/admin/reset/")
 
 
-def _redact_path(path: str) -> str:
+def redact_path(path: str) -> str:
     """Tokens never reach the logs: /pay/<token>/return -> /pay/<token>/return, literally."""
     for prefix in _SECRET_SEGMENTS:
         if path.startswith(prefix):
@@ -160,7 +160,7 @@ def edge(
         log.error(
             "unhandled error",
             exc_info=exc,
-            extra={"reference": reference, "path": _redact_path(request.path)},
+            extra={"reference": reference, "path": redact_path(request.path)},
         )
         if _wants_json(request):
             message = translate(locale, "internal error")
@@ -201,7 +201,7 @@ def edge(
                 "request",
                 extra={
                     "method": request.method,
-                    "path": _redact_path(request.path),
+                    "path": redact_path(request.path),
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 },

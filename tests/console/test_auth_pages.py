@@ -741,11 +741,6 @@ async def test_reset_links_expired_and_unknown_links(console: ConsoleHarness) ->
             assert response.status == 404, (prefix, bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web.console.base logs request.path raw on a cross-site or CSRF refusal; the fix "
-    "(log web.middleware._redact_path(request.path)) is the lead's",
-)
 async def test_a_refused_post_to_a_set_password_link_logs_no_token(
     console: ConsoleHarness, caplog: pytest.LogCaptureFixture
 ) -> None:

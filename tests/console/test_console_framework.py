@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from yarl import URL
 
-from gateway.web.middleware import _redact_path
+from gateway.web.middleware import redact_path
 from tests.console.support import PASSWORD, ConsoleClient, ConsoleHarness
 
 
@@ -167,7 +167,7 @@ class TestStateChangingRequests:
 
 
 def test_invitation_and_reset_tokens_are_redacted_from_logged_paths() -> None:
-    assert _redact_path("/admin/invitation/abc.def") == "/admin/invitation/<token>"
-    assert _redact_path("/admin/reset/abc/x") == "/admin/reset/<token>/x"
-    assert _redact_path("/pay/lk_1.2/return") == "/pay/<token>/return"
-    assert _redact_path("/admin/links") == "/admin/links"
+    assert redact_path("/admin/invitation/abc.def") == "/admin/invitation/<token>"
+    assert redact_path("/admin/reset/abc/x") == "/admin/reset/<token>/x"
+    assert redact_path("/pay/lk_1.2/return") == "/pay/<token>/return"
+    assert redact_path("/admin/links") == "/admin/links"

@@ -41,6 +41,7 @@ from gateway.i18n.templates import localized_environments
 from gateway.resources import resource_dir
 from gateway.services.console_auth import Principal
 from gateway.web.keys import CONSOLE_AUTH, SETTINGS
+from gateway.web.middleware import redact_path
 
 log = logging.getLogger("gateway.console")
 
@@ -290,7 +291,7 @@ async def _check(request: web.Request, handler: Handler) -> None:
     """Everything the middleware decides before the handler runs (raises to refuse)."""
     unsafe = request.method not in _SAFE_METHODS
     if unsafe and _cross_site(request):
-        log.warning("cross-site console request refused", extra={"path": request.path})
+        log.warning("cross-site console request refused", extra={"path": redact_path(request.path)})
         raise web.HTTPForbidden(reason="cross-site request refused")
     cookie = session_cookie(request)
     found = await request.config_dict[CONSOLE_AUTH].resume(cookie) if cookie else None
@@ -310,7 +311,10 @@ async def _check(request: web.Request, handler: Handler) -> None:
         if given is None:
             given = (await request.post()).get("csrf")
         if not _csrf_ok(given, found.csrf_token):
-            log.warning("console request without a valid CSRF token", extra={"path": request.path})
+            log.warning(
+                "console request without a valid CSRF token",
+                extra={"path": redact_path(request.path)},
+            )
             raise web.HTTPForbidden(reason="the form has expired: reload the page and try again")
 
 
