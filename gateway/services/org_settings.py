@@ -331,6 +331,30 @@ def _from_rows(base: OrgValues, rows: Mapping[str, str]) -> OrgValues:
     return dataclasses.replace(base, **overrides)
 
 
+async def effective_settings(db: Database, settings: Settings) -> Settings:
+    """``settings`` with the stored values in place of the config's: what a process builds its
+    services from at start (``gateway.app``'s service context, ``gateway.runtime``), so every
+    reader of ``Settings`` follows the console's values from its next start."""
+    async with db.read() as session:
+        rows = (await session.execute(sa.select(OrgSetting.key, OrgSetting.value))).all()
+    values = _from_rows(configured(settings), {row.key: row.value for row in rows})
+    return _overlay(settings, values)
+
+
+def _overlay(settings: Settings, values: OrgValues) -> Settings:
+    return settings.replace(
+        checkout=dataclasses.replace(
+            settings.checkout,
+            org_name=values.org_name,
+            contact_email=values.contact_email,
+            timezone=values.timezone,
+            default_locale=values.default_locale,
+        ),
+        reminders=dataclasses.replace(settings.reminders, schedule=values.reminder_schedule),
+        email=dataclasses.replace(settings.email, receipts=values.receipts),
+    )
+
+
 class OrgSettings:
     def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
         self._db = db
@@ -422,15 +446,4 @@ class OrgSettings:
     def overlay(self, settings: Settings) -> Settings:
         """``settings`` with the effective values in place of the config's (for a reader built
         from a ``Settings``: the checkout, reminders and email sections)."""
-        values = self._values
-        return settings.replace(
-            checkout=dataclasses.replace(
-                settings.checkout,
-                org_name=values.org_name,
-                contact_email=values.contact_email,
-                timezone=values.timezone,
-                default_locale=values.default_locale,
-            ),
-            reminders=dataclasses.replace(settings.reminders, schedule=values.reminder_schedule),
-            email=dataclasses.replace(settings.email, receipts=values.receipts),
-        )
+        return _overlay(settings, self._values)

@@ -23,6 +23,7 @@ from gateway.services.org_settings import (
     TAKES_EFFECT,
     OrgSettings,
     configured,
+    effective_settings,
     validate,
 )
 from tests.outbox.support import db
@@ -267,3 +268,22 @@ class TestStored:
         assert settings.reminders.schedule == "1"
         assert settings.email.receipts is False
         assert settings.checkout.org_name == "Riverside Youth Basketball"
+
+
+class TestAtStart:
+    async def test_a_process_starting_builds_its_services_from_the_stored_values(
+        self, org: OrgSettings, db: Database
+    ) -> None:
+        await org.update({"org_name": "Riverside Hoops", "receipts": "off"}, actor=ADMIN)
+        settings = await effective_settings(db, config())
+        assert settings.checkout.org_name == "Riverside Hoops"
+        assert settings.email.receipts is False
+        # What nobody changed in the console stays as configured.
+        assert settings.checkout.timezone == "Europe/Lisbon"
+        assert settings.reminders.schedule == "-3,1,7"
+        assert settings.stripe == config().stripe
+
+    async def test_without_stored_values_the_config_is_unchanged(self, db: Database) -> None:
+        settings = await effective_settings(db, config())
+        assert settings.checkout == config().checkout
+        assert settings.email == config().email
