@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import sqlalchemy as sa
 
 from gateway.adapters.db.dialects import ByDialect, upsert
-from gateway.adapters.db.engine import Database
+from gateway.adapters.db.engine import Database, create_database
 from gateway.adapters.db.models import AuditEntry, OrgSetting
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -339,6 +339,25 @@ async def effective_settings(db: Database, settings: Settings) -> Settings:
         rows = (await session.execute(sa.select(OrgSetting.key, OrgSetting.value))).all()
     values = _from_rows(configured(settings), {row.key: row.value for row in rows})
     return _overlay(settings, values)
+
+
+async def stored_settings(settings: Settings) -> Settings:
+    """:func:`effective_settings` for a process that has no database open yet (``gateway
+    serve``, before it builds the app: the payer pages' name, contact, time zone and language are
+    set when the app is built). A database not migrated yet (no ``org_settings`` table: nothing
+    was ever stored) or not reachable gives the config as it is; the app's start then migrates
+    it, or says what is wrong with it."""
+    db = create_database(settings.database.url, pool_size=1)
+    try:
+        return await effective_settings(db, settings)
+    except (sa.exc.DBAPIError, OSError) as exc:
+        log.warning(
+            "the console's settings could not be read; starting with config.toml's",
+            extra={"error": type(exc).__name__},
+        )
+        return settings
+    finally:
+        await db.dispose()
 
 
 def _overlay(settings: Settings, values: OrgValues) -> Settings:

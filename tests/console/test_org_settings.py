@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from gateway.services.org_settings import (
     OrgSettings,
     configured,
     effective_settings,
+    stored_settings,
     validate,
 )
 from tests.outbox.support import db
@@ -287,3 +289,18 @@ class TestAtStart:
         settings = await effective_settings(db, config())
         assert settings.checkout == config().checkout
         assert settings.email == config().email
+
+    async def test_serve_reads_them_before_it_builds_the_app(
+        self, org: OrgSettings, db: Database, database_url: str
+    ) -> None:
+        await org.update({"contact_email": "money@riverside.example"}, actor=ADMIN)
+        base = config()
+        base = base.replace(database=dataclasses.replace(base.database, url=database_url))
+        settings = await stored_settings(base)
+        assert settings.checkout.contact_email == "money@riverside.example"
+
+    async def test_a_database_not_migrated_yet_gives_the_config(self, tmp_path: Path) -> None:
+        base = config()
+        url = f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3"
+        base = base.replace(database=dataclasses.replace(base.database, url=url))
+        assert await stored_settings(base) == base
