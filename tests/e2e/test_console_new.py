@@ -100,6 +100,21 @@ def test_a_treasurer_creates_and_emails_a_link_with_the_form(treasurer: Page, de
     (link,) = listed["links"]
     assert link["amount_total"] == 27500 and link["email_delivery"]["sent_count"] == 1
     assert page.url.split("?")[0].endswith(f"/admin/links/{link['id']}")
+
+    # The same reference again: the existing link is shown, nothing offered to create.
+    page.goto(f"{demo.url}/admin/links/new")
+    page.get_by_label("Payer's name").fill("Sam Rivera")
+    page.get_by_label("Payer's email address").fill("sam.parent@example.com")
+    page.get_by_label("Item 1", exact=True).fill("Spring fee")
+    page.get_by_label("Amount of item 1").fill("150.00")
+    page.get_by_label("Reference (optional)").fill("E2E-FORM-1")
+    page.get_by_role("button", name="Check").click()
+    page.wait_for_load_state()
+    warning = page.locator("section.check .warning")
+    assert "E2E-FORM-1 already has a live payment link" in warning.inner_text()
+    assert page.get_by_role("button", name=re.compile("^Create")).count() == 0
+    assert page.get_by_label("Create another link with this reference").is_visible()
+    problems += accessible(page, "console-new-link-duplicate")
     assert problems == []
 
 
