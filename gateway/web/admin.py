@@ -36,13 +36,15 @@ from gateway.services.bulk_files import (
 )
 from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid, validate_row
 from gateway.services.email import EmailNotConfigured
-from gateway.services.link_listing import LinkFilter, date_bound
+from gateway.services.link_listing import LinkFilter, LinkPage, date_bound
+from gateway.services.link_search import LinkSearch
 from gateway.services.presenters import detail_json, order_json, page_json
 from gateway.web.admin_auth import AdminKeys, Throttled
 from gateway.web.keys import (
     ADMIN,
     ADMIN_KEYS,
     CLOCK,
+    DATABASE,
     LINKS,
     LISTING,
     MAILER,
@@ -50,6 +52,7 @@ from gateway.web.keys import (
     PAYMENTS,
     RECONCILER,
     SETTINGS,
+    TOKENS,
 )
 from gateway.web.openapi import openapi_document
 
@@ -292,18 +295,35 @@ async def bulk_links(request: web.Request) -> web.Response:
 
 @routes.get("/links", name="admin_list_links")
 async def list_links(request: web.Request) -> web.Response:
-    page = await request.config_dict[LISTING].list(
-        LinkFilter(
-            status=request.query.get("status") or None,
-            ref_prefix=request.query.get("ref_prefix") or None,
-            created_from=_when(request, "created_from", end=False),
-            created_to=_when(request, "created_to", end=True),
-            limit=_int(request, "limit", 100, 1, MAX_LIMIT),
-            offset=_int(request, "offset", 0, 0, 10**9),
-            cursor=request.query.get("cursor") or None,
-        )
+    # The console's search box (services.link_search), read the same way here.
+    understood = await LinkSearch(
+        request.config_dict[DATABASE], request.config_dict[TOKENS]
+    ).understand(request.query.get("q", ""))
+    f = LinkFilter(
+        status=request.query.get("status") or None,
+        ref_prefix=request.query.get("ref_prefix") or None,
+        created_from=_when(request, "created_from", end=False),
+        created_to=_when(request, "created_to", end=True),
+        limit=_int(request, "limit", 100, 1, MAX_LIMIT),
+        offset=_int(request, "offset", 0, 0, 10**9),
+        cursor=request.query.get("cursor") or None,
+        match=understood.match if understood else None,
+        sort=request.query.get("sort") or "created_desc",
     )
-    return web.json_response(page_json(page))
+    if understood is not None and understood.match is None:
+        page = LinkPage([], 0, f.limit, f.offset)  # a forged token, a charge id: nothing
+    else:
+        page = await request.config_dict[LISTING].list(f)
+    body = page_json(page)
+    if understood is not None:
+        locale = request_locale(request)
+        problem = understood.problem
+        body["search"] = {
+            "kind": understood.kind,
+            "understood": localize(locale, understood.label),
+            "problem": localize(locale, problem) if problem else None,
+        }
+    return web.json_response(body)
 
 
 @routes.get("/links/{id}", name="admin_show_link")

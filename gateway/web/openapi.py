@@ -11,7 +11,8 @@ from typing import Any
 
 from gateway.domain.locales import OFFERED
 from gateway.domain.outbox import Kind, State
-from gateway.services.link_listing import STATUSES
+from gateway.services.link_listing import SORTS, STATUSES
+from gateway.services.link_search import KINDS as SEARCH_KINDS
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _ERROR_CODES = [
@@ -374,6 +375,16 @@ SCHEMAS: dict[str, Any] = {
                 "description": "pass as cursor for the next page; null on the last page",
             },
             "next_offset": {"type": ["integer", "null"]},
+            "search": {
+                "type": "object",
+                "description": "with q: how the query was read (problem: why nothing matches)",
+                "required": ["kind", "understood", "problem"],
+                "properties": {
+                    "kind": {"type": "string", "enum": list(SEARCH_KINDS)},
+                    "understood": {"type": "string"},
+                    "problem": _NULLABLE_STR,
+                },
+            },
         },
     },
     "Order": {
@@ -785,9 +796,25 @@ PATHS: dict[str, Any] = {
                 _param(
                     "status",
                     "query",
-                    {"type": "string", "enum": [*_STATUSES, "duplicate"]},
+                    {"type": "string", "enum": [*_STATUSES, "duplicate", "previewed"]},
                     "failed: a delayed payment failed, nothing paid since; duplicate: a second"
-                    " payment arrived for the link",
+                    " payment arrived for the link; previewed: issued, fetched by preview bots"
+                    " only",
+                ),
+                _param(
+                    "q",
+                    "query",
+                    {"type": "string", "maxLength": 320},
+                    "the console's search box: payer name or email, reference (or ref:PREFIX),"
+                    " link id, payment URL or token, Stripe cs_/pi_ id; the answer's search says"
+                    " how it was read",
+                ),
+                _param(
+                    "sort",
+                    "query",
+                    {"type": "string", "enum": list(SORTS)},
+                    "created_desc (default, pages by cursor); the others page by offset (up to"
+                    " 10,000)",
                 ),
                 _param("ref_prefix", "query", {"type": "string"}, "e.g. 2026-04/"),
                 _param("created_from", "query", {"type": "string"}, "ISO date or date-time"),

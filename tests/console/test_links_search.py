@@ -271,3 +271,30 @@ class TestOrders:
             with pytest.raises(ValidationFailed):
                 await listing.list(bad)
         assert first.total == 0
+
+
+class TestJsonApi:
+    async def test_q_and_sort_on_the_admin_api(self, h: AdminHarness) -> None:
+        links = await family_links(h)
+        response = await h.api("GET", "/links", params={"q": "U12-", "sort": "amount_asc"})
+        assert response.status == 200, await response.text()
+        data = await response.json()
+        assert [x["id"] for x in data["links"]] == [links["leo"].id, links["maya"].id]
+        assert data["search"] == {
+            "kind": "reference",
+            "understood": "Reference prefix 'U12-'",
+            "problem": None,
+        }
+        forged = links["ana"].url.replace(links["ana"].token, forge(links["ana"].token))
+        response = await h.api("GET", "/links", params={"q": forged})
+        data = await response.json()
+        assert data["links"] == [] and data["total"] == 0
+        assert data["search"]["kind"] == "payment_url" and data["search"]["problem"]
+        response = await h.api("GET", "/links", params={"q": "Ana", "status": "previewed"})
+        assert response.status == 200 and (await response.json())["links"] == []
+        for params in ({"sort": "random"}, {"q": "x" * 400}, {"status": "nope"}):
+            response = await h.api("GET", "/links", params=params)
+            assert response.status == 422, params
+            assert (await response.json())["error"]["code"] == "validation_failed"
+        response = await h.api("GET", "/links")
+        assert "search" not in await response.json()
