@@ -19,7 +19,7 @@ from gateway.domain.locales import OFFERED
 from gateway.i18n import localize
 from gateway.services import link_timeline
 from gateway.services.link_timeline import Entry, EntryKind, Timeline
-from gateway.web.keys import ADMIN, CLOCK, DATABASE, LINKS, TIMELINE
+from gateway.web.keys import ADMIN, CLOCK, DATABASE, LINKS, REMINDERS, TIMELINE
 from tests.admin.support import AdminHarness, mail_sink, start_admin_harness
 from tests.harness import BROWSER_HEADERS, session_id_from
 
@@ -82,6 +82,11 @@ async def test_a_whole_history_in_order_with_who_did_what(
     h.clock.advance(60)
     assert (await h.get(link)).status == 200
     await h.flush_opens()
+    # A treasurer pauses the reminders; the payer stops them.
+    h.clock.advance(60)
+    assert await h.app[REMINDERS].set_paused(link.id, True, actor=TREASURER)
+    h.clock.advance(60)
+    assert await h.app[REMINDERS].stop(link.id)
     # Pays through the emulator; then Stripe's dashboard refunds part of it, and a dispute.
     h.clock.advance(60)
     response = await h.post(link)
@@ -132,6 +137,11 @@ async def test_a_whole_history_in_order_with_who_did_what(
     assert str(refund.text) == "Part of the payment refunded: 50.00 USD of 175.00 USD in all"
     assert refund.order_id == order.id
     one(got, EntryKind.DISPUTE)
+    paused = one(got, EntryKind.REMINDERS, "paused")
+    assert str(paused.text) == "Reminders paused" and paused.account == "jane@riverside.example"
+    stopped = one(got, EntryKind.REMINDERS, "stopped")
+    assert stopped.who is not None and str(stopped.who) == "the payer"
+    assert paused.at < stopped.at < paid.at
     revoked = one(got, EntryKind.REVOKED)
     assert str(revoked.text) == "Link revoked: Family moved away"
     assert revoked.actor == TREASURER
