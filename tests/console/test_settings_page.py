@@ -124,7 +124,7 @@ class TestForm:
         assert selected(html, "default_locale") == "es"
         assert selected(html, "season_start") == "8"
         assert 'id="receipts-off" name="receipts" value="off" checked' in html
-        assert html.count("Set in the console by admin:admin@riverside.example") == 7
+        assert html.count("Set in the console by admin@riverside.example") == 7
 
     async def test_every_problem_is_named_next_to_its_field_and_nothing_is_saved(
         self, console: ConsoleHarness, admin: ConsoleClient

@@ -118,6 +118,6 @@ def test_an_admin_corrects_and_saves_the_settings(admin: Page, demo: Demo) -> No
     assert "The settings have been saved." in page.locator(".notice").inner_text()
     assert page.get_by_label("Organisation name").input_value() == "Riverside Hoops"
     assert page.get_by_label("Off: Stripe sends receipts").is_checked()
-    assert "Set in the console by admin:" in page.locator("main form").inner_text()
+    assert "Set in the console by admin@" in page.locator("main form").inner_text()
     problems += accessible(page, "console-settings-saved")
     assert problems == []
