@@ -19,6 +19,7 @@ from aiohttp import ClientResponse
 
 from gateway.adapters.db.models import Account, AccountToken, AuditEntry, ConsoleSession
 from gateway.domain.accounts import Role
+from gateway.domain.locales import OFFERED
 from gateway.logs import _QUIET as QUIET_LOGGERS
 from gateway.web.console.base import COOKIE
 from gateway.web.keys import ACCOUNTS, DATABASE
@@ -757,3 +758,75 @@ async def test_a_refused_post_to_a_set_password_link_logs_no_token(
     assert response.status == 403
     assert (await account_row(console, "kim@riverside.example")).password_hash is None
     assert token not in gateway_logs(caplog)
+
+
+async def test_a_cross_site_login_is_refused_and_makes_no_session(console: ConsoleHarness) -> None:
+    await console.add_account("sam@riverside.example")
+    client = await console.new_client()
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        response = await client.post(
+            "/admin/login",
+            data={"email": "sam@riverside.example", "password": PASSWORD},
+            headers=headers,
+            allow_redirects=False,
+        )
+        assert response.status == 403
+        assert COOKIE not in response.cookies
+    async with console.app[DATABASE].read() as session:
+        count = await session.execute(sa.select(sa.func.count()).select_from(ConsoleSession))
+        assert count.scalar_one() == 0
+
+
+async def test_wrong_codes_lock_the_second_factor_too(
+    console: ConsoleHarness, treasurer: ConsoleClient
+) -> None:
+    secret, _ = await enrol(console, treasurer)
+    await treasurer.post("/logout")
+    client = await console.new_client()
+    await login_post(client, treasurer.email, PASSWORD)
+    csrf = csrf_of(await (await client.get("/admin/login/code")).text())
+    statuses = []
+    for _ in range(5):
+        response = await client.post(
+            "/admin/login/code", data={"code": "000000", "csrf": csrf}, allow_redirects=False
+        )
+        statuses.append(response.status)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {400}
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Too many attempts" in text_of(await response.text())
+    console.clock.advance(30)
+    response = await client.post(
+        "/admin/login/code",
+        data={"code": pyotp.TOTP(secret).at(console.clock.now()), "csrf": csrf},
+        allow_redirects=False,
+    )
+    assert response.status == 429  # even the right code, while locked
+
+
+@pytest.mark.parametrize("locale", OFFERED)
+async def test_every_auth_page_renders_in_every_offered_language(
+    console: ConsoleHarness, admin: ConsoleClient, locale: str
+) -> None:
+    accounts = console.app[ACCOUNTS]
+    me = await account_row(console, admin.email)
+    await accounts.set_locale(me.id, locale, actor="test")
+    invitation = await accounts.add("kim@riverside.example", Role.VIEWER, actor="test")
+    for path in ("/account", "/account/2fa", "/accounts", f"/accounts/{invitation.account.id}"):
+        response = await admin.get(path)
+        assert response.status == 200, path
+        assert response.headers["Content-Language"] == locale
+    response = await admin.post("/account/2fa", {"action": "begin"})
+    assert response.status == 200
+    secret = secret_on(await response.text())
+    code = pyotp.TOTP(secret).at(console.clock.now())
+    response = await admin.post("/account/2fa", {"action": "confirm", "code": code})
+    assert response.status == 200 and len(recovery_codes_on(await response.text())) == 10
+    assert (await admin.get("/account/2fa")).status == 200
+    public = await console.new_client()
+    headers = {"Accept-Language": locale}
+    for path in ("/admin/login", f"/admin/invitation/{token_of(invitation.url)}", "/admin/reset/x"):
+        response = await public.get(path, headers=headers)
+        assert response.status in (200, 404), path
+        assert response.headers["Content-Language"] == locale
+    response = await login_post(public, admin.email, "wrong password here")
+    assert response.status == 400
