@@ -8,8 +8,10 @@ title, 24 px targets, no sideways scrolling. Screenshots in tests/e2e/screenshot
 
 from __future__ import annotations
 
+import html
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pyotp
@@ -178,3 +180,56 @@ def test_an_admin_invites_someone(admin: Page, demo: Demo) -> None:
     assert "Invited" in page.locator("main").inner_text()
     problems += checked(page, "console-account-admin")
     assert problems == [], "\n".join(problems)
+
+
+def invitation_link(demo: Demo, address: str) -> str:
+    """The set-password link in the demo's mailbox for ``address`` (the newest)."""
+    with urllib.request.urlopen(f"{demo.url}/_demo/mail", timeout=10) as response:  # noqa: S310
+        mailbox = html.unescape(response.read().decode())
+    for article in mailbox.split("<article>")[1:]:  # newest first
+        if f"To {address}" in article:
+            found = re.search(r"http://127\.0\.0\.1:\d+/admin/invitation/[A-Za-z0-9._-]+", article)
+            assert found, article
+            return found.group(0)
+    raise AssertionError(f"no invitation for {address} in the demo's mailbox")
+
+
+def test_the_invited_person_sets_a_password_and_logs_in(
+    browser: Browser, admin: Page, demo: Demo
+) -> None:
+    address = "lee.park@riverside.example"
+    admin.goto(f"{demo.url}/admin/accounts")
+    admin.get_by_label("Email address").fill(address)
+    admin.get_by_label("Role").select_option("viewer")
+    admin.get_by_role("button", name="Send invitation").click()
+    admin.wait_for_url(f"{demo.url}/admin/accounts?notice=invited")
+    link = invitation_link(demo, address)
+    context = console_context(browser, viewport=PHONE, locale="en-GB")
+    try:
+        page = context.new_page()
+        response = page.goto(link)
+        assert response is not None and response.status == 200
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert page.get_by_role("heading", level=1).inner_text() == "Set up your account"
+        problems = checked(page, "console-invitation")
+        page.get_by_label("New password", exact=True).fill("rivers and hoops 2026")
+        page.get_by_label("New password again").fill("rivers and hoops 2027")
+        page.get_by_role("button", name="Set password").click()
+        page.wait_for_load_state()
+        assert "The two passwords are not the same" in page.locator(".error-summary").inner_text()
+        problems += checked(page, "console-invitation-error")
+        page.get_by_label("New password", exact=True).fill("rivers and hoops 2026")
+        page.get_by_label("New password again").fill("rivers and hoops 2026")
+        page.get_by_role("button", name="Set password").click()
+        page.wait_for_url(re.compile(r".*/admin/login\?notice=password_set"))
+        assert "Your password is set" in page.locator(".notice").inner_text()
+        page.get_by_label("Email address").fill(address)
+        page.get_by_label("Password").fill("rivers and hoops 2026")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{demo.url}/admin/")
+        response = page.goto(link)
+        assert response is not None and response.status == 410
+        problems += checked(page, "console-link-used")
+        assert problems == [], "\n".join(problems)
+    finally:
+        context.close()
