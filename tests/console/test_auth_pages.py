@@ -496,6 +496,14 @@ async def test_turning_two_factor_off_needs_the_password(
     assert response.status == 303
     assert response.headers["Location"] == "/admin/account?notice=2fa_disabled"
     assert (await account_row(console, treasurer.email)).totp_enabled_at is None
+    async with console.app[DATABASE].read() as session:
+        actors = (
+            await session.execute(
+                sa.select(AuditEntry.actor).where(AuditEntry.action == "account.totp_disabled")
+            )
+        ).scalars()
+        assert list(actors) == [f"admin:{treasurer.email}"]
+    assert "Two-factor authentication is off" in text_of(await treasurer.page("/account/2fa"))
 
 
 async def test_require_2fa_makes_everyone_set_it_up_first(
