@@ -27,8 +27,11 @@ once. Another replica sees it at its next :meth:`OrgSettings.refresh` (the app's
 calls it every :data:`REFRESH_INTERVAL`; :meth:`OrgSettings.fresh` refreshes when the last load
 is older than that, for a page that wants to show what is stored).
 
-Which consumers follow a change at once and which only after a restart is :data:`TAKES_EFFECT`
-(the settings page says it next to each field).
+At start a process builds its services from :func:`effective_settings` (``gateway serve`` from
+:func:`stored_settings`, before the app exists, so the payer pages' name, contact, time zone and
+language are the console's too): a change reaches what is read from ``Settings`` at the next
+start. Which values reach their readers at once and which only after a restart is
+:data:`TAKES_EFFECT` (the settings page says it next to each field).
 """
 
 from __future__ import annotations
