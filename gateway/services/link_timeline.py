@@ -135,6 +135,8 @@ _MESSAGE: Final[dict[str, str]] = {
     MessageKind.REMINDER.value: N_("Reminder"),
     MessageKind.ALERT_DIGEST.value: N_("Alert digest"),
 }
+# Audit actions whose recorded detail only restates the sentence.
+_SAID_IN_FULL: Final = ("link.renew_requested", "reminders.stopped", "link.emailed")
 _AMOUNTS = re.compile(r"refunded (\d{1,18}) of (\d{1,18}) ([A-Za-z]{3})")
 
 
@@ -154,6 +156,8 @@ class Entry:
     link_id: str | None = None  # another link: the one this replaced or was replaced by
     detail: str | None = None  # as recorded (an audit detail, a delivery error), untranslated
     until: datetime | None = None  # the last of a repeated event (opens, previews)
+    # Among entries of the same moment: the link's creation first, its end last.
+    rank: int = field(default=5, repr=False, compare=False)
 
     @property
     def who(self) -> Text | None:
@@ -273,7 +277,7 @@ class LinkTimeline:
         by_id = {order.id: order for order in orders}
         deciding = [o for o in orders if o.status in _DECIDING]
         view = link_view(link, link.items, deciding, now)
-        pinned = self._from_link(link, replacements, view.state)
+        pinned = self._from_link(link, replacements, view.state, now)
         capped = (
             [_from_audit(row, by_id) for row in audit_rows]
             + [_from_message(row) for row in messages]
@@ -340,7 +344,9 @@ class LinkTimeline:
 
     # --- the link's own row -----------------------------------------------------------------
 
-    def _from_link(self, link: Link, replacements: Sequence[Link], state: LinkState) -> list[Entry]:
+    def _from_link(
+        self, link: Link, replacements: Sequence[Link], state: LinkState, now: datetime
+    ) -> list[Entry]:
         entries = [
             Entry(
                 link.created_at,
@@ -350,6 +356,7 @@ class LinkTimeline:
                     total=format_minor(link.amount_total, link.currency),
                 ),
                 link.created_by,
+                rank=0,
             )
         ]
         if link.replaces_id:
@@ -360,6 +367,7 @@ class LinkTimeline:
                     Text("Issued in place of link %(link)s", link=link.replaces_id),
                     link.created_by,
                     link_id=link.replaces_id,
+                    rank=1,
                 )
             )
         if link.first_opened_at is not None and link.open_count:
@@ -378,6 +386,7 @@ class LinkTimeline:
                     Text("Replaced by link %(link)s", link=newer.id),
                     newer.created_by,
                     link_id=newer.id,
+                    rank=7,
                 )
             )
         if link.revoked_at is not None:
@@ -390,11 +399,16 @@ class LinkTimeline:
                     if reason
                     else Text("Link revoked"),
                     link.revoked_by,
+                    rank=8,
                 )
             )
-        if state is LinkState.EXPIRED:
+        revoked_first = link.revoked_at is not None and link.revoked_at <= link.valid_until
+        paid = state in (LinkState.PAID, LinkState.PROCESSING)
+        if link.valid_until <= now and not revoked_first and not paid:
             entries.append(
-                Entry(link.valid_until, EntryKind.EXPIRED, Text("Link expired unpaid"), None)
+                Entry(
+                    link.valid_until, EntryKind.EXPIRED, Text("Link expired unpaid"), None, rank=9
+                )
             )
         return entries
 
@@ -411,6 +425,8 @@ def _status(order: Order | None) -> Text:
 def _from_audit(row: AuditEntry, orders: dict[str, Order]) -> Entry:
     order = orders.get(row.order_id) if row.order_id else None
     kind, text = _describe(row, order)
+    if row.action in _SAID_IN_FULL:
+        return Entry(row.at, kind, text, row.actor, order_id=row.order_id)
     session_id = order.stripe_session_id if order is not None else None
     detail = row.detail
     if detail and session_id and detail.startswith(f"session {session_id}"):
@@ -546,17 +562,8 @@ def _from_preview(row: LinkPreview) -> Entry:
     )
 
 
-# Same moment: the link's creation first, its end last.
-_RANK: Final = {
-    EntryKind.CREATED: 0,
-    EntryKind.RENEWAL: 1,
-    EntryKind.REVOKED: 8,
-    EntryKind.EXPIRED: 9,
-}
-
-
 def _order(entry: Entry) -> tuple[datetime, int]:
-    return entry.at, _RANK.get(entry.kind, 5)
+    return entry.at, entry.rank
 
 
 async def _count(session: AsyncSession, query: sa.Select[Any], read: int) -> tuple[int, bool]:

@@ -172,6 +172,10 @@ async def test_renewals_both_ways_and_expiry(h: AdminHarness) -> None:
     assert old.state == "revoked" and kinds(old)[-1] == "revoked"
     asked = one(old, EntryKind.RENEWAL, "asked for a fresh link")
     assert asked.who is not None and str(asked.who) == "the payer"
+    assert asked.detail is None  # the sentence says it all
+    # Expired, then at one moment: asked, replaced, revoked (in that order).
+    assert kinds(old) == ["created", "expired", "renewal", "renewal", "revoked"]
+    assert "Replaced by" in old.entries[3].text
     replaced = one(old, EntryKind.RENEWAL, "Replaced by")
     assert replaced.link_id == new_id
     new = await h.app[TIMELINE].for_link(new_id)
