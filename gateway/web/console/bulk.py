@@ -22,6 +22,7 @@ page saying so (the API and ``gateway links bulk`` take files up to 32 MB). Anyt
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
+from markupsafe import Markup
 
 from gateway.config import Settings
 from gateway.domain.accounts import Permission
@@ -43,7 +45,16 @@ from gateway.services.bulk_files import (
 )
 from gateway.services.bulk_issue import BulkInterrupted, BulkInvalid, BulkReport
 from gateway.services.email import EmailNotConfigured
-from gateway.web.console.base import FormErrors, form_data, locale_of, render, require, t
+from gateway.web.console.base import (
+    ENVIRONMENTS,
+    FormErrors,
+    form_data,
+    locale_of,
+    maybe_principal,
+    render,
+    require,
+    t,
+)
 from gateway.web.console.base import field as text_field
 from gateway.web.console.new_link import link_path
 from gateway.web.keys import ADMIN, MAILER, METRICS, SETTINGS
@@ -51,6 +62,7 @@ from gateway.web.keys import ADMIN, MAILER, METRICS, SETTINGS
 routes = web.RouteTableDef()
 
 MAX_UPLOAD_BYTES = 512 * 1024
+_ROWS_INLINE = 200  # more rows than this are rendered in a worker thread
 _FORM_ROOM = 16 * 1024  # the confirm form's other fields
 # How a workbook starts (.xlsx/.ods are zip archives, .xls an OLE file): named, not misread.
 _ZIP = b"PK\x03\x04"
@@ -172,7 +184,7 @@ def _rows_view(
     return view
 
 
-def _page(
+async def _page(
     request: web.Request,
     *,
     errors: FormErrors | None = None,
@@ -194,7 +206,19 @@ def _page(
         "failure": "",
     }
     page.update(context)
+    page["rows_html"] = await _rows_html(request, page["rows"])
     return render(request, "console/bulk.html", page, status=status)
+
+
+async def _rows_html(request: web.Request, rows: list[dict[str, Any]]) -> Markup:
+    """The table's rows: a file of thousands of rows is rendered in a worker thread (a second
+    or more of template work), so payers' requests are not held up meanwhile."""
+    environment = request.config_dict[ENVIRONMENTS][locale_of(request)]
+    template = environment.get_template("console/bulk_rows.html")
+    context = {"rows": rows, "principal": maybe_principal(request)}
+    if len(rows) <= _ROWS_INLINE:
+        return Markup(template.render(context))  # noqa: S704 - autoescaped template output
+    return Markup(await asyncio.to_thread(template.render, context))  # noqa: S704 - likewise
 
 
 async def _dry_run(
@@ -210,7 +234,7 @@ async def _dry_run(
 @routes.get("/bulk", name="console.bulk")
 async def bulk_page(request: web.Request) -> web.Response:
     require(request, Permission.ISSUE)
-    return _page(request)
+    return await _page(request)
 
 
 @routes.post("/bulk", name="console.bulk_submit")
@@ -230,10 +254,10 @@ async def bulk_submit(request: web.Request) -> web.Response:
         report, kept = await _dry_run(request, body, p.actor)
     except UploadRefused as refused:
         errors.add("file", refused.message)
-        return _page(request, errors=errors, status=refused.status, send=send)
+        return await _page(request, errors=errors, status=refused.status, send=send)
     except BulkFormatError as exc:
         errors.add("file", localize(locale_of(request), message_of(exc)))
-        return _page(request, errors=errors, status=400, send=send)
+        return await _page(request, errors=errors, status=400, send=send)
     content = base64.b64encode(body).decode("ascii")
     preview: dict[str, Any] = {
         "report": report,
@@ -246,12 +270,12 @@ async def bulk_submit(request: web.Request) -> web.Response:
         "warnings": [localize(locale_of(request), w) for w in report.warnings],
     }
     if not confirm:
-        return _page(request, **preview)
+        return await _page(request, **preview)
     if text_field(data, "expected", max_chars=64) != preview["expected"]:
-        return _page(request, changed=True, status=409, **preview)
+        return await _page(request, changed=True, status=409, **preview)
     if send and not request.config_dict[MAILER].enabled:
         errors.add("send", t(request, N_("Email is not set up on this gateway")))
-        return _page(request, errors=errors, status=422, **preview)
+        return await _page(request, errors=errors, status=422, **preview)
     skip_invalid = text_field(data, "skip_invalid", max_chars=3) == "1"
     try:
         parsed = parse_csv(body)
@@ -259,20 +283,20 @@ async def bulk_submit(request: web.Request) -> web.Response:
             parsed, actor=p.actor, skip_invalid=skip_invalid, send=send
         )
     except BulkInvalid:
-        return _page(request, changed=True, status=409, **preview)
+        return await _page(request, changed=True, status=409, **preview)
     except EmailNotConfigured:
         errors.add("send", t(request, N_("Email is not set up on this gateway")))
-        return _page(request, errors=errors, status=422, **preview)
+        return await _page(request, errors=errors, status=422, **preview)
     except BulkInterrupted as exc:
         failure = localize(locale_of(request), message_of(exc))
-        return _page(request, failure=failure, status=503, **preview)
+        return await _page(request, failure=failure, status=503, **preview)
     metrics = request.config_dict[METRICS]
     if done.count("created"):
         metrics.record_links_issued("bulk", done.count("created"))
     for row in done.rows:
         if row.email is not None:
             metrics.record_email("link", row.email.ok)
-    return _page(
+    return await _page(
         request,
         report=done,
         rows=_rows_view(done, kept, request),
