@@ -59,6 +59,14 @@ class Link(Base):
         # byte order (varchar_pattern_ops): a prefix is then a range of it whatever the
         # database's collation (see LinkListing._ref_range).
         sa.Index("ix_links_ref", "ref", postgresql_ops={"ref": "varchar_pattern_ops"}),
+        # A link's successor (a renewal or a correction): the console's timeline and the
+        # renewal flow look links up by the one they replace. Few links have one.
+        sa.Index(
+            "ix_links_replaces_id",
+            "replaces_id",
+            sqlite_where=sa.text("replaces_id IS NOT NULL"),
+            postgresql_where=sa.text("replaces_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)

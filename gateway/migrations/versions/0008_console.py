@@ -1,6 +1,6 @@
 """The treasurers' console (issue 15): accounts, their sessions, invitation and reset tokens,
 the login throttle and the organisation's settings; audit entries about no link (a login, a
-settings change) and read by time.
+settings change) and read by time; links found by the one they replace.
 
 Revision ID: 0008
 Revises: 0007
@@ -99,9 +99,18 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.alter_column("link_id", existing_type=sa.String(length=32), nullable=True)
         batch_op.create_index(batch_op.f("ix_audit_entries_at"), ["at"], unique=False)
+    op.create_index(
+        "ix_links_replaces_id",
+        "links",
+        ["replaces_id"],
+        unique=False,
+        sqlite_where=sa.text("replaces_id IS NOT NULL"),
+        postgresql_where=sa.text("replaces_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_links_replaces_id", table_name="links")
     # Entries about no link stay (nothing is deleted), under an empty link id.
     op.execute("UPDATE audit_entries SET link_id = '' WHERE link_id IS NULL")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
