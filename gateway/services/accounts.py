@@ -627,7 +627,15 @@ class Accounts:
             raise ValidationFailed({"locale": Text("not a language")})
         async with self._db.write() as session:
             account = await self._find(session, account_id, lock=True)
-            account.locale = locale
+            if account.locale != locale:
+                audit_console(
+                    session,
+                    at=self.now(),
+                    action="account.language_changed",
+                    actor=actor,
+                    detail=f"account {account.id}: {account.locale or '-'} -> {locale or '-'}",
+                )
+                account.locale = locale
             return view_of(account)
 
     async def check_password(self, account_id: str, password: str) -> bool:

@@ -55,6 +55,8 @@ EMAIL_MAX_CHARS = 320
 COOKIE_MAX_CHARS = 64
 # last_seen_at is written at most this often (a page view is not worth a write each time).
 TOUCH_EVERY = timedelta(minutes=1)
+# A session that owes its second factor must answer it this soon after the password.
+SECOND_FACTOR_WITHIN = timedelta(minutes=10)
 # What an audit row's actor may hold (audit_entries.actor).
 ACTOR_CHARS = 100
 
@@ -430,6 +432,8 @@ class ConsoleAuth:
         created = utc(s.created_at)
         if account.password_changed_at is not None and utc(account.password_changed_at) > created:
             return "password_changed"
+        if s.second_factor_pending and now - created >= SECOND_FACTOR_WITHIN:
+            return "expired"
         return self._policy.expired(created_at=created, last_seen_at=utc(s.last_seen_at), now=now)
 
     # --- logging out ------------------------------------------------------------------------

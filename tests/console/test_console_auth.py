@@ -4,6 +4,7 @@ account and per address with one answer for all, the second factor, and no passw
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
@@ -348,3 +349,58 @@ async def test_a_pending_session_cannot_answer_without_a_second_factor_enrolled(
 def test_user_agent_is_bounded_and_sanitised() -> None:
     assert clean_user_agent("Mozilla/5.0\r\nX-Evil: 1\x00\x1b[31m") == "Mozilla/5.0 X-Evil: 1[31m"
     assert len(clean_user_agent("A" * 100_000)) == 200
+
+
+async def enrolled(kit: AccountsKit) -> tuple[str, str]:
+    """An account with TOTP on: (its id, the app's secret)."""
+    account_id = await kit.active(ANA)
+    await kit.accounts.begin_totp(account_id)
+    secret = await stored_secret(kit, account_id)
+    await kit.accounts.confirm_totp(
+        account_id, pyotp.TOTP(secret).at(int(kit.clock.now())), actor=f"admin:{ANA}"
+    )
+    kit.clock.advance(30)
+    return account_id, secret
+
+
+async def test_wrong_second_factor_codes_lock_out_like_passwords(kit: AccountsKit) -> None:
+    _, secret = await enrolled(kit)
+    login = await kit.auth.login(ANA, PASSWORD, client=CLIENT, user_agent=AGENT)
+    for _ in range(4):
+        with pytest.raises(LoginRefused) as refused:
+            await kit.auth.second_factor(login.cookie, "000000", client=CLIENT)
+        assert refused.value.retry_after is None
+    with pytest.raises(LoginRefused) as refused:
+        await kit.auth.second_factor(login.cookie, "000000", client=CLIENT)
+    assert refused.value.retry_after == 900
+    with pytest.raises(LoginRefused):  # the right code, during the lockout
+        await kit.auth.second_factor(
+            login.cookie, pyotp.TOTP(secret).at(int(kit.clock.now())), client=CLIENT
+        )
+    assert len(await kit.audit("login_failed")) == 5
+
+
+async def test_a_second_factor_is_owed_within_ten_minutes(kit: AccountsKit) -> None:
+    _, secret = await enrolled(kit)
+    login = await kit.auth.login(ANA, PASSWORD, client=CLIENT, user_agent=AGENT)
+    kit.clock.advance(9 * 60)
+    assert await kit.auth.resume(login.cookie) is not None
+    kit.clock.advance(60)
+    assert await kit.auth.resume(login.cookie) is None
+    with pytest.raises(LoginRefused):
+        await kit.auth.second_factor(
+            login.cookie, pyotp.TOTP(secret).at(int(kit.clock.now())), client=CLIENT
+        )
+
+
+async def test_one_code_sent_twice_at_once_logs_in_once(kit: AccountsKit) -> None:
+    _, secret = await enrolled(kit)
+    first = await kit.auth.login(ANA, PASSWORD, client=CLIENT, user_agent=AGENT)
+    second = await kit.auth.login(ANA, PASSWORD, client=CLIENT, user_agent=AGENT)
+    code = pyotp.TOTP(secret).at(int(kit.clock.now()))
+    results = await asyncio.gather(
+        kit.auth.second_factor(first.cookie, code, client=CLIENT),
+        kit.auth.second_factor(second.cookie, code, client=CLIENT),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["LoginRefused", "str"]
