@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.adapters.db.dialects import insert_ignore
 from gateway.adapters.db.engine import Database, run
-from gateway.adapters.db.models import Account, AuditEntry, ConsoleSession, LoginThrottle
+from gateway.adapters.db.models import Account, ConsoleSession, LoginThrottle
 from gateway.adapters.passwords import Passwords
 from gateway.adapters.totp import Totp, normalize_code
 from gateway.clock import Clock
@@ -45,6 +45,7 @@ from gateway.domain.accounts import (
     normalize_email,
 )
 from gateway.domain.errors import GatewayError
+from gateway.services.audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +138,15 @@ def utc(value: datetime) -> datetime:
 def audit_console(
     session: AsyncSession, *, at: datetime, action: str, actor: str, detail: str | None = None
 ) -> None:
-    """An audit entry about no link (a login, an account change)."""
-    session.add(
-        AuditEntry(
-            at=at,
-            link_id=None,
-            action=action,
-            actor=actor[:ACTOR_CHARS],
-            detail=detail[:1000] if detail else None,
-        )
+    """An audit entry about no link (a login, an account change); the actor bounded to its
+    column (an address may be longer)."""
+    audit(
+        session,
+        at=at,
+        link_id=None,
+        action=action,
+        actor=actor[:ACTOR_CHARS],
+        detail=detail[:1000] if detail else None,
     )
 
 
