@@ -338,8 +338,17 @@ async def effective_settings(db: Database, settings: Settings) -> Settings:
     """``settings`` with the stored values in place of the config's: what a process builds its
     services from at start (``gateway.app``'s service context, ``gateway.runtime``), so every
     reader of ``Settings`` follows the console's values from its next start."""
-    async with db.read() as session:
-        rows = (await session.execute(sa.select(OrgSetting.key, OrgSetting.value))).all()
+    try:
+        async with db.read() as session:
+            rows = (await session.execute(sa.select(OrgSetting.key, OrgSetting.value))).all()
+    except (sa.exc.DBAPIError, OSError) as exc:
+        # Not migrated yet (nothing was ever stored), or not reachable: what is wrong with the
+        # database is for the start that follows to say.
+        log.warning(
+            "the console's settings could not be read; starting with config.toml's",
+            extra={"error": type(exc).__name__},
+        )
+        return settings
     values = _from_rows(configured(settings), {row.key: row.value for row in rows})
     return _overlay(settings, values)
 
@@ -353,12 +362,6 @@ async def stored_settings(settings: Settings) -> Settings:
     db = create_database(settings.database.url, pool_size=1)
     try:
         return await effective_settings(db, settings)
-    except (sa.exc.DBAPIError, OSError) as exc:
-        log.warning(
-            "the console's settings could not be read; starting with config.toml's",
-            extra={"error": type(exc).__name__},
-        )
-        return settings
     finally:
         await db.dispose()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.adapters.db.engine import Database
+from gateway.adapters.db.engine import Database, create_database
 from gateway.adapters.db.models import AuditEntry, OrgSetting
 from gateway.config import Settings
 from gateway.dev.clock import FakeClock
@@ -304,3 +304,12 @@ class TestAtStart:
         url = f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3"
         base = base.replace(database=dataclasses.replace(base.database, url=url))
         assert await stored_settings(base) == base
+
+    async def test_a_runtime_on_a_database_not_migrated_gets_the_config(
+        self, tmp_path: Path
+    ) -> None:
+        database = create_database(f"sqlite+aiosqlite:///{tmp_path}/bare.sqlite3")
+        try:
+            assert await effective_settings(database, config()) == config()
+        finally:
+            await database.dispose()
