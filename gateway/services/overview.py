@@ -307,6 +307,8 @@ _MESSAGE_KINDS: Final = {
     "paid_twice": Text("a paid twice notice"),
     "refunded": Text("a refund notice"),
     "reminder": Text("a reminder"),
+    "invitation": Text("a console invitation"),
+    "password_reset": Text("a console password reset"),
 }
 
 

@@ -413,3 +413,11 @@ class TestNeedsAttention:
         assert (group.kind, group.count, group.more) == (Attention.EXPIRING, 8, 5)
         # The soonest first.
         assert [item.link_id for item in group.items] == ["lk_0", "lk_1", "lk_2"]
+
+
+def test_every_kind_of_message_has_a_name() -> None:
+    """A failed email says what it was (the digest's own kind aside: it is never listed)."""
+    from gateway.domain.outbox import Kind as MessageKind
+    from gateway.services.overview import _MESSAGE_KINDS
+
+    assert set(_MESSAGE_KINDS) == {kind.value for kind in MessageKind} - {"alert_digest"}
