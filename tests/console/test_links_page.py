@@ -22,13 +22,16 @@ TREASURER = "admin:treasurer@riverside.example"
 
 
 async def three(console: ConsoleHarness) -> dict[str, IssuedLink]:
-    return {
-        "maya": await console.issue(
-            ref="U12-001", email="Sam.Rivera@Example.com", name="Sam Rivera"
-        ),
-        "leo": await console.issue(ref="U12-002", email="jo@example.org", name="Jo Okafor"),
-        "ana": await console.issue(ref="U14-001", email="ana@club.example", name="Ana Núñez"),
-    }
+    """Three links a minute apart (oldest first)."""
+    links = {}
+    for key, ref, email, name in (
+        ("maya", "U12-001", "Sam.Rivera@Example.com", "Sam Rivera"),
+        ("leo", "U12-002", "jo@example.org", "Jo Okafor"),
+        ("ana", "U14-001", "ana@club.example", "Ana Núñez"),
+    ):
+        links[key] = await console.issue(ref=ref, email=email, name=name)
+        console.clock.advance(60)
+    return links
 
 
 def listed(page: str) -> list[str]:
