@@ -189,3 +189,43 @@ async def test_stripe_refusing_is_a_502_and_nothing_is_recorded(h: MoneyHarness)
     assert (await h.order(order.id)).refunded_amount == 15000
     status, shown = await h.body("GET", f"/orders/{order.id}/refund")
     assert (status, shown["refundable"]) == (200, 0)
+
+
+async def test_no_answer_from_stripe_is_looked_up_before_any_new_refund(h: MoneyHarness) -> None:
+    """The connection drops: Stripe may or may not have made the refund. Nothing is recorded,
+    nobody refunds the order again until Stripe's list of refunds says what happened."""
+    link = await h.issue()
+    order = await h.paid(link)
+    body = {**REASON, "amount": "30.00", "expected_refundable": 15000}
+    h.emulator.faults.update({"drop_next": 1, "paths": ["/v1/refunds"]})
+    status, lost = await h.body("POST", f"/orders/{order.id}/refund", json=body)
+    assert status == 503, lost
+    assert "not known yet" in lost["error"]["message"]
+    (row,) = await h.refund_rows(order.id)
+    assert row.status == "unknown"
+    assert (await h.order(order.id)).refunded_amount == 0
+    # Pressed again at once: the first may still be under way at Stripe.
+    status, busy = await h.body("POST", f"/orders/{order.id}/refund", json=body)
+    assert status == 409 and busy["error"]["code"] == "refund_in_progress"
+    assert h.stripe_refunds() == []
+    # Once the claim has run out, Stripe's list says none was made: the next try makes it.
+    h.clock.advance(6 * 60)
+    status, done = await h.body("POST", f"/orders/{order.id}/refund", json=body)
+    assert status == 200, done
+    assert [r["amount"] for r in h.stripe_refunds()] == [3000]
+    (row,) = await h.refund_rows(order.id)
+    assert (row.status, row.attempt) == ("succeeded", 1)
+
+
+async def test_a_refund_made_whose_answer_was_lost_is_recorded_from_stripes_list(
+    h: MoneyHarness,
+) -> None:
+    link = await h.issue()
+    order = await h.paid(link)
+    h.emulator.faults.update({"drop_after_apply_next": 1, "paths": ["/v1/refunds"]})
+    status, done = await h.body("POST", f"/orders/{order.id}/refund", json=REASON)
+    assert status == 200, done
+    (made,) = h.stripe_refunds()
+    assert made["metadata"]["gateway_refund"] == done["id"]
+    assert (await h.order(order.id)).refunded_amount == 15000
+    assert len(await h.owed("refunded", link.id)) == 1
