@@ -86,6 +86,7 @@ class LinkMatch:
     email: str | None = None  # lower-cased: this address, any case
     email_prefix: str | None = None  # lower-cased: addresses starting with it, any case
     name: str | None = None  # names containing it (any case), or emails starting with it
+    name_emails: bool = True  # False: ``name`` matches names only (see LinkSearch.understand)
 
     def condition(self, *, sqlite: bool) -> sa.ColumnElement[bool]:
         """The SQL condition on ``links`` (other than ``link_ids``, which the list reads by id)."""
@@ -101,10 +102,10 @@ class LinkMatch:
         if self.email_prefix is not None:
             return _email_starts(self.email_prefix, sqlite=sqlite)
         if self.name is not None:
-            return sa.or_(
-                Link.name.ilike("%" + _escape_like(self.name) + "%", escape="\\"),
-                _email_starts(self.name.lower(), sqlite=sqlite),
-            )
+            named = Link.name.ilike("%" + _escape_like(self.name) + "%", escape="\\")
+            if not self.name_emails:
+                return named
+            return sa.or_(named, _email_starts(self.name.lower(), sqlite=sqlite))
         raise ValueError("an empty LinkMatch")
 
     def describe(self) -> str:
@@ -180,9 +181,13 @@ class LinkSearch:
         self._db = db
         self._tokens = tokens
 
-    async def understand(self, raw: str) -> Understood | None:
+    async def understand(self, raw: str, *, emails: bool = True) -> Understood | None:
         """The query read (None when it is empty). Raises ``ValidationFailed`` (field ``q``)
-        when it is too long or holds control characters."""
+        when it is too long or holds control characters.
+
+        ``emails=False`` for a reader who sees payers' addresses masked (a viewer): a whole
+        address still finds its link, but nothing matches the start of one (typing one more
+        character at a time would spell every address out)."""
         if len(raw) > MAX_QUERY:
             raise ValidationFailed(
                 {"q": Text("a search of at most %(count)s characters", count=MAX_QUERY)}
@@ -197,7 +202,7 @@ class LinkSearch:
         if lowered.startswith("ref:"):
             return self._reference(query, query[4:].strip())
         if lowered.startswith("name:"):
-            return self._name(query, query[5:].strip())
+            return self._name(query, query[5:].strip(), emails=emails)
         url = _URL_TOKEN.search(query)
         if url is not None or lowered.startswith(("http://", "https://")):
             return self._token(query, url.group(1) if url else "", kind="payment_url")
@@ -218,6 +223,13 @@ class LinkSearch:
                     Text("Payer email %(email)s", email=query),
                     LinkMatch(email=lowered),
                 )
+            if not emails:
+                return self._nothing(
+                    query,
+                    "email_prefix",
+                    Text("Payer email starting with '%(prefix)s'", prefix=query),
+                    Text("your role finds a payer by their whole email address only"),
+                )
             return Understood(
                 query,
                 "email_prefix",
@@ -226,7 +238,7 @@ class LinkSearch:
             )
         if " " not in query and await self._some_ref_starts(query):
             return self._reference(query, query)
-        return self._name(query, query)
+        return self._name(query, query, emails=emails)
 
     # --- each kind ---------------------------------------------------------------------------
 
@@ -242,15 +254,15 @@ class LinkSearch:
             LinkMatch(ref_prefix=prefix),
         )
 
-    def _name(self, query: str, name: str) -> Understood:
+    def _name(self, query: str, name: str, *, emails: bool = True) -> Understood:
         if not name:
             return self._nothing(query, "name", Text("Payer name"), Text("type a name after name:"))
-        return Understood(
-            query,
-            "name",
-            Text("Payer name containing '%(text)s', or email starting with it", text=name),
-            LinkMatch(name=name),
+        label = (
+            Text("Payer name containing '%(text)s', or email starting with it", text=name)
+            if emails
+            else Text("Payer name containing '%(text)s'", text=name)
         )
+        return Understood(query, "name", label, LinkMatch(name=name, name_emails=emails))
 
     def _token(self, query: str, token: str, *, kind: str) -> Understood:
         label = Text("Payment URL") if kind == "payment_url" else Text("Payment token")

@@ -220,3 +220,19 @@ class TestViewer:
         assert await revoked_ids(console) == set()
         assert (await viewer.get("/links/export.csv")).status == 403
         assert await entries(console, "export") == []
+
+    async def test_finds_by_a_whole_address_only(
+        self, console: ConsoleHarness, viewer: ConsoleClient
+    ) -> None:
+        # Masked addresses stay masked: matching their start one character more at a time
+        # would spell them out.
+        links = await three(console)
+        page = await viewer.page("/links?" + urlencode({"q": "sam.rivera@example.com"}))
+        assert listed(page) == [links["maya"].id]
+        for start in ("sam.rivera@exa", "sam.r", "name:sam.r"):
+            page = await viewer.page("/links?" + urlencode({"q": start}))
+            assert listed(page) == [], start
+        page = await viewer.page("/links?" + urlencode({"q": "sam.rivera@exa"}))
+        assert "whole email address only" in page
+        page = await viewer.page("/links?" + urlencode({"q": "Rivera"}))
+        assert listed(page) == [links["maya"].id]  # names are not masked

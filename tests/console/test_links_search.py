@@ -298,3 +298,18 @@ class TestJsonApi:
             assert (await response.json())["error"]["code"] == "validation_failed"
         response = await h.api("GET", "/links")
         assert "search" not in await response.json()
+
+
+class TestForAViewer:
+    async def test_no_match_on_the_start_of_an_address(self, h: AdminHarness) -> None:
+        ids = await family(h)
+        viewer = searcher(h)
+        whole = await viewer.understand("SAM.RIVERA@example.com", emails=False)
+        assert whole is not None and whole.match is not None
+        part = await viewer.understand("sam.rivera@ex", emails=False)
+        assert part is not None and part.match is None and part.problem
+        name = await viewer.understand("river", emails=False)
+        assert name is not None and name.match is not None
+        page = await h.app[LISTING].list(LinkFilter(match=name.match))
+        # The name "Sam Rivera" only: not riverside.parent@..., whose address starts with it.
+        assert [s.link.id for s in page.links] == [ids["maya"]]

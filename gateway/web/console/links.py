@@ -153,7 +153,8 @@ async def _read_query(request: web.Request, params: Mapping[str, str]) -> tuple[
         errors.add("cursor", t(request, BAD_PAGE))
     q = params.get("q", "")
     try:
-        query.understood = await _search(request).understand(q)
+        see_emails = principal(request).can(Permission.SEE_EMAILS)
+        query.understood = await _search(request).understand(q, emails=see_emails)
     except ValidationFailed as exc:
         for name, message in FormErrors.from_validation(exc, locale_of(request)).items():
             errors.add(name, message)
