@@ -23,14 +23,30 @@ _AMOUNTS_KEPT = 64
 
 
 class Formats:
-    """Formatting for one locale and time zone (cheap to keep one per locale)."""
+    """Formatting for one locale and time zone (cheap to keep one per locale: nothing of the
+    locale is read before its first use)."""
 
     def __init__(self, locale: str, timezone: str) -> None:
         self.locale = locale
-        self._cldr = Locale.parse(locale, sep="-")
         self._zone = ZoneInfo(timezone)
-        self._glue = str(get_datetime_format("long", locale=self._cldr))
+        # The locale's CLDR data (~1-2 MB each) is read at the first amount or date in it.
+        self._locale: Locale | None = None
+        self._long_glue: str | None = None
         self._amounts: dict[tuple[int, str], str] = {}
+
+    @property
+    def _cldr(self) -> Locale:
+        found = self._locale
+        if found is None:
+            found = self._locale = Locale.parse(self.locale, sep="-")
+        return found
+
+    @property
+    def _glue(self) -> str:
+        glue = self._long_glue
+        if glue is None:
+            glue = self._long_glue = str(get_datetime_format("long", locale=self._cldr))
+        return glue
 
     def money(self, minor: int, currency: str) -> str:
         """15000, "usd" -> "$150.00" (en), "150,00 US$" (es), "US$ 150,00" (pt-BR).

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.adapters.tokens import TokenError, TokenProblem, VerifiedToken
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
-from gateway.domain.locales import OFFERED, stripe_locale
+from gateway.domain.locales import stripe_locale
 from gateway.domain.orders import OrderStatus
 from gateway.services.checkout import ItemView, LinkView, Redirect
 from gateway.services.renewal import RenewOutcome
@@ -36,7 +36,14 @@ from gateway.web.metrics import PAGE_KIND, PROVIDER_TROUBLE
 from gateway.web.metrics import render_page as render
 from gateway.web.middleware import PAYER_LINK
 from gateway.web.pages import PAGES
-from gateway.web.payable import PAYABLE, PAYABLE_IN, PayablePages, link_locale, valid_until
+from gateway.web.payable import (
+    PAYABLE,
+    PAYABLE_IN,
+    PagesByLocale,
+    PayablePages,
+    link_locale,
+    valid_until,
+)
 
 routes = web.RouteTableDef()
 
@@ -184,10 +191,11 @@ def setup_payable_pages(app: web.Application, snapshots: SnapshotCache[Any]) -> 
         )
 
     natural = app[PAYABLE] = packed_pages()
-    app[PAYABLE_IN] = {
-        locale: packed_pages(locale, packing=natural.packing, max_bytes=8 << 20)
-        for locale in OFFERED
-    }
+    # Each language's instance is made at its first request (PagesByLocale); the check of a
+    # language's pages is shared with the natural instance's.
+    app[PAYABLE_IN] = PagesByLocale(
+        lambda locale: packed_pages(locale, composes=natural.composes, max_bytes=8 << 20)
+    )
 
 
 @routes.get("/pay/{token}", name="pay")

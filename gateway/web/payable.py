@@ -26,12 +26,14 @@ language on a link without one) is served from another instance with a ``fixed_l
 sibling of the same snapshot (one invalidation for all), holding the pages of just the links
 someone has asked for in that language.
 
-A request inflates its page (~2 µs) and puts the escaped token and app name in. Start-up checks
-that this composes byte for byte what rendering the template directly gives, for every in-app
-browser the classifier names; a template that breaks the rule (passes the token or the app name
-through a filter that changes them, or branches on which app it is) switches packing off, and
-every page is rendered directly: slower, never wrong. A link whose own text contains a stand-in
-is not packed either.
+A request inflates its page (~2 µs) and puts the escaped token and app name in. Before the
+first page is packed in a language (the default's at start-up, any other the first time a page
+is asked for in it: a language nobody reads is never loaded), a sample page is checked to
+compose byte for byte what rendering the template directly gives, for every in-app browser the
+classifier names; a template that breaks the rule (passes the token or the app name through a
+filter that changes them, or branches on which app it is) switches packing off in that language,
+and its pages are rendered directly: slower, never wrong. A link whose own text contains a
+stand-in is not packed either.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class PayablePages(Generic[V]):
         inflated_bytes: int = 1 << 20,
         fixed_locale: str | None = None,
         packing: bool | None = None,
+        composes: dict[str, bool] | None = None,
     ) -> None:
         self._pages = pages
         self._template = template
@@ -141,13 +144,20 @@ class PayablePages(Generic[V]):
             4096, inflated_bytes, weigh=_weigh_inflated
         )
         self._app_names: dict[str, bytes] = {}
+        self._sample = sample
         none, app = self._variants(sample, fixed_locale or default_locale)
         self._zdict = none + app
         self._inflated_links = inflated_bytes // (len(self._zdict) + 200)  # what it holds
         # How often each stand-in appears on a page; a link whose own words add one is not packed.
         self._marks = (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES))
+        # Whether the template composes from its stand-ins, by locale: checked the first time a
+        # page is packed in a locale (a language nobody reads is never loaded); ``composes``
+        # given: shared with the other instances of the same template.
+        self._composes: dict[str, bool] = {} if composes is None else composes
         # ``packing`` given: another instance of the same template already checked it.
-        self.packing = self._composes_as_rendered(sample) if packing is None else packing
+        if packing is not None:
+            self._composes.setdefault(fixed_locale or default_locale, packing)
+        self.packing = self._composes_in(fixed_locale or default_locale)
         if not self.packing:
             log.warning(
                 "%s does not compose from its stand-ins; confirm pages are rendered per request",
@@ -161,19 +171,33 @@ class PayablePages(Generic[V]):
             render(self._template, self._context(view, TOKEN_MARK, APP_MARK), locale),
         )
 
-    def _composes_as_rendered(self, sample: V) -> bool:
-        self.packing = True
-        token = "lk_Sample-Link_.AbCd12.abcdefghijklmnopqrstuvwxyz_"  # noqa: S105 - a sample
-        for locale in OFFERED:
-            packed = self._pack(sample, locale, None, 0.0)
-            if valid_until(packed) == LONG_WAY:
-                return False
-            for in_app in (None, *sorted({row.app for row in IN_APP})):
-                rendered = self._pages.render_bytes(
-                    self._template, self._context(sample, token, in_app), locale
+    def _composes_in(self, locale: str) -> bool:
+        """Whether pages packed in ``locale`` compose byte for byte as rendered (checked once)."""
+        found = self._composes.get(locale)
+        if found is None:
+            self._composes[locale] = True  # while checking: the check packs a page itself
+            found = self._composes[locale] = self._composes_as_rendered(self._sample, locale)
+            if not found and locale != (self.fixed_locale or self.default_locale):
+                log.warning(
+                    "%s does not compose from its stand-ins in %s; its pages in %s are "
+                    "rendered per request",
+                    self._template,
+                    locale,
+                    locale,
                 )
-                if self.body(packed, token, in_app) != rendered:
-                    return False
+        return found
+
+    def _composes_as_rendered(self, sample: V, locale: str) -> bool:
+        token = "lk_Sample-Link_.AbCd12.abcdefghijklmnopqrstuvwxyz_"  # noqa: S105 - a sample
+        packed = self._pack(sample, locale, None, 0.0)
+        if valid_until(packed) == LONG_WAY:
+            return False
+        for in_app in (None, *sorted({row.app for row in IN_APP})):
+            rendered = self._pages.render_bytes(
+                self._template, self._context(sample, token, in_app), locale
+            )
+            if self.body(packed, token, in_app) != rendered:
+                return False
         return True
 
     def page_locale(self, packed: bytes) -> str:
@@ -189,7 +213,7 @@ class PayablePages(Generic[V]):
 
     def _pack(self, view: V, locale: str, own: str | None, loaded_at: float) -> bytes:
         code = _LOCALE_CODES.get(own, 0) if own else 0
-        until = self._payable_until(view) if self.packing else None
+        until = self._payable_until(view) if self._composes_in(locale) else None
         if until is None:
             return _HEAD.pack(loaded_at, LONG_WAY, 0, code)
         none, app = self._variants(view, locale)
@@ -219,16 +243,22 @@ class PayablePages(Generic[V]):
         # The few links opened most lately stay inflated (~3 µs saved a request) while they are
         # all there is: with many more links open, the pages would only churn through. The key
         # is the snapshot's own bytes object, so only the pages are counted.
-        pages = self._inflated.get(packed)
+        few = self._snapshot.count <= self._inflated_links
+        pages = self._inflated.get(packed) if few else None
         if pages is None:
             inflate = zlib.decompressobj(_WBITS, zdict=self._zdict)
-            if self._snapshot.count <= self._inflated_links:
+            if few:
                 pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
                 self._inflated.put(packed, pages)
-            elif in_app is None:  # the first variant only: half the inflating
-                pages = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
             else:
-                pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
+                if len(self._inflated):
+                    # Past the few: what was kept inflated would only sit there (up to its
+                    # budget, ~1 MB an instance); from now on each page is inflated per request.
+                    self._inflated.clear()
+                if in_app is None:  # the first variant only: half the inflating
+                    pages = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
+                else:
+                    pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
         if in_app is None:
             page = pages[:split]
         else:
@@ -241,10 +271,36 @@ class PayablePages(Generic[V]):
         return page.replace(TOKEN_MARK_BYTES, token_bytes(token))
 
     @property
+    def composes(self) -> dict[str, bool]:
+        """The check's results by locale (shared by the instances of one template)."""
+        return self._composes
+
+    @property
     def snapshot(self) -> SnapshotCache[bytes]:
         return self._snapshot
 
 
+class PagesByLocale:
+    """The same pages in each offered language, for requests that ask for another than the
+    link's: each language's instance made the first time a page is asked for in it (its
+    dictionary rendered, its template compiled, its check run then), so a language nobody
+    reads costs nothing."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[str], PayablePages[Any]]) -> None:
+        self._make = make
+        self._made: dict[str, PayablePages[Any]] = {}
+
+    def __getitem__(self, locale: str) -> PayablePages[Any]:
+        found = self._made.get(locale)
+        if found is None:
+            if locale not in _LOCALE_CODES:
+                raise KeyError(locale)
+            found = self._made[locale] = self._make(locale)
+        return found
+
+
 PAYABLE = web.AppKey("payable_pages", PayablePages[Any])
 # The same pages in each offered language, for requests that ask for another than the link's.
-PAYABLE_IN = web.AppKey("payable_pages_by_locale", dict[str, PayablePages[Any]])
+PAYABLE_IN = web.AppKey("payable_pages_by_locale", PagesByLocale)

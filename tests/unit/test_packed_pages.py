@@ -16,12 +16,20 @@ from gateway.app import create_app
 from gateway.domain.checkout import LinkFacts, LinkState, OrderFacts
 from gateway.domain.locales import OFFERED
 from gateway.domain.orders import OrderStatus
+from gateway.i18n.formats import Formats
 from gateway.services.checkout import ItemView, LinkView
 from gateway.services.snapshots import SnapshotCache
 from gateway.visitors.inapp import IN_APP
 from gateway.web import pay
 from gateway.web.pages import PAGES, TOKEN_MARK, Pages
-from gateway.web.payable import APP_MARK, LONG_WAY, PayablePages, link_locale, valid_until
+from gateway.web.payable import (
+    APP_MARK,
+    LONG_WAY,
+    PagesByLocale,
+    PayablePages,
+    link_locale,
+    valid_until,
+)
 from tests import harness
 from tests.unit.test_bounded_cache import retained
 
@@ -202,3 +210,88 @@ def test_cached_pages_are_held_to_their_byte_budget_under_unique_keys() -> None:
         return cached
 
     assert retained(fill) <= budget * 1.1
+
+
+async def test_pages_kept_inflated_are_let_go_once_there_are_many_links(pages: Pages) -> None:
+    payable = packer(pages)
+    payable._inflated_links = 10
+    links = [view(id=f"lk_{i:012d}", name=f"Parent {i}") for i in range(3)]
+    packed = []
+    for link in links:
+
+        async def load(link: LinkView = link) -> LinkView:
+            return link
+
+        found = await payable.get(link.id, load)
+        assert found is not None
+        packed.append(found)
+        payable.body(found, TOKENS[0], None)
+    assert len(payable._inflated) >= 3  # the few are kept inflated (the check's sample too)
+    payable._inflated_links = 2  # now there are more links than it keeps
+    for link, entry in zip(links, packed, strict=True):
+        for in_app in (None, "Facebook"):
+            rendered = pages.render_bytes(
+                "confirm.html", pay.confirm_context(link, TOKENS[0], in_app), "en"
+            )
+            assert payable.body(entry, TOKENS[0], in_app) == rendered
+            assert len(payable._inflated) == 0
+
+
+def test_each_languages_pages_are_made_at_its_first_request(pages: Pages) -> None:
+    made: list[str] = []
+
+    def make(locale: str) -> PayablePages[LinkView]:
+        made.append(locale)
+        return packer(pages, fixed_locale=locale)
+
+    by_locale = PagesByLocale(make)
+    assert made == []
+    spanish = by_locale["es"]
+    assert by_locale["es"] is spanish and made == ["es"]
+    assert spanish.page_locale(spanish.pack(view())) == "es"
+    with pytest.raises(KeyError):
+        by_locale["xx"]
+    assert made == ["es"]
+
+
+def test_a_language_is_checked_when_its_first_page_is_packed(pages: Pages) -> None:
+    payable = packer(pages)
+    assert payable.composes == {"en": True}  # the default's, at start
+    payable.pack(view(locale="fr"))
+    assert payable.composes == {"en": True, "fr": True}
+    # Another instance of the template shares the results: nothing is checked twice.
+    shared = packer(pages, fixed_locale="fr", composes=payable.composes)
+    assert shared.packing and shared.composes is payable.composes
+
+
+def test_a_language_whose_pages_do_not_compose_is_rendered_directly(pages: Pages) -> None:
+    good = jinja2.Environment(
+        loader=jinja2.DictLoader({"confirm.html": "{{ token }} {{ in_app or '' }}"}),
+        autoescape=True,
+    )
+    odd = jinja2.Environment(
+        loader=jinja2.DictLoader({"confirm.html": "{{ token | upper }} {{ in_app or '' }}"}),
+        autoescape=True,
+    )
+    mixed = Pages({**dict.fromkeys(OFFERED, good), "fr": odd}, {})
+    payable = PayablePages(
+        mixed,
+        SnapshotCache(ttl=1.0),
+        template="confirm.html",
+        context=pay.confirm_context,
+        payable_until=pay._payable_until,
+        locale_of=lambda view: view.locale,
+        default_locale="en",
+        sample=pay._sample_view(),
+    )
+    assert payable.packing
+    assert valid_until(payable.pack(view(locale="es"))) == UNTIL.timestamp()
+    assert valid_until(payable.pack(view(locale="fr"))) == LONG_WAY  # rendered per request
+    assert payable.composes["fr"] is False
+
+
+def test_a_locales_cldr_data_is_read_at_its_first_use() -> None:
+    formats = Formats("pt-BR", "UTC")
+    assert formats._locale is None
+    assert formats.money(15000, "usd") == "US$\xa0150,00"
+    assert formats._locale is not None
