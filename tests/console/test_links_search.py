@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.adapters.db.models import Order
+from gateway.adapters.db.models import Link, Order
 from gateway.domain.errors import ValidationFailed
 from gateway.services import link_listing
-from gateway.services.link_listing import MAX_SORTED_OFFSET, LinkFilter, LinkListing
-from gateway.services.link_search import MAX_QUERY, LinkSearch, Understood
+from gateway.services.link_listing import (
+    MAX_SORTED_OFFSET,
+    LinkFilter,
+    LinkListing,
+    status_condition,
+)
+from gateway.services.link_search import MAX_QUERY, LinkMatch, LinkSearch, Understood
 from gateway.services.links import IssuedLink
 from gateway.web.keys import DATABASE, LISTING, TOKENS
 from tests.admin.support import AdminHarness, start_admin_harness
@@ -313,3 +318,21 @@ class TestForAViewer:
         page = await h.app[LISTING].list(LinkFilter(match=name.match))
         # The name "Sam Rivera" only: not riverside.parent@..., whose address starts with it.
         assert [s.link.id for s in page.links] == [ids["maya"]]
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        LinkMatch(ref_prefix="U12-"),
+        LinkMatch(email="a@example.com"),
+        LinkMatch(email_prefix="a@ex"),
+        LinkMatch(name="Sam"),
+        LinkMatch(name="Sam", name_emails=False),
+    ],
+)
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_search_and_previewed_conditions_are_compiled_once(match: LinkMatch, sqlite: bool) -> None:
+    # A statement without a cache key is compiled anew on every call.
+    now = datetime(2026, 4, 1, tzinfo=UTC)
+    condition = sa.and_(match.condition(sqlite=sqlite), status_condition("previewed", now))
+    assert sa.select(Link.id).where(condition)._generate_cache_key() is not None
