@@ -54,7 +54,7 @@ from gateway.domain.links import text_problem
 from gateway.domain.money import AmountError, format_minor, to_minor
 from gateway.domain.orders import OrderStatus
 from gateway.domain.payments import PaymentProvider, RefundInfo, ServerErrorKept
-from gateway.domain.text import Text
+from gateway.domain.text import Text, message_of
 from gateway.services.audit import audit
 from gateway.services.payments import PaymentRecorder
 
@@ -166,7 +166,7 @@ def parse_amount(amount: object, currency: str, field: str = "amount") -> int:
     try:
         return to_minor(str(amount), currency)
     except AmountError as exc:
-        raise ValidationFailed({field: Text("%(problem)s", problem=exc.args[0])}) from None
+        raise ValidationFailed({field: message_of(exc)}) from None
 
 
 def refund_key(order_id: str, refundable_before: int, attempt: int) -> str:
@@ -305,7 +305,8 @@ class Refunds:
                     refunded=refunded,
                     refundable=0,
                 )
-            minor = refundable if amount is None else parse_amount(amount, currency)
+            # No amount (or an empty form field): all that is still refundable.
+            minor = refundable if amount in (None, "") else parse_amount(amount, currency)
             if minor > refundable:
                 raise ValidationFailed(
                     {
