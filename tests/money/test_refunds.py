@@ -229,3 +229,26 @@ async def test_a_refund_made_whose_answer_was_lost_is_recorded_from_stripes_list
     assert made["metadata"]["gateway_refund"] == done["id"]
     assert (await h.order(order.id)).refunded_amount == 15000
     assert len(await h.owed("refunded", link.id)) == 1
+
+
+async def test_the_webhook_arriving_first_owes_the_one_message(h: MoneyHarness) -> None:
+    """Stripe's ``charge.refunded`` may be applied before Stripe's answer reaches the gateway:
+    the refund is recorded once and the payer is told once."""
+    link = await h.issue()
+    order = await h.paid(link)
+    h.emulator.faults.update({"hold_next": 1, "paths": ["/v1/refunds"]})
+    asking = asyncio.create_task(
+        h.body("POST", f"/orders/{order.id}/refund", json={**REASON, "amount": "50.00"})
+    )
+    await h.emulator.held.wait_for(1)
+    await h.emulator.deliver_webhooks()
+    assert (await h.order(order.id)).refunded_amount == 5000  # from the webhook
+    h.emulator.held.release()
+    status, done = await asking
+    assert status == 200, done
+    assert (done["refunded_total"], done["refundable"]) == (5000, 10000)
+    assert (await h.order(order.id)).refunded_amount == 5000
+    (message,) = await h.owed("refunded", link.id)
+    assert message.subject == f"{order.id}:5000"
+    (row,) = await h.refund_rows(order.id)
+    assert row.status == "succeeded"
