@@ -493,25 +493,28 @@ class Accounts:
         self, email_or_id: str, *, actor: str, send: bool, locale: str | None = None
     ) -> Invitation:
         """A password reset link for the account (printed by the CLI, or emailed). The
-        current password keeps working until the link is used."""
+        current password keeps working until the link is used. An account that never set a
+        password (its invitation lost or expired) gets a fresh invitation instead (72 h, the
+        invitation's wording)."""
         now = self.now()
         async with self._db.write() as session:
             account = await self._find(session, email_or_id, lock=True)
             if account.disabled_at is not None:
                 raise AccountDisabled
+            purpose: Purpose = "invite" if account.password_hash is None else "reset"
             row_id, expires_at, outbox_id = await self._issue(
-                session, account, "reset", actor=actor, now=now, send=send, locale=locale
+                session, account, purpose, actor=actor, now=now, send=send, locale=locale
             )
             audit_console(
                 session,
                 at=now,
-                action="account.reset_issued",
+                action="account.reset_issued" if purpose == "reset" else "account.reinvited",
                 actor=actor,
                 detail=f"account {account.id}" + (" (emailed)" if send else ""),
             )
             view = view_of(account)
         emailed = await self._send(outbox_id)
-        return Invitation(view, self._links.url("reset", row_id), expires_at, "reset", emailed)
+        return Invitation(view, self._links.url(purpose, row_id), expires_at, purpose, emailed)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pyotp
@@ -464,3 +464,51 @@ async def test_no_accounts_service_without_signing_keys() -> None:
         AccountLinks.from_settings(Settings())
     assert isinstance(AccountLinks.from_settings(Settings().replace(demo=True)).token("at_x"), str)
     _ = Accounts  # the class the wiring builds with these links
+
+
+async def test_reset_of_an_account_that_never_set_a_password_invites_again(
+    kit: AccountsKit,
+) -> None:
+    first = await kit.accounts.add(ANA, Role.VIEWER, actor=CLI)
+    kit.clock.advance(73 * 3600)  # the invitation was lost and expired
+    again = await kit.accounts.reset(ANA, actor=CLI, send=False)
+    assert again.purpose == "invite" and "/admin/invitation/" in again.url
+    assert again.expires_at - kit.accounts.now() == timedelta(hours=72)
+    with pytest.raises(AccountLinkInvalid):
+        await kit.accounts.accept(token_of(first.url), PASSWORD)
+    await kit.accounts.accept(token_of(again.url), PASSWORD)
+    assert len(await kit.audit("account.reinvited")) == 1
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_the_email_renders_in_every_offered_language(reset: bool) -> None:
+    from gateway.domain.locales import OFFERED
+
+    settings = settings_for(25)
+    environments = email_environments(str(resource_dir("templates")), "Europe/Lisbon")
+    composer = AccountLinkComposer(
+        None,  # type: ignore[arg-type]  # build() reads nothing
+        AccountLinks(SECRET_KEYS, PUBLIC_URL),
+        settings,
+        FakeClock(),
+        environments,
+    )
+    url = f"{PUBLIC_URL}/admin/invitation/at_x.sig"
+    for locale in OFFERED:
+        message = composer.build(
+            url=url,
+            recipient=BEA,
+            name="Bea <b>",
+            role="treasurer",
+            expires_at=datetime(2026, 12, 10, 7, 0, tzinfo=UTC),
+            reset=reset,
+            inviter=ANA,
+            locale=locale,
+            now=datetime(2026, 12, 7, 7, 0, tzinfo=UTC),
+        )
+        assert url in body_of(message), locale
+        html = message.get_body(("html",))
+        assert html is not None
+        content = str(html.get_content())
+        assert url in content and "Bea &lt;b&gt;" in content and "<b>" not in content
+        assert message["Content-Language"] == locale
