@@ -21,6 +21,7 @@ from gateway.adapters.db.migrate import upgrade
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.resources import resource_dir
+from gateway.services.org_settings import REFRESH_INTERVAL
 from gateway.services.reminders import SCHEDULE_INTERVAL
 from gateway.visitors import Classifier
 from gateway.web import health, pay, reminders, stripe_webhook
@@ -52,6 +53,7 @@ from gateway.web.keys import (
     REMINDERS,
     RENEWALS,
     SETTINGS,
+    SUPPORT,
     TIMELINE,
     TOKENS,
     WEBHOOKS,
@@ -129,6 +131,7 @@ def create_app(
         app.cleanup_ctx.append(_owe_alerts)
         app.cleanup_ctx.append(_owe_reminders)
         app.cleanup_ctx.append(_follow_changes)
+        app.cleanup_ctx.append(_refresh_org_settings)
     return app
 
 
@@ -195,8 +198,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[OVERVIEW] = services.overview
     app[TIMELINE] = services.timeline
     app[ORG_SETTINGS] = services.org_settings
+    await services.org_settings.load()
     app[AUDIT_TRAIL] = services.audit_trail
     app[MONEY] = services.money
+    app[SUPPORT] = services.support
     yield
     # Counts gathered since the last flush are written before the database closes.
     with contextlib.suppress(Exception):
@@ -275,3 +280,9 @@ _follow_changes = _periodic(
 
 async def _reconcile(app: web.Application) -> None:
     app[METRICS].record_reconcile(await app[RECONCILER].run())
+
+
+# Another replica's change to the console's settings, picked up here.
+_refresh_org_settings = _periodic(
+    "org-settings", lambda _: REFRESH_INTERVAL, lambda app: app[ORG_SETTINGS].refresh()
+)

@@ -66,7 +66,7 @@ _Key = tuple[str | int, ...]
 
 ConfirmOutcome = Literal["redirect", "paid_block", "refused", "forbidden", "stripe_error"]
 AdminOutcome = Literal["ok", "unauthorized", "throttled", "client_error"]
-IssueChannel = Literal["api", "bulk", "cli", "renewal"]
+IssueChannel = Literal["api", "bulk", "cli", "console", "renewal"]
 EmailPurpose = Literal["link", "renewal"]
 OutboxOutcome = Literal[
     "sent", "retry", "failed", "skipped", "deferred", "lost", "abandoned", "resent_after_crash"
@@ -298,7 +298,7 @@ class Metrics:
         )
         self.links_issued = Counter(
             "gateway_links_issued",
-            "Links issued, by channel (api, bulk, cli, renewal).",
+            "Links issued, by channel (api, bulk, cli, console, renewal).",
             ["channel"],
             registry=r,
         )

@@ -20,6 +20,7 @@ from gateway.services.checkout import CheckoutService
 from gateway.services.email import LinkMailer
 from gateway.services.link_listing import LinkListing
 from gateway.services.links import LinkService
+from gateway.services.org_settings import effective_settings
 from gateway.services.reconcile import Reconciler
 from gateway.services.webhooks import WebhookService
 from gateway.wiring import Services, build_services, token_service
@@ -80,6 +81,7 @@ async def open_runtime(
     try:
         if migrate:
             await upgrade(db)
+        settings = await effective_settings(db, settings)
         async with aiohttp.ClientSession() as http:
             yield Runtime(settings, clock, db, build_services(settings, clock, db, http))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from gateway.config import Settings
 
@@ -12,9 +13,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
+    from gateway.services.org_settings import stored_settings
 
     settings.validate_for_serving()
     configure_logging(settings.log.level, settings.log.json)
+    # The console's stored settings (organisation name, contact, time zone, language,
+    # reminders, receipts) over config.toml's, read before the app is built from them.
+    settings = asyncio.run(stored_settings(settings))
     web.run_app(
         create_app(settings),
         host=args.host or settings.server.host,

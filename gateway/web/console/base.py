@@ -42,6 +42,7 @@ from gateway.resources import resource_dir
 from gateway.services.console_auth import Principal
 from gateway.web.keys import CONSOLE_AUTH, SETTINGS
 from gateway.web.middleware import redact_path
+from gateway.web.pages import security_headers
 
 log = logging.getLogger("gateway.console")
 
@@ -50,6 +51,7 @@ COOKIE = "gw_console"
 MAX_COOKIE_CHARS = 100
 PRINCIPAL = web.RequestKey("console_principal", Principal)
 ENVIRONMENTS = web.AppKey("console_environments", dict[str, jinja2.Environment])
+HEADERS = web.AppKey("console_headers", dict[str, str])
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Sentences shown once after a redirect (``?notice=<key>``): a fixed set, so a crafted URL can
@@ -63,8 +65,12 @@ NOTICES: Mapping[str, str] = {
     "2fa_disabled": N_("Two-factor authentication is off."),
     "invited": N_("The invitation has been sent."),
     "account_updated": N_("The account has been updated."),
+    "reset_sent": N_("A password reset link has been emailed."),
     "link_created": N_("The payment link has been created."),
     "link_created_sent": N_("The payment link has been created and emailed."),
+    "link_created_send_failed": N_(
+        "The payment link has been created, but the email could not be sent: see its history."
+    ),
     "links_created": N_("The payment links have been created."),
     "sent": N_("The payment link has been emailed again."),
     "revoked": N_("The payment link has been revoked."),
@@ -181,12 +187,17 @@ def render(
         **(context or {}),
     }
     body = environment.get_template(template).render(page)
+    security: dict[str, str] = request.config_dict[HEADERS]
     response = web.Response(
         text=body,
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={"Content-Language": locale, "Vary": "Accept-Language, Cookie"},
+        headers={
+            **security,
+            "Content-Language": locale,
+            "Vary": "Accept-Language, Cookie",
+        },
     )
     if headers:
         response.headers.update(headers)
@@ -302,10 +313,12 @@ async def _check(request: web.Request, handler: Handler) -> None:
     if not is_public:
         if found is None:
             raise _login_redirect(request, expired=cookie is not None)
+        # Where the person was going comes along, for after the code (GET requests only).
+        onward = {"next": request.path_qs[:500]} if request.method in _SAFE_METHODS else None
         if found.second_factor_pending and route not in SECOND_FACTOR_ROUTES:
-            raise web.HTTPSeeOther(url_for(request, "console.second_factor"))
+            raise web.HTTPSeeOther(url_for(request, "console.second_factor", onward))
         if found.must_enrol_2fa and route not in ENROL_ROUTES:
-            raise web.HTTPSeeOther(url_for(request, "console.enrol_2fa"))
+            raise web.HTTPSeeOther(url_for(request, "console.enrol_2fa", onward))
     if unsafe and found is not None:
         given: object = request.headers.get("X-CSRF-Token")
         if given is None:
@@ -421,3 +434,16 @@ def setup_templates(
     for environment in environments.values():
         environment.filters["email"] = _email_filter
     console[ENVIRONMENTS] = environments
+    console[HEADERS] = console_headers(https=settings.server.public_url.startswith("https://"))
+
+
+def console_headers(*, https: bool) -> dict[str, str]:
+    """The payer pages' security headers (docs/design.md §6: no caching, no framing, no inline
+    script, no referrer), with two differences: forms post to the console only, and a page's
+    own script may ask the console for data (``connect-src 'self'``: the live amount summary)."""
+    headers = security_headers((), hsts=https)
+    policy = headers["Content-Security-Policy"]
+    headers["Content-Security-Policy"] = policy.replace(
+        "default-src 'none'; ", "default-src 'none'; connect-src 'self'; ", 1
+    )
+    return headers

@@ -54,7 +54,6 @@ from gateway.web.console.base import (
 )
 from gateway.web.console.base import field as text_field
 from gateway.web.keys import ADMIN, CLOCK, LINKS, MAILER, METRICS, SETTINGS
-from gateway.web.pages import security_headers
 
 routes = web.RouteTableDef()
 
@@ -253,23 +252,8 @@ def _context(request: web.Request, reading: Reading, *, checked: bool) -> dict[s
     }
 
 
-def _headers(request: web.Request) -> dict[str, str]:
-    """The pages' security headers, with ``connect-src 'self'`` added to the policy so the
-    page's script may ask the server for its reading (the edge adds none when a response has a
-    policy of its own, so all of them are given here). Forms post to the console only."""
-    https = request.config_dict[SETTINGS].server.public_url.startswith("https://")
-    headers = security_headers((), hsts=https)
-    policy = headers["Content-Security-Policy"]
-    headers["Content-Security-Policy"] = policy.replace(
-        "default-src 'none'; ", "default-src 'none'; connect-src 'self'; ", 1
-    )
-    return headers
-
-
 def _page(request: web.Request, context: dict[str, Any], *, status: int = 200) -> web.Response:
-    return render(
-        request, "console/new_link.html", context, status=status, headers=_headers(request)
-    )
+    return render(request, "console/new_link.html", context, status=status)
 
 
 @routes.get("/links/new", name="console.new_link")
@@ -324,11 +308,15 @@ async def new_link_submit(request: web.Request) -> web.Response:
         )
         return _page(request, _context(request, reading, checked=True), status=409)
     metrics = request.config_dict[METRICS]
-    metrics.record_links_issued("api")  # the metric has no "console" channel yet
+    metrics.record_links_issued("console")
     if created.email is not None:
         metrics.record_email("link", created.email.ok)
-    sent = created.email is not None and created.email.ok
-    notice = "link_created_sent" if sent else "link_created"
+    if created.email is None:
+        notice = "link_created"
+    elif created.email.ok:
+        notice = "link_created_sent"
+    else:
+        notice = "link_created_send_failed"
     raise web.HTTPSeeOther(link_path(request, created.id, notice))
 
 
