@@ -49,6 +49,7 @@ from gateway.services.refunds import Refunds
 from gateway.services.reminders import Reminders
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed, SnapshotCache
+from gateway.services.support import SupportDesk
 from gateway.services.webhooks import WebhookService
 
 # Without a key (the demo, the tests) the SDK still needs one; the emulator accepts any.
@@ -81,6 +82,7 @@ class Services:
     org_settings: OrgSettings
     audit_trail: AuditTrail
     money: MoneyOperations
+    support: SupportDesk
 
 
 def token_service(settings: Settings, clock: Clock) -> TokenService:
@@ -166,6 +168,43 @@ def build_services(
             db, payments, clock, recorder, lookback=timedelta(seconds=settings.reconcile.lookback)
         ),
     )
+    reconciler = Reconciler(
+        db,
+        payments,
+        clock,
+        webhooks,
+        recorder,
+        settings.checkout,
+        settings.reconcile,
+        refunds=money.refunds,
+        orphans=money.orphans,
+    )
+    admin = AdminLinks(
+        db,
+        links,
+        mailer,
+        payments,
+        settings,
+        clock,
+        listing,
+        BulkIssuer(db, links, mailer, settings, clock, listing),
+    )
+    # The support desk (issue 16): find, diagnose, reply, and the fixes through the services above.
+    support = SupportDesk(
+        db,
+        clock,
+        provider=payments,
+        tokens=tokens,
+        listing=listing,
+        money=money,
+        outbox=outbox,
+        admin=admin,
+        webhooks=webhooks,
+        reconciler=reconciler,
+        default_locale=settings.checkout.default_locale,
+        timezone=settings.checkout.timezone,
+        org_name=settings.checkout.org_name,
+    )
     return Services(
         tokens=tokens,
         payments=payments,
@@ -182,29 +221,10 @@ def build_services(
         links=links,
         webhooks=webhooks,
         opens=OpenRecorder(db, clock),
-        reconciler=Reconciler(
-            db,
-            payments,
-            clock,
-            webhooks,
-            recorder,
-            settings.checkout,
-            settings.reconcile,
-            refunds=money.refunds,
-            orphans=money.orphans,
-        ),
+        reconciler=reconciler,
         change_feed=ChangeFeed(db, clock, snapshots),
         mailer=mailer,
-        admin=AdminLinks(
-            db,
-            links,
-            mailer,
-            payments,
-            settings,
-            clock,
-            listing,
-            BulkIssuer(db, links, mailer, settings, clock, listing),
-        ),
+        admin=admin,
         renewals=Renewals(db, links, mailer, payments, settings, clock),
         listing=listing,
         outbox=outbox,
@@ -226,6 +246,7 @@ def build_services(
         org_settings=org,
         audit_trail=AuditTrail(db),
         money=money,
+        support=support,
     )
 
 

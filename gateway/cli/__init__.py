@@ -27,6 +27,7 @@ from gateway.cli import (
     reconcile,
     reminders,
     serve,
+    support,
     users,
     webhooks,
 )
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         mail,
         reminders,
         users,
+        support,
     ):
         group.add_parser(sub)
     return parser

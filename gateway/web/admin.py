@@ -408,4 +408,7 @@ def setup_admin(app: web.Application) -> None:
     from gateway.web import admin_money  # likewise
 
     api.router.add_routes(admin_money.routes)
+    from gateway.web import admin_support  # likewise
+
+    api.router.add_routes(admin_support.routes)
     app.add_subapp("/admin/api", api)

@@ -30,6 +30,7 @@ from gateway.services.reconcile import Reconciler
 from gateway.services.reminders import Reminders
 from gateway.services.renewal import Renewals
 from gateway.services.snapshots import ChangeFeed
+from gateway.services.support import SupportDesk
 from gateway.services.webhooks import WebhookService
 from gateway.visitors import Classifier
 from gateway.web.admin_auth import AdminKeys
@@ -63,3 +64,4 @@ TIMELINE = web.AppKey("timeline", LinkTimeline)
 ORG_SETTINGS = web.AppKey("org_settings", OrgSettings)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
 MONEY = web.AppKey("money", MoneyOperations)
+SUPPORT = web.AppKey("support", SupportDesk)

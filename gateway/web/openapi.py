@@ -11,6 +11,8 @@ from typing import Any
 
 from gateway.domain.locales import OFFERED
 from gateway.domain.outbox import Kind, State
+from gateway.domain.support import Fix as SupportFix
+from gateway.domain.support import Kind as SupportKind
 from gateway.services.link_listing import SORTS, STATUSES
 from gateway.services.link_search import KINDS as SEARCH_KINDS
 
@@ -593,6 +595,61 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "SupportDiagnosis": {
+        "type": "object",
+        "required": ["link_id", "kind", "sentence", "facts", "fixes", "reply", "reply_locale"],
+        "properties": {
+            "link_id": {"type": "string"},
+            "kind": {"type": "string", "enum": [k.value for k in SupportKind]},
+            "sentence": {"type": "string", "description": "what happened, for a support person"},
+            "facts": {"type": "object", "description": "amount, dates, reference, order ids"},
+            "order_id": {**_NULLABLE_STR, "description": "the order the diagnosis is about"},
+            "refundable": {"type": "integer", "description": "of that order (a duplicate)"},
+            "orphan_ids": {"type": "array", "items": {"type": "string"}},
+            "event_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "webhook events of its orders not applied",
+            },
+            "fixes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["fix", "label"],
+                    "properties": {
+                        "fix": {"type": "string", "enum": [f.value for f in SupportFix]},
+                        "label": {"type": "string"},
+                    },
+                },
+            },
+            "reply_locale": {"type": "string"},
+            "reply": {"type": "string", "description": "to send the payer, in the link's language"},
+        },
+    },
+    "SupportFound": {
+        "type": "object",
+        "required": ["query", "kind", "label", "problem", "asked_stripe", "more", "results"],
+        "properties": {
+            "query": {"type": "string"},
+            "kind": {"type": "string", "description": "how the query was read"},
+            "label": {"type": "string"},
+            "problem": {**_NULLABLE_STR, "description": "why nothing can match"},
+            "asked_stripe": {"type": "boolean"},
+            "more": {"type": "boolean", "description": "more links match than are shown"},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["source", "note", "diagnosis"],
+                    "properties": {
+                        "source": {"type": "string", "enum": ["database", "stripe"]},
+                        "note": _NULLABLE_STR,
+                        "diagnosis": {"oneOf": [_ref("SupportDiagnosis"), {"type": "null"}]},
+                    },
+                },
+            },
+        },
+    },
     "AuditEntry": {
         "type": "object",
         "required": ["at", "action", "actor"],
@@ -999,6 +1056,22 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("MarkedPaid"), "recorded already"),
                 "201": _json(_ref("MarkedPaid"), "recorded"),
                 **_errors(400, 404, 409, 422, 503),
+            },
+        }
+    },
+    "/admin/api/support/find": {
+        "get": {
+            "operationId": "admin_support_find",
+            "summary": "Find the links a payer's message names, each diagnosed with a reply",
+            "description": (
+                "q: an email, a name, a reference or prefix, a link id, a payment URL or token,"
+                " or a Stripe id (cs_, pi_, ch_, re_, evt_, dp_). The database first, then Stripe"
+                " where it has nothing; each result's source says which."
+            ),
+            "parameters": [_param("q", "query", {"type": "string"}, "what the payer sent")],
+            "responses": {
+                "200": _json(_ref("SupportFound"), "the links found"),
+                **_errors(400, 422),
             },
         }
     },
