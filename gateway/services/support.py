@@ -597,12 +597,12 @@ class SupportDesk:
         )
         decision = diagnose(facts)
         by_id = {o.id: o for o in orders}
-        order = by_id.get(decision.order_id or "")
+        subject = by_id.get(decision.order_id or "")
         refundable = 0
-        if order is not None and decision.kind is Kind.PAID_TWICE:
-            refundable = (await self._money.refunds.refundable(order.id)).refundable
+        if subject is not None and decision.kind is Kind.PAID_TWICE:
+            refundable = (await self._money.refunds.refundable(subject.id)).refundable
         locale = link.locale or self._default_locale
-        values = self._facts(link, orders, order, orphans, decision)
+        values = self._facts(link, orders, subject, orphans, decision)
         sentence = Text(
             SENTENCES[decision.kind], **_shown(values, self._default_locale, self._timezone)
         )
