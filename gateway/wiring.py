@@ -125,17 +125,27 @@ def build_services(
     templates_dir = str(resource_dir("templates"))
     alert_finder = AlertFinder(db)
     urls = LinkUrls(tokens, settings.server.public_url)
+    # The console's settings: receipts and the reminder schedule follow a change at once.
+    org = OrgSettings(db, clock, settings)
     outbox = Outbox(
         db,
         clock,
         mailer=smtp,
-        composers=composers(settings, clock, templates_dir, alerts=alert_finder, db=db, links=urls),
+        composers=composers(
+            settings,
+            clock,
+            templates_dir,
+            alerts=alert_finder,
+            db=db,
+            links=urls,
+            schedule=lambda: org.current().reminder_schedule,
+        ),
         domain=settings.email.from_address.rpartition("@")[2],
     )
     # What payers are told when a payment changes, owed in the transaction that records it.
     notices = PayerNotices(
         outbox,
-        receipts=settings.email.receipts,
+        receipts=lambda: org.current().receipts,
         refund_duplicates=settings.checkout.refund_duplicates,
         default_locale=settings.checkout.default_locale,
     )
@@ -229,7 +239,9 @@ def build_services(
         listing=listing,
         outbox=outbox,
         alerts=AlertScheduler(db, clock, outbox, alert_finder, settings),
-        reminders=Reminders(db, outbox, clock, settings),
+        reminders=Reminders(
+            db, outbox, clock, settings, schedule=lambda: org.current().reminder_schedule
+        ),
         accounts=Accounts(
             db,
             clock,
@@ -241,7 +253,7 @@ def build_services(
             default_locale=settings.checkout.default_locale,
         ),
         console_auth=console_auth(settings, clock, db, passwords=passwords),
-        overview=Overview(db, clock, alert_finder, org := OrgSettings(db, clock, settings)),
+        overview=Overview(db, clock, alert_finder, org),
         timeline=LinkTimeline(db, clock, urls),
         org_settings=org,
         audit_trail=AuditTrail(db),

@@ -85,13 +85,16 @@ AUDIT_ACTION: Final = "settings"
 # wiring (gateway.wiring, gateway.app); the settings page shows it.
 NOW: Final = "now"
 RESTART: Final = "restart"
+# At once in the console; payers' pages and emails (rendered from templates compiled at start,
+# and cached) when the gateway restarts.
+CONSOLE_NOW: Final = "console_now"
 TAKES_EFFECT: Final[Mapping[str, str]] = {
-    "org_name": RESTART,
+    "org_name": CONSOLE_NOW,
     "contact_email": RESTART,
     "timezone": RESTART,
-    "default_locale": RESTART,
-    "reminder_schedule": RESTART,
-    "receipts": RESTART,
+    "default_locale": CONSOLE_NOW,
+    "reminder_schedule": NOW,  # ReminderRules reads it per decision
+    "receipts": NOW,  # PayerNotices reads it per payment
     "season_start": NOW,
 }
 

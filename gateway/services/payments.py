@@ -148,11 +148,17 @@ class PayerNotices:
     back). What the message says is read when it is sent (gateway.services.messages)."""
 
     def __init__(
-        self, outbox: Outbox, *, receipts: bool, refund_duplicates: bool, default_locale: str
+        self,
+        outbox: Outbox,
+        *,
+        receipts: bool | Callable[[], bool],
+        refund_duplicates: bool,
+        default_locale: str,
     ) -> None:
         self._outbox = outbox
         # email.receipts = false: the organisation lets Stripe send receipts (the rest still go).
-        self._receipts = receipts
+        # A callable: the console's setting as it is now (services.org_settings).
+        self._receipts = receipts if callable(receipts) else (lambda: receipts)
         self._refund_duplicates = refund_duplicates
         self._default_locale = default_locale
 
@@ -171,7 +177,7 @@ class PayerNotices:
         if target is OrderStatus.PAID and duplicate_of:
             payload = {"refund": self._refund_duplicates, "first_order": duplicate_of}
             await self._owe(session, Kind.PAID_TWICE, order_id, link_id, order_id, payload)
-        elif target is OrderStatus.PAID and self._receipts:
+        elif target is OrderStatus.PAID and self._receipts():
             # Recorded by a path the payer did not watch, or after their attempt was given up:
             # whatever they saw, they may think it failed.
             recovered = actor in RECOVERING_ACTORS or current in (

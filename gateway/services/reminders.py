@@ -24,7 +24,7 @@ audits it; it touches nothing else (receipts and other messages still go). Pausi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -122,8 +122,11 @@ class ReminderRules:
     """The configured schedule and hours, and what decides a step at send time (no database of
     its own: callers pass their read). Shared by the scheduler, the composer and the preview."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schedule: Callable[[], str] | None = None) -> None:
         self._settings = settings
+        # The default schedule as it is now: the console's settings may change it while the
+        # gateway runs (services.org_settings); the configured one otherwise.
+        self._schedule = schedule or (lambda: settings.reminders.schedule)
         self.zone = ZoneInfo(settings.checkout.timezone)
         self.send_from: time = parse_clock(settings.reminders.send_from)
         self.send_until: time = parse_clock(settings.reminders.send_until)
@@ -134,7 +137,7 @@ class ReminderRules:
 
     def steps_of(self, link: Link) -> tuple[int, ...]:
         try:
-            return link_steps(link.reminder_steps, self._settings.reminders.schedule)
+            return link_steps(link.reminder_steps, self._schedule())
         except ReminderError:
             # Validated when stored; a value written by hand is not worth a failed run.
             log.warning("link has an unreadable reminder schedule", extra={"link_id": link.id})
@@ -203,12 +206,20 @@ class ReminderRules:
 
 
 class Reminders:
-    def __init__(self, db: Database, outbox: Outbox, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        clock: Clock,
+        settings: Settings,
+        *,
+        schedule: Callable[[], str] | None = None,
+    ) -> None:
         self._db = db
         self._outbox = outbox
         self._clock = clock
         self._settings = settings
-        self.rules = ReminderRules(settings)
+        self.rules = ReminderRules(settings, schedule)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)

@@ -135,7 +135,7 @@ class TestValidation:
 
     def test_every_key_says_when_it_takes_effect(self) -> None:
         assert set(TAKES_EFFECT) == set(KEYS)
-        assert set(TAKES_EFFECT.values()) <= {"now", "restart"}
+        assert set(TAKES_EFFECT.values()) <= {"now", "console_now", "restart"}
 
 
 class TestStored:

@@ -90,11 +90,11 @@ class TestForm:
         assert selected(html, "season_start") == "9"
         assert 'id="receipts" name="receipts" value="on" checked' in html
         assert html.count("From the configuration file (config.toml).") == 7
-        assert (
-            html.count("A change takes effect at once.")
-            + html.count("A change takes effect when the gateway restarts.")
-            == 7
-        )
+        # receipts, reminder schedule, season: at once; organisation name and language: in
+        # the console at once, payer pages at restart; contact and time zone: at restart.
+        assert html.count("A change takes effect at once.") == 3
+        assert html.count("A change shows in the console at once") == 2
+        assert html.count("A change takes effect when the gateway restarts.") == 2
         assert '<option value="Europe/Lisbon">' in html  # the time zones offered
 
     async def test_a_save_is_stored_audited_and_shown(
@@ -173,7 +173,35 @@ class TestForm:
     async def test_the_overview_follows_the_season_at_once(
         self, console: ConsoleHarness, admin: ConsoleClient
     ) -> None:
-        assert (await admin.post("/settings", {**GOOD, "season_start": "1"})).status == 303
+        saved = {**GOOD, "season_start": "1", "default_locale": "en"}
+        assert (await admin.post("/settings", saved)).status == 303
         html = await admin.page("/")
         # FakeClock's today is 15 January 2027: a season from January is this calendar year.
         assert "January 1, 2027 to December 31, 2027" in html
+
+
+class TestTakingEffect:
+    async def test_receipts_and_the_reminder_schedule_follow_a_save_at_once(
+        self, console: ConsoleHarness, admin: ConsoleClient
+    ) -> None:
+        from gateway.web.keys import REMINDERS
+
+        org = console.app[ORG_SETTINGS]
+        await org.update(
+            {"receipts": False, "reminder_schedule": "-1,2"}, actor="admin:admin@riverside.example"
+        )
+
+        rules = console.app[REMINDERS].rules
+        assert rules._schedule() == "-1,2"
+        assert org.current().receipts is False  # PayerNotices reads org.current().receipts
+
+    async def test_the_console_shows_a_new_organisation_name_at_once(
+        self, console: ConsoleHarness, admin: ConsoleClient
+    ) -> None:
+        await console.app[ORG_SETTINGS].update(
+            {"org_name": "Riverside Hoops"}, actor="admin:admin@riverside.example"
+        )
+
+        html = await admin.page("/account")
+
+        assert "<title>" in html and "- Riverside Hoops</title>" in html

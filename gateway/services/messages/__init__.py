@@ -3,7 +3,7 @@ builds its email from the rows as they are when it is sent, in the link's langua
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gateway.adapters.db.engine import Database
 from gateway.clock import Clock
@@ -32,6 +32,7 @@ def composers(
     alerts: AlertFinder,
     db: Database,
     links: LinkUrls,
+    schedule: Callable[[], str] | None = None,
 ) -> Mapping[str, Composer]:
     """Every kind's composer (the wiring hands them to the outbox). One set of email
     environments for all of them: each compiles its templates once, whoever renders them."""
@@ -45,7 +46,9 @@ def composers(
         Kind.LINK: link_messages,
         Kind.RENEWAL: link_messages,
         Kind.ALERT_DIGEST: AlertDigestComposer(alerts, settings, clock, environments),
-        Kind.REMINDER: ReminderComposer(db, links, settings, clock, environments),
+        Kind.REMINDER: ReminderComposer(
+            db, links, settings, clock, environments, schedule=schedule
+        ),
         Kind.RECEIPT: ReceiptComposer(payer),
         Kind.PAYMENT_FAILED: PaymentFailedComposer(payer, db, links.url_for),
         Kind.PAID_TWICE: PaidTwiceComposer(payer),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from email.headerregistry import Address
@@ -75,10 +75,12 @@ class ReminderComposer:
         settings: Settings,
         clock: Clock,
         environments: Mapping[str, jinja2.Environment],
+        *,
+        schedule: Callable[[], str] | None = None,
     ) -> None:
         self._db = db
         self._links = links
-        self._rules = ReminderRules(settings)
+        self._rules = ReminderRules(settings, schedule)
         self._settings = settings
         self._clock = clock
         self._environments = environments

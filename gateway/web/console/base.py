@@ -40,7 +40,7 @@ from gateway.i18n.catalogs import N_
 from gateway.i18n.templates import localized_environments
 from gateway.resources import resource_dir
 from gateway.services.console_auth import Principal
-from gateway.web.keys import CONSOLE_AUTH, SETTINGS
+from gateway.web.keys import CONSOLE_AUTH, ORG_SETTINGS, SETTINGS
 from gateway.web.middleware import redact_path
 from gateway.web.pages import security_headers
 
@@ -153,7 +153,7 @@ def locale_of(request: web.Request) -> str:
         choice=chosen,
         link_locale=None,
         browser=from_accept_language(header) if header else None,
-        default=request.config_dict[SETTINGS].checkout.default_locale,
+        default=request.config_dict[ORG_SETTINGS].current().default_locale,
     )
 
 
@@ -184,6 +184,8 @@ def render(
         "request": request,
         "path": request.path,
         "Permission": Permission,
+        # The console's setting as it is now (the template global is the one at start).
+        "org_name": request.config_dict[ORG_SETTINGS].current().org_name,
         **(context or {}),
     }
     body = environment.get_template(template).render(page)

@@ -19,7 +19,14 @@ from babel.dates import get_month_names
 from gateway.domain.accounts import Permission
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.locales import NATIVE_NAMES, OFFERED
-from gateway.services.org_settings import KEYS, NOW, TAKES_EFFECT, OrgValues, zone_names
+from gateway.services.org_settings import (
+    CONSOLE_NOW,
+    KEYS,
+    NOW,
+    TAKES_EFFECT,
+    OrgValues,
+    zone_names,
+)
 from gateway.web.console.base import (
     FormErrors,
     field,
@@ -71,6 +78,7 @@ def _page(
         "stored": view.stored,
         "configured": _form_values(view.configured),
         "immediate": {key: TAKES_EFFECT[key] == NOW for key in KEYS},
+        "console_now": {key: TAKES_EFFECT[key] == CONSOLE_NOW for key in KEYS},
         "locales": [(code, NATIVE_NAMES[code]) for code in OFFERED],
         "months": _months(locale),
         "zones": zone_names(),
