@@ -71,7 +71,7 @@ async def test_paid_twice_recommends_refunding_the_second_with_its_refundable(
     h: MoneyHarness,
 ) -> None:
     link = await h.issue()
-    first, second = await paid_twice(h, link)
+    _, second = await paid_twice(h, link)
     found = await diagnosed(h, link)
     assert found.kind is Kind.PAID_TWICE
     assert found.fixes == (Fix.REFUND_DUPLICATE,)

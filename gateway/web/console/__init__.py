@@ -21,6 +21,7 @@ from gateway.web.console import (
     new_link,
     overview,
     settings,
+    support,
 )
 from gateway.web.console.base import console_middleware, setup_templates
 
@@ -35,6 +36,7 @@ ROUTE_MODULES = (
     link_detail,
     bulk,
     settings,
+    support,
 )
 
 
