@@ -296,9 +296,10 @@ class SupportDesk:
 
     # --- find -----------------------------------------------------------------------------------
 
-    async def find(self, raw: str) -> Found:
+    async def find(self, raw: str, *, emails: bool = True) -> Found:
         """Every link the query names, each diagnosed. Raises ``ValidationFailed`` (``q``) for a
-        query that is too long or holds control characters."""
+        query that is too long or holds control characters. ``emails=False`` for a reader who
+        sees addresses masked (a viewer): as the links search reads it, no email prefixes."""
         if len(raw) > MAX_QUERY:
             raise ValidationFailed(
                 {"q": Text("a search of at most %(count)s characters", count=MAX_QUERY)}
@@ -336,7 +337,7 @@ class SupportDesk:
                     "email, the reference, or the payment id (pi_…) from Stripe's dashboard"
                 ),
             )
-        understood = await self._search.understand(query)
+        understood = await self._search.understand(query, emails=emails)
         assert understood is not None  # the query is not empty
         return await self._understood(understood)
 
