@@ -39,6 +39,9 @@ from gateway.web.keys import (
     CONSOLE_AUTH,
     DATABASE,
     HTTP_SESSION,
+    LINK_BULK,
+    LINK_EXPORT,
+    LINK_SEARCH,
     LINKS,
     LISTING,
     MAILER,
@@ -200,6 +203,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ORG_SETTINGS] = services.org_settings
     await services.org_settings.load()
     app[AUDIT_TRAIL] = services.audit_trail
+    app[LINK_SEARCH] = services.link_search
+    app[LINK_EXPORT] = services.link_export
+    app[LINK_BULK] = services.link_bulk
     app[MONEY] = services.money
     app[SUPPORT] = services.support
     yield

@@ -32,7 +32,10 @@ from gateway.services.bulk_issue import BulkIssuer
 from gateway.services.checkout import CheckoutService
 from gateway.services.console_auth import ConsoleAuth, ThrottlePolicy
 from gateway.services.email import LinkMailer
+from gateway.services.link_bulk_actions import LinkBulkActions
+from gateway.services.link_export import LinkExport
 from gateway.services.link_listing import LinkListing
+from gateway.services.link_search import LinkSearch
 from gateway.services.link_timeline import LinkTimeline
 from gateway.services.links import LinkService, LinkUrls
 from gateway.services.manual_payments import ManualPayments
@@ -81,6 +84,9 @@ class Services:
     timeline: LinkTimeline
     org_settings: OrgSettings
     audit_trail: AuditTrail
+    link_search: LinkSearch
+    link_export: LinkExport
+    link_bulk: LinkBulkActions
     money: MoneyOperations
     support: SupportDesk
 
@@ -257,6 +263,9 @@ def build_services(
         timeline=LinkTimeline(db, clock, urls),
         org_settings=org,
         audit_trail=AuditTrail(db),
+        link_search=LinkSearch(db, tokens),
+        link_export=LinkExport(db, listing, clock),
+        link_bulk=LinkBulkActions(db, listing, admin, links, mailer, payments, clock),
         money=money,
         support=support,
     )

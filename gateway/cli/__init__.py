@@ -1,11 +1,12 @@
-"""The ``gateway`` command: serve, demo, emulator, links, orders, db.
+"""The ``gateway`` command: serve, demo, emulator, links, orders, users, support, db, ….
 
 Human-readable tables by default, in the user's language (``LANG`` and the other locale
 variables, see :mod:`gateway.cli.common`), ``--json`` where a program would read the output.
 Errors go to stderr with exit status 2 (bad input or configuration) or 1 (something failed).
 
-One module per command group (``links``, ``orders``, ``reconcile``, ``webhooks``, ``db``,
-``serve``, ``demo``, ``emulator``), each with an ``add_parser``; ``common`` holds the errors and
+One module per command group (``links``, ``orders``, ``reconcile``, ``webhooks``, ``mail``,
+``reminders``, ``users``, ``support``, ``db``, ``serve``, ``demo``, ``emulator``), each with an
+``add_parser``; ``common`` holds the errors and
 the printers. ``demo`` and ``emulator`` import :mod:`gateway.dev` only when run.
 """
 

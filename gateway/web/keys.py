@@ -18,7 +18,10 @@ from gateway.services.audit import AuditTrail
 from gateway.services.checkout import CheckoutService
 from gateway.services.console_auth import ConsoleAuth
 from gateway.services.email import LinkMailer
+from gateway.services.link_bulk_actions import LinkBulkActions
+from gateway.services.link_export import LinkExport
 from gateway.services.link_listing import LinkListing
+from gateway.services.link_search import LinkSearch
 from gateway.services.link_timeline import LinkTimeline
 from gateway.services.links import LinkService
 from gateway.services.money_operations import MoneyOperations
@@ -65,3 +68,6 @@ ORG_SETTINGS = web.AppKey("org_settings", OrgSettings)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
 MONEY = web.AppKey("money", MoneyOperations)
 SUPPORT = web.AppKey("support", SupportDesk)
+LINK_SEARCH = web.AppKey("link_search", LinkSearch)
+LINK_EXPORT = web.AppKey("link_export", LinkExport)
+LINK_BULK = web.AppKey("link_bulk", LinkBulkActions)

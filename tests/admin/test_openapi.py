@@ -21,8 +21,11 @@ def admin_routes(app: web.Application) -> set[tuple[str, str, str]]:
     """(method, path template, route name) of every route mounted under /admin/api."""
     found: set[tuple[str, str, str]] = set()
     for resource in app.router.resources():
-        if not isinstance(resource, web.PrefixedSubAppResource):
-            continue
+        if (
+            not isinstance(resource, web.PrefixedSubAppResource)
+            or resource.canonical != "/admin/api"
+        ):
+            continue  # the console (/admin) is pages, not the API
         for sub in resource._app.router.resources():
             for route in sub:
                 if route.method == "HEAD":

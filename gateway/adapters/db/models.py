@@ -61,6 +61,9 @@ class Link(Base):
         sa.Index("ix_links_ref", "ref", postgresql_ops={"ref": "varchar_pattern_ops"}),
         # A link's successor (a renewal or a correction): the console's timeline and the
         # renewal flow look links up by the one they replace. Few links have one.
+        # The console's search box: an email address in any case, or its start (a range of
+        # lower(email): services.link_search).
+        sa.Index("ix_links_email_lower", sa.text("lower(email)")),
         sa.Index(
             "ix_links_replaces_id",
             "replaces_id",
@@ -355,8 +358,9 @@ class ConsoleSession(Base):
 
 
 class AccountToken(Base):
-    """A single-use link sent to a person: an invitation (72 h) or a password reset. The id is
-    the SHA-256 of the token in the link; bound to the address it was sent to."""
+    """A single-use link sent to a person: an invitation (72 h) or a password reset, bound to
+    the address it was sent to. The id is random ("at_…"); the link's token is this id signed
+    with ``tokens.secret_keys`` (services.accounts), stored nowhere, the outbox included."""
 
     __tablename__ = "account_tokens"
     __table_args__ = (sa.CheckConstraint("purpose IN ('invite','reset')", name="purpose_known"),)

@@ -1,6 +1,7 @@
 """The treasurers' console (issue 15): accounts, their sessions, invitation and reset tokens,
 the login throttle and the organisation's settings; audit entries about no link (a login, a
-settings change) and read by time; links found by the one they replace.
+settings change) and read by time; links found by the one they replace and by email in any
+case (the console's search box).
 
 Revision ID: 0008
 Revises: 0007
@@ -99,6 +100,7 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.alter_column("link_id", existing_type=sa.String(length=32), nullable=True)
         batch_op.create_index(batch_op.f("ix_audit_entries_at"), ["at"], unique=False)
+    op.create_index("ix_links_email_lower", "links", [sa.text("lower(email)")], unique=False)
     op.create_index(
         "ix_links_replaces_id",
         "links",
@@ -111,6 +113,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_links_replaces_id", table_name="links")
+    op.drop_index("ix_links_email_lower", table_name="links")
     # Entries about no link stay (nothing is deleted), under an empty link id.
     op.execute("UPDATE audit_entries SET link_id = '' WHERE link_id IS NULL")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:

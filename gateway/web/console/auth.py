@@ -36,6 +36,7 @@ from gateway.services.console_auth import LoginRefused, Principal
 from gateway.web.console.base import (
     FormErrors,
     clear_session_cookie,
+    client_of,
     field,
     form_data,
     locale_of,
@@ -134,7 +135,7 @@ async def login(request: web.Request) -> web.Response:
         result = await request.config_dict[CONSOLE_AUTH].login(
             email,
             password,
-            client=request.remote or "",
+            client=client_of(request),
             user_agent=request.headers.get("User-Agent", ""),
         )
     except LoginRefused as refused:
@@ -210,7 +211,7 @@ async def second_factor(request: web.Request) -> web.Response:
         return _second_factor_page(request, errors, next_path, status=400)
     try:
         new_cookie = await request.config_dict[CONSOLE_AUTH].second_factor(
-            cookie or "", code, client=request.remote or ""
+            cookie or "", code, client=client_of(request)
         )
     except LoginRefused as refused:
         errors.add("code", t(request, CODE_REFUSED))

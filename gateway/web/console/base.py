@@ -40,6 +40,7 @@ from gateway.i18n.catalogs import N_
 from gateway.i18n.templates import localized_environments
 from gateway.resources import resource_dir
 from gateway.services.console_auth import Principal
+from gateway.web.clients import ClientResolver
 from gateway.web.keys import CONSOLE_AUTH, ORG_SETTINGS, SETTINGS
 from gateway.web.middleware import redact_path
 from gateway.web.pages import security_headers
@@ -52,6 +53,7 @@ MAX_COOKIE_CHARS = 100
 PRINCIPAL = web.RequestKey("console_principal", Principal)
 ENVIRONMENTS = web.AppKey("console_environments", dict[str, jinja2.Environment])
 HEADERS = web.AppKey("console_headers", dict[str, str])
+CLIENTS = web.AppKey("console_clients", ClientResolver)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Sentences shown once after a redirect (``?notice=<key>``): a fixed set, so a crafted URL can
@@ -76,6 +78,8 @@ NOTICES: Mapping[str, str] = {
     "revoked": N_("The payment link has been revoked."),
     "replaced": N_("A corrected link has been issued; the old one now points to it."),
     "bulk_done": N_("Done."),
+    "bulk_sent": N_("The selected links have been emailed again."),
+    "bulk_revoked": N_("The selected links have been revoked."),
     "settings_saved": N_("The settings have been saved."),
     "session_expired": N_("Your session has ended. Please log in again."),
 }
@@ -293,6 +297,13 @@ def clear_session_cookie(response: web.StreamResponse) -> None:
     _clear_cookie(response)
 
 
+def client_of(request: web.Request) -> str:
+    """Who is asking, for the login brake: the address (its /64 for IPv6), read through
+    ``server.trusted_proxies`` (behind a proxy, the proxy's own address would lock everyone
+    out together)."""
+    return request.config_dict[CLIENTS].key(request)
+
+
 def session_cookie(request: web.Request) -> str | None:
     value = request.cookies.get(COOKIE)
     if not value or len(value) > MAX_COOKIE_CHARS:
@@ -437,6 +448,7 @@ def setup_templates(
         environment.filters["email"] = _email_filter
     console[ENVIRONMENTS] = environments
     console[HEADERS] = console_headers(https=settings.server.public_url.startswith("https://"))
+    console[CLIENTS] = ClientResolver(settings.server.trusted_proxies)
 
 
 def console_headers(*, https: bool) -> dict[str, str]:

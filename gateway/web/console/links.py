@@ -55,14 +55,11 @@ from gateway.web.console.base import (
     url_for,
 )
 from gateway.web.keys import (
-    ADMIN,
     CLOCK,
-    DATABASE,
-    LINKS,
+    LINK_BULK,
+    LINK_EXPORT,
+    LINK_SEARCH,
     LISTING,
-    MAILER,
-    PAYMENTS,
-    TOKENS,
 )
 
 routes = web.RouteTableDef()
@@ -85,26 +82,15 @@ NO_EMAIL = N_("Email is not set up on this gateway, so links cannot be emailed."
 
 
 def _search(request: web.Request) -> LinkSearch:
-    # Plain objects over the app's services: cheap to build per request.
-    return LinkSearch(request.config_dict[DATABASE], request.config_dict[TOKENS])
+    return request.config_dict[LINK_SEARCH]
 
 
 def _bulk(request: web.Request) -> LinkBulkActions:
-    app = request.config_dict
-    return LinkBulkActions(
-        app[DATABASE],
-        app[LISTING],
-        app[ADMIN],
-        app[LINKS],
-        app[MAILER],
-        app[PAYMENTS],
-        app[CLOCK],
-    )
+    return request.config_dict[LINK_BULK]
 
 
 def _export(request: web.Request) -> LinkExport:
-    app = request.config_dict
-    return LinkExport(app[DATABASE], app[LISTING], app[CLOCK])
+    return request.config_dict[LINK_EXPORT]
 
 
 class _Query:
