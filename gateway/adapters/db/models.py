@@ -206,6 +206,10 @@ class AuditEntry(Base):
     """Append-only: every state change, who made it and why."""
 
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        # One kind of entry over a window (disputes for Needs attention, the Activity filter).
+        sa.Index("ix_audit_entries_action_at", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -238,6 +242,10 @@ class WebhookEvent(Base):
     """The inbox: each Stripe event id once, with what became of it."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        # Events that failed or are still unapplied (the console's Needs attention, the digest).
+        sa.Index("ix_webhook_events_outcome_received_at", "outcome", "received_at"),
+    )
 
     event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(100))

@@ -101,6 +101,13 @@ def upgrade() -> None:
         batch_op.alter_column("link_id", existing_type=sa.String(length=32), nullable=True)
         batch_op.create_index(batch_op.f("ix_audit_entries_at"), ["at"], unique=False)
     op.create_index("ix_links_email_lower", "links", [sa.text("lower(email)")], unique=False)
+    op.create_index("ix_audit_entries_action_at", "audit_entries", ["action", "at"], unique=False)
+    op.create_index(
+        "ix_webhook_events_outcome_received_at",
+        "webhook_events",
+        ["outcome", "received_at"],
+        unique=False,
+    )
     op.create_index(
         "ix_links_replaces_id",
         "links",
@@ -114,6 +121,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_links_replaces_id", table_name="links")
     op.drop_index("ix_links_email_lower", table_name="links")
+    op.drop_index("ix_audit_entries_action_at", table_name="audit_entries")
+    op.drop_index("ix_webhook_events_outcome_received_at", table_name="webhook_events")
     # Entries about no link stay (nothing is deleted), under an empty link id.
     op.execute("UPDATE audit_entries SET link_id = '' WHERE link_id IS NULL")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
