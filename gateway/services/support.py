@@ -75,7 +75,7 @@ from gateway.services.orphans import Attached
 from gateway.services.outbox import Outbox
 from gateway.services.payments import NotYetApplicable
 from gateway.services.reconcile import Reconciler, ReconcileReport
-from gateway.services.refunds import MoneyRefused, RefundResult, check_reason
+from gateway.services.refunds import MoneyRefused, Refundable, RefundResult, check_reason
 from gateway.services.webhooks import EventResult, WebhookService
 
 MAX_RESULTS = 20
@@ -652,6 +652,26 @@ class SupportDesk:
             "orphan_payment_intent_id": orphans[0].payment_intent_id if orphans else None,
             "orphan_paid_at": _iso(orphans[0].paid_at) if orphans else None,
         }
+
+    async def refundable_orders(self, link_id: str) -> list[Refundable]:
+        """The link's payments made through Stripe that can still be refunded (the link page's
+        Refund form), oldest first."""
+        async with self._db.read() as session:
+            ids = list(
+                (
+                    await session.execute(
+                        sa.select(Order.id)
+                        .where(
+                            Order.link_id == link_id,
+                            Order.status == "paid",
+                            Order.method == "stripe",
+                        )
+                        .order_by(Order.paid_at, Order.id)
+                    )
+                ).scalars()
+            )
+        found = [await self._money.refunds.refundable(i) for i in ids]
+        return [r for r in found if r.refundable > 0]
 
     # --- reply ----------------------------------------------------------------------------------
 

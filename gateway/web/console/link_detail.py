@@ -12,7 +12,15 @@ What a treasurer (``Permission.ISSUE``) can do, each a POST that the services au
 - ``/correct``: a form prefilled with the link's payer and items; confirmed, it revokes the link
   and issues the corrected one in its place (``services.link_corrections.correct_link``).
 
-A viewer sees no action and every POST answers 403 (``require``). Refunds are the next issue.
+What a treasurer (``Permission.REFUND``) can do with money (issue 16, the services of
+``services.money_operations`` through ``services.support.SupportDesk``):
+
+- ``/refund``: refund a payment made through Stripe, all or part; the form shows the amount still
+  refundable and sends it back as the guard (``expected_refundable``), so two people refund once;
+- ``/mark-paid``: record a payment made outside Stripe (amount, method, note), which blocks
+  further payment.
+
+A viewer sees no action and every POST answers 403 (``require``).
 Handlers only read the form and call services; every refusal re-renders the page with the
 problem named (4xx) and changes nothing.
 """
@@ -27,7 +35,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.domain.accounts import Permission, mask_email
-from gateway.domain.errors import NotFound, ValidationFailed
+from gateway.domain.errors import NotFound, PaymentProviderUnavailable, ValidationFailed
 from gateway.domain.links import validate_new_link
 from gateway.domain.money import format_minor
 from gateway.domain.text import Text
@@ -36,6 +44,9 @@ from gateway.services.admin_links import LinkNotSendable
 from gateway.services.email import EmailNotConfigured
 from gateway.services.link_corrections import LinkNotCorrectable, correct_link
 from gateway.services.link_timeline import Timeline
+from gateway.services.manual_payments import METHODS
+from gateway.services.refunds import MoneyRefused, StripeFailed
+from gateway.services.support import METHOD_NAMES
 from gateway.web.console.base import (
     FormErrors,
     field,
@@ -47,7 +58,7 @@ from gateway.web.console.base import (
     require,
     t,
 )
-from gateway.web.keys import ADMIN, LINKS, LISTING, PAYMENTS, SETTINGS, TIMELINE
+from gateway.web.keys import ADMIN, LINKS, LISTING, PAYMENTS, SETTINGS, SUPPORT, TIMELINE
 
 routes = web.RouteTableDef()
 
@@ -63,6 +74,12 @@ NOT_SENDABLE = N_("Only a link that can still be paid is emailed.")
 NO_EMAIL = N_("Email is not set up on this gateway, so the link cannot be emailed.")
 SEND_FAILED = N_("The email could not be sent: %(error)s")
 NOT_CORRECTABLE = N_("This link is paid or a payment is in progress: it cannot be replaced.")
+MONEY_REASON_CHARS: Final = 500
+# What was done with money, shown once after the redirect (``?done=<key>``): a fixed set.
+MONEY_DONE: Final[Mapping[str, str]] = {
+    "refunded": N_("The refund is made; the payer is told by email."),
+    "marked_paid": N_("The payment is recorded; the link can no longer be paid."),
+}
 
 _EMAIL_IN_TEXT: Final = re.compile(r"[^\s<>()\"',;:]{1,64}@[^\s<>()\"',;:]{1,255}")
 
@@ -117,9 +134,11 @@ async def _page(
     errors: FormErrors | None = None,
     form: Mapping[str, str] | None = None,
     problem: str | None = None,
+    target: str = "",
 ) -> web.Response:
     timeline = await _timeline(request)
     more = timeline.more
+    done = request.query.get("done", "")
     context = {
         "timeline": timeline,
         "link": timeline.link,
@@ -132,6 +151,14 @@ async def _page(
         and timeline.status not in ("paid", "processing", "revoked", "expired"),
         "can_revoke": timeline.link.revoked_at is None and timeline.state not in ("paid",),
         "can_correct": timeline.state not in ("paid", "processing"),
+        "refundable": await request.config_dict[SUPPORT].refundable_orders(timeline.link.id),
+        "can_mark_paid": timeline.state == "payable",
+        "amount_plain": format_minor(timeline.link.amount_total, timeline.link.currency).rsplit(
+            " ", 1
+        )[0],
+        "methods": [(m, t(request, METHOD_NAMES[m])) for m in METHODS],
+        "target": target,
+        "done": t(request, MONEY_DONE[done]) if done in MONEY_DONE and status < 400 else None,
     }
     return render(request, "console/link_detail.html", context, status=status)
 
@@ -306,3 +333,91 @@ async def correct(request: web.Request) -> web.Response:
         with contextlib.suppress(LinkNotSendable, EmailNotConfigured, NotFound):
             await request.config_dict[ADMIN].resend(new_id, actor=p.actor)
     raise redirect_to(request, "console.link", notice="replaced", link_id=new_id)
+
+
+# --- money (issue 16) ---------------------------------------------------------------------------
+
+
+async def _money(request: web.Request, work: Any) -> web.Response:
+    """Run ``work(principal, form)`` (a money operation) and answer: 303 back to the page with
+    what was done, or the page with the problem named and nothing changed."""
+    p = require(request, Permission.REFUND)
+    link_id = request.match_info["link_id"]
+    await _timeline(request)  # 404 for no such link, before anything is done
+    data = await form_data(request)
+    target = field(data, "target", max_chars=40)
+    form = {
+        "reason": field(data, "reason", max_chars=MONEY_REASON_CHARS + 1),
+        "amount": field(data, "amount", max_chars=40),
+    }
+    try:
+        done = await work(p, data, form)
+    except ValidationFailed as exc:
+        errors = FormErrors.from_validation(exc, locale_of(request))
+        if "note" in errors.fields:
+            errors.add("reason", errors.fields.pop("note"))
+        return await _page(request, status=422, errors=errors, form=form, target=target)
+    except MoneyRefused as exc:
+        return await _page(request, status=409, problem=t(request, exc.message), target=target)
+    except StripeFailed as exc:
+        return await _page(
+            request, status=exc.status, problem=t(request, exc.message), target=target
+        )
+    except PaymentProviderUnavailable as exc:
+        problem = t(
+            request,
+            Text(
+                "Stripe could not be asked now (reference %(reference)s): nothing was done. "
+                "Try again in a minute.",
+                reference=exc.reference,
+            ),
+        )
+        return await _page(request, status=503, problem=problem, target=target)
+    except NotFound:
+        problem = t(request, N_("There is no such payment on this link: nothing was done."))
+        return await _page(request, status=404, problem=problem, target=target)
+    raise web.HTTPSeeOther(
+        str(request.app.router["console.link"].url_for(link_id=link_id)) + f"?done={done}"
+    )
+
+
+@routes.post("/links/" + LINK_ID + "/refund", name="console.link_refund")
+async def refund(request: web.Request) -> web.Response:
+    async def work(p: Any, data: Mapping[str, Any], form: Mapping[str, str]) -> str:
+        order_id = field(data, "order_id", max_chars=64)
+        # Only a payment of this link (the service names why one cannot be refunded).
+        if order_id not in await _order_ids(request):
+            raise NotFound(order_id)
+        raw = field(data, "expected_refundable", max_chars=20)
+        if not raw.isdigit():
+            raise ValidationFailed({"amount": Text("the form is out of date: reload the page")})
+        await request.config_dict[SUPPORT].refund(
+            order_id,
+            amount=form["amount"] or None,
+            reason=form["reason"],
+            expected_refundable=int(raw),
+            actor=p.actor,
+        )
+        return "refunded"
+
+    return await _money(request, work)
+
+
+async def _order_ids(request: web.Request) -> list[str]:
+    diagnosis = await request.config_dict[SUPPORT].diagnose(request.match_info["link_id"])
+    return list(diagnosis.facts["order_ids"])
+
+
+@routes.post("/links/" + LINK_ID + "/mark-paid", name="console.link_mark_paid")
+async def mark_paid(request: web.Request) -> web.Response:
+    async def work(p: Any, data: Mapping[str, Any], form: Mapping[str, str]) -> str:
+        await request.config_dict[SUPPORT].mark_paid(
+            request.match_info["link_id"],
+            amount=form["amount"],
+            method=field(data, "method", max_chars=20),
+            note=form["reason"],
+            actor=p.actor,
+        )
+        return "marked_paid"
+
+    return await _money(request, work)
