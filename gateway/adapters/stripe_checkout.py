@@ -18,6 +18,7 @@ import stripe
 
 from gateway.domain.errors import PaymentProviderRejected, PaymentProviderUnavailable
 from gateway.domain.payments import (
+    CardInfo,
     KeyInUse,
     PaymentIntentInfo,
     RefundInfo,
@@ -87,6 +88,16 @@ def payment_intent_info(data: Mapping[str, Any]) -> PaymentIntentInfo:
         currency=str(data.get("currency") or ""),
         created=int(data.get("created") or 0),
     )
+
+
+def card_info(intent: Mapping[str, Any]) -> CardInfo | None:
+    """The card of a payment intent retrieved with ``expand[]=latest_charge``."""
+    charge = intent.get("latest_charge")
+    details = charge.get("payment_method_details") if isinstance(charge, Mapping) else None
+    card = details.get("card") if isinstance(details, Mapping) else None
+    if not isinstance(card, Mapping) or not isinstance(card.get("last4"), str):
+        return None
+    return CardInfo(last4=card["last4"], brand=str(card.get("brand") or ""))
 
 
 def refund_info(data: Mapping[str, Any]) -> RefundInfo:
@@ -241,6 +252,15 @@ class StripeCheckout:
             lambda: self._client.v1.payment_intents.retrieve_async(payment_intent_id),
         )
         return payment_intent_info(intent.to_dict())
+
+    async def payment_card(self, payment_intent_id: str) -> CardInfo | None:
+        intent = await _call(
+            "retrieve payment intent",
+            lambda: self._client.v1.payment_intents.retrieve_async(
+                payment_intent_id, params={"expand": ["latest_charge"]}
+            ),
+        )
+        return card_info(intent.to_dict())
 
     async def refund(
         self,

@@ -147,6 +147,14 @@ class PaymentIntentInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CardInfo:
+    """The card a payment was made with, as its charge's ``payment_method_details.card``."""
+
+    last4: str
+    brand: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RefundInfo:
     id: str
     amount: int
@@ -165,6 +173,10 @@ class PaymentProvider(Protocol):
         ...
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo: ...
+
+    async def payment_card(self, payment_intent_id: str) -> CardInfo | None:
+        """The card of the payment's latest charge (None: not a card, or no charge yet)."""
+        ...
 
     async def refund(
         self,

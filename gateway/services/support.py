@@ -32,8 +32,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -57,7 +59,7 @@ from gateway.domain.errors import (
     PaymentProviderUnavailable,
     ValidationFailed,
 )
-from gateway.domain.money import format_minor
+from gateway.domain.money import exponent, format_minor
 from gateway.domain.outbox import Kind as MessageKind
 from gateway.domain.outbox import State
 from gateway.domain.support import Decision, Fix, Kind, LinkFacts, OrderFacts, Receipt, diagnose
@@ -79,6 +81,10 @@ from gateway.services.refunds import MoneyRefused, Refundable, RefundResult, che
 from gateway.services.webhooks import EventResult, WebhookService
 
 MAX_RESULTS = 20
+# "last4 amount date": the day's payments read (a club's busiest day is well under this), and
+# how many of those of the amount Stripe is asked about (one call each).
+_CARD_SCAN = 2000
+MAX_CARD_LOOKUPS = 10
 
 # --- the catalogs -------------------------------------------------------------------------------
 
@@ -323,20 +329,7 @@ class SupportDesk:
             )
         card = _CARD.fullmatch(query)
         if card is not None:
-            return Found(
-                query,
-                "card",
-                Text(
-                    "Card ending %(last4)s, %(amount)s on %(date)s",
-                    last4=card[1],
-                    amount=card[2],
-                    date=card[3],
-                ),
-                Text(
-                    "card details are not recorded by this gateway yet: search by the payer's "
-                    "email, the reference, or the payment id (pi_…) from Stripe's dashboard"
-                ),
-            )
+            return await self._by_card(query, card[1], card[2], card[3])
         understood = await self._search.understand(query, emails=emails)
         assert understood is not None  # the query is not empty
         return await self._understood(understood)
@@ -514,6 +507,84 @@ class SupportDesk:
             None,
             asked=True,
         )
+
+    async def _by_card(self, query: str, last4: str, amount: str, day: str) -> Found:
+        """ "4242 150.00 2026-04-03": the payments of that amount made that day (in the
+        organisation's time zone; recorded ones and orphan payments) whose card, as Stripe has
+        it on the payment's charge, ends in those digits. At most :data:`MAX_CARD_LOOKUPS`
+        payments are asked about."""
+        label = Text(
+            "Card ending %(last4)s, %(amount)s on %(date)s", last4=last4, amount=amount, date=day
+        )
+        found = Found(query, "card", label)
+        try:
+            value = Decimal(amount.replace(",", "."))
+            start = datetime.combine(date.fromisoformat(day), time(), ZoneInfo(self._timezone))
+        except (InvalidOperation, ValueError):
+            return self._with(
+                found, [], Text('write it like "4242 150.00 2026-04-03"'), asked=False
+            )
+        start = start.astimezone(UTC)
+        end = start + timedelta(days=1)
+        candidates: list[tuple[str, str]] = []  # (payment intent, link id)
+        async with self._db.read() as session:
+            rows = await session.execute(
+                sa.select(
+                    Order.payment_intent_id, Order.link_id, Order.amount_total, Order.currency
+                )
+                .where(
+                    Order.paid_at >= start,
+                    Order.paid_at < end,
+                    Order.payment_intent_id.is_not(None),
+                )
+                .limit(_CARD_SCAN)
+            )
+            for intent, link_id, total, currency in rows.all():
+                if intent and _same_amount(total, currency, value):
+                    candidates.append((intent, link_id))
+            rows = await session.execute(
+                sa.select(
+                    OrphanPayment.payment_intent_id,
+                    OrphanPayment.link_id,
+                    OrphanPayment.amount,
+                    OrphanPayment.currency,
+                )
+                .where(OrphanPayment.paid_at >= start, OrphanPayment.paid_at < end)
+                .limit(_CARD_SCAN)
+            )
+            for intent, link_id, total, currency in rows.all():
+                if intent and link_id and _same_amount(total, currency, value):
+                    candidates.append((intent, link_id))
+        if not candidates:
+            return self._with(
+                found, [], Text("no payment of that amount was made that day"), asked=False
+            )
+        results: list[Result] = []
+        seen: set[str] = set()
+        try:
+            for intent, link_id in candidates[:MAX_CARD_LOOKUPS]:
+                card = await self._provider.payment_card(intent)
+                if card is None or card.last4 != last4 or link_id in seen:
+                    continue
+                seen.add(link_id)
+                note = Text(
+                    "Stripe: payment %(intent)s, %(brand)s card ending %(last4)s",
+                    intent=intent,
+                    brand=card.brand,
+                    last4=card.last4,
+                )
+                results.append(Result("stripe", await self.diagnose(link_id), note))
+        except PaymentProviderUnavailable:
+            return self._with(
+                found, results, Text("Stripe could not be asked about the cards now"), asked=True
+            )
+        except PaymentProviderRejected:
+            pass
+        problem = None
+        if not results:
+            problem = Text("payments of that amount that day were made with other cards")
+        more = len(candidates) > MAX_CARD_LOOKUPS
+        return Found(query, "card", label, problem, results, asked_stripe=True, more=more)
 
     # --- diagnose -------------------------------------------------------------------------------
 
@@ -845,6 +916,10 @@ class SupportDesk:
                 .order_by(AuditEntry.id)
             )
             return [(a, b, c) for a, b, c in rows.all()]
+
+
+def _same_amount(minor: int, currency: str, value: Decimal) -> bool:
+    return Decimal(minor).scaleb(-exponent(currency)) == value
 
 
 def _iso(value: datetime | None) -> str | None:

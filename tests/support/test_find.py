@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -95,7 +97,8 @@ async def test_ids_that_are_not_stored_say_what_to_search_instead(h: MoneyHarnes
         ("ch_3abc", "pi_"),
         ("dp_1abc", "pi_"),
         ("re_unknown", "no refund recorded here"),
-        ("4242 150.00 2026-04-03", "card details"),
+        ("4242 150.00 2026-04-03", "no payment of that amount"),
+        ("4242 150.00 2026-13-03", "write it like"),
     ):
         found = await desk(h).find(query)
         assert found.results == [] and found.problem and words in found.problem, query
@@ -154,3 +157,31 @@ async def test_the_command_line(cli: MoneyHarness, capsys: pytest.CaptureFixture
     assert body["results"][0]["diagnosis"]["link_id"] == link.id
     code, out, err = await run(capsys, "support", "find", "x" * 400)
     assert code == 2 and "q:" in err
+
+
+async def test_last4_amount_and_date_match_the_card_stripe_has(h: MoneyHarness) -> None:
+    link = await h.issue()
+    order = await h.paid(link)
+    other = await h.issue(ref="2026-04/p2", items=("Spring fee=90.00",))
+    await h.paid(other)
+    assert order.paid_at is not None
+    zone = ZoneInfo(h.app[SETTINGS].checkout.timezone)
+    day = order.paid_at.astimezone(zone).date().isoformat()
+    found = await desk(h).find(f"4242 150.00 {day}")
+    assert ids(found) == [(link.id, "stripe")] and found.asked_stripe
+    assert found.results[0].note and "visa card ending 4242" in found.results[0].note
+    assert ids(await desk(h).find(f"4242 150,00 {day}")) == [(link.id, "stripe")]
+    other_card = await desk(h).find(f"1111 150.00 {day}")
+    assert other_card.results == [] and other_card.problem
+    assert "other cards" in other_card.problem
+
+
+async def test_last4_finds_an_orphan_payment(h: MoneyHarness) -> None:
+    link = await h.issue()
+    await orphan(h, link)
+    zone = ZoneInfo(h.app[SETTINGS].checkout.timezone)
+    day = datetime.fromtimestamp(h.clock.now(), UTC).astimezone(zone).date().isoformat()
+    found = await desk(h).find(f"4242 150.00 {day}")
+    assert ids(found) == [(link.id, "stripe")]
+    diagnosis = found.results[0].diagnosis
+    assert diagnosis is not None and diagnosis.kind is Kind.ORPHAN
