@@ -524,6 +524,30 @@ class ConsoleAuth:
 
     # --- the brake --------------------------------------------------------------------------
 
+    async def confirm_password(self, account_id: str, password: str, *, client: str) -> bool:
+        """Whether ``password`` is the logged-in account's own, asked again before a sensitive
+        change (a new password, turning the second factor off). Braked like a login, on the
+        same keys: a session left open on a shared computer cannot be used to guess the
+        password at hashing speed. :class:`LoginRefused` while locked out."""
+        client = clean_client(client)
+        now = self.now()
+        async with self._db.read() as session:
+            account = await session.get(Account, account_id)
+        if account is None:
+            return False
+        keys = ("account:" + digest(account.email), "client:" + digest(client))
+        locked = await self._locked_for(keys, now)
+        if locked is not None:
+            raise LoginRefused(retry_after=locked)
+        bounded = 0 < len(password) <= PASSWORD_MAX_LENGTH
+        good = await self._passwords.verify(account.password_hash, password if bounded else "-")
+        if good and bounded and account.disabled_at is None:
+            return True
+        retry_after = await self._failed(keys, now, account=account, address=account.email)
+        if retry_after is not None:
+            raise LoginRefused(retry_after=retry_after)
+        return False
+
     async def _locked_for(self, keys: tuple[str, ...], now: datetime) -> int | None:
         """Seconds until every key is free again, or None when none is locked."""
         async with self._db.read() as session:

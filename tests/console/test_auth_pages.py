@@ -841,3 +841,33 @@ async def test_every_auth_page_renders_in_every_offered_language(
         assert response.headers["Content-Language"] == locale
     response = await login_post(public, admin.email, "wrong password here")
     assert response.status == 400
+
+
+async def test_guessing_the_current_password_from_an_open_session_locks_out(
+    console: ConsoleHarness, treasurer: ConsoleClient
+) -> None:
+    # admin.login_max_failures is 5: the fifth wrong guess locks, whatever the form.
+    statuses = []
+    for n in range(6):
+        response = await treasurer.post(
+            "/account/password",
+            {
+                "current_password": f"not the password {n}",
+                "new_password": "a brand new password 1",
+                "confirm_password": "a brand new password 1",
+            },
+        )
+        statuses.append(response.status)
+    assert statuses == [400, 400, 400, 400, 429, 429]
+    response = await treasurer.post("/account/2fa/disable", {"password": "still guessing here"})
+    assert response.status in (400, 429)  # no 2FA yet: the form says so, or the brake holds
+    # The right password is refused too until the lockout ends (no oracle).
+    refused = await treasurer.post(
+        "/account/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a brand new password 1",
+            "confirm_password": "a brand new password 1",
+        },
+    )
+    assert refused.status == 429

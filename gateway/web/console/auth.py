@@ -280,6 +280,19 @@ async def change_password(request: web.Request) -> web.Response:
     elif new and confirm != new:
         errors.add("confirm_password", t(request, PASSWORDS_DIFFER))
     if not errors:
+        # The current password is checked through the login brake first (a guess costs the
+        # same as a login's, and counts toward the same lockout).
+        try:
+            right = await request.config_dict[CONSOLE_AUTH].confirm_password(
+                found.account_id, current, client=client_of(request)
+            )
+        except LoginRefused as refused:
+            errors.add("current_password", _too_many(request, refused.retry_after or 60))
+            return await _account_page(request, found, errors=errors, status=429)
+        if not right:
+            errors.add("current_password", t(request, N_("The current password is not right")))
+            return await _account_page(request, found, errors=errors, status=400)
+    if not errors:
         try:
             await request.config_dict[ACCOUNTS].change_password(
                 found.account_id, current, new, keep_session=found.session_id
@@ -422,7 +435,14 @@ async def disable_2fa(request: web.Request) -> web.Response:
         errors.add("password", t(request, ENTER_PASSWORD))
         return await _current_enrol_page(request, found, errors=errors, status=400)
     accounts = request.config_dict[ACCOUNTS]
-    if not await accounts.check_password(found.account_id, password):
+    try:
+        right = await request.config_dict[CONSOLE_AUTH].confirm_password(
+            found.account_id, password, client=client_of(request)
+        )
+    except LoginRefused as refused:
+        errors.add("password", _too_many(request, refused.retry_after or 60))
+        return await _current_enrol_page(request, found, errors=errors, status=429)
+    if not right:
         errors.add("password", t(request, N_("That password is not right")))
         return await _current_enrol_page(request, found, errors=errors, status=400)
     await accounts.disable_totp(found.account_id, actor=found.actor)
