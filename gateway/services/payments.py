@@ -488,6 +488,31 @@ async def record_refund(
     return Recorded(order.id, order.link_id, current.value, target.value)
 
 
+async def record_card(
+    session: AsyncSession,
+    charge: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    notices: PayerNotices | None = None,
+) -> Recorded:
+    """``charge.succeeded``: keep the card's last four digits and brand on the order (what the
+    support desk matches "last4 amount date" against). A fact about the payment, not a change
+    of its state: no audit entry, nothing owed, the order's ``updated_at`` left alone."""
+    del actor, now, notices
+    order = await _order_for_charge(session, charge)
+    if order is None:
+        return Recorded(None)
+    details = charge.get("payment_method_details")
+    card = details.get("card") if isinstance(details, Mapping) else None
+    if not isinstance(card, Mapping) or not isinstance(card.get("last4"), str):
+        return Recorded(order.id, order.link_id)
+    last4, brand = card["last4"][:4], str(card.get("brand") or "")[:32] or None
+    if (order.card_last4, order.card_brand) != (last4, brand):
+        order.card_last4, order.card_brand = last4, brand
+    return Recorded(order.id, order.link_id)
+
+
 async def record_dispute(
     session: AsyncSession,
     dispute: Mapping[str, Any],

@@ -510,9 +510,10 @@ class SupportDesk:
 
     async def _by_card(self, query: str, last4: str, amount: str, day: str) -> Found:
         """ "4242 150.00 2026-04-03": the payments of that amount made that day (in the
-        organisation's time zone; recorded ones and orphan payments) whose card, as Stripe has
-        it on the payment's charge, ends in those digits. At most :data:`MAX_CARD_LOOKUPS`
-        payments are asked about."""
+        organisation's time zone) whose card ends in those digits: as recorded from
+        ``charge.succeeded`` (``orders.card_last4``) first; else, for payments whose card was
+        not recorded (made before it was kept, or orphan payments), as Stripe has it on the
+        payment's charge. At most :data:`MAX_CARD_LOOKUPS` payments are asked about."""
         label = Text(
             "Card ending %(last4)s, %(amount)s on %(date)s", last4=last4, amount=amount, date=day
         )
@@ -526,11 +527,16 @@ class SupportDesk:
             )
         start = start.astimezone(UTC)
         end = start + timedelta(days=1)
-        candidates: list[tuple[str, str]] = []  # (payment intent, link id)
+        candidates: list[tuple[str, str]] = []  # not recorded here: (payment intent, link id)
+        recorded: list[str] = []  # links whose payment's recorded card matches
         async with self._db.read() as session:
             rows = await session.execute(
                 sa.select(
-                    Order.payment_intent_id, Order.link_id, Order.amount_total, Order.currency
+                    Order.payment_intent_id,
+                    Order.link_id,
+                    Order.amount_total,
+                    Order.currency,
+                    Order.card_last4,
                 )
                 .where(
                     Order.paid_at >= start,
@@ -539,10 +545,14 @@ class SupportDesk:
                 )
                 .limit(_CARD_SCAN)
             )
-            for intent, link_id, total, currency in rows.all():
-                if intent and _same_amount(total, currency, value):
+            for intent, link_id, total, currency, card in rows.all():
+                if not intent or not _same_amount(total, currency, value):
+                    continue
+                if card is None:
                     candidates.append((intent, link_id))
-            rows = await session.execute(
+                elif card == last4 and link_id not in recorded:
+                    recorded.append(link_id)
+            orphan_rows = await session.execute(
                 sa.select(
                     OrphanPayment.payment_intent_id,
                     OrphanPayment.link_id,
@@ -552,12 +562,18 @@ class SupportDesk:
                 .where(OrphanPayment.paid_at >= start, OrphanPayment.paid_at < end)
                 .limit(_CARD_SCAN)
             )
-            for intent, link_id, total, currency in rows.all():
-                if intent and link_id and _same_amount(total, currency, value):
-                    candidates.append((intent, link_id))
+            for orphan_intent, named, total, currency in orphan_rows.all():
+                if orphan_intent and named and _same_amount(total, currency, value):
+                    candidates.append((orphan_intent, named))
+        if recorded:
+            here = [Result("database", await self.diagnose(i)) for i in recorded[:MAX_RESULTS]]
+            return Found(query, "card", label, None, here, more=len(recorded) > MAX_RESULTS)
         if not candidates:
             return self._with(
-                found, [], Text("no payment of that amount was made that day"), asked=False
+                found,
+                [],
+                Text("no payment of that amount was made that day with that card"),
+                asked=False,
             )
         results: list[Result] = []
         seen: set[str] = set()

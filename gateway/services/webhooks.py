@@ -37,6 +37,7 @@ from gateway.services.payments import (
     PayerNotices,
     PaymentRecorder,
     Recorded,
+    record_card,
     record_dispute,
     record_refund,
     record_session,
@@ -68,6 +69,7 @@ class _RecordCharge(Protocol):
 
 # Event type -> how its charge or dispute is recorded.
 CHARGE_EVENTS: Mapping[str, _RecordCharge] = {
+    "charge.succeeded": record_card,
     "charge.refunded": record_refund,
     "charge.dispute.created": record_dispute,
 }
@@ -282,6 +284,17 @@ def _check_charge(obj: Mapping[str, Any]) -> None:
     check.amount("amount")
     check.text("currency", 10)
     check.text("reason", 100)
+    details = obj.get("payment_method_details")
+    if details is not None:
+        if not isinstance(details, dict):
+            raise check.fail("payment_method_details", "an object")
+        card = details.get("card")
+        if card is not None:
+            if not isinstance(card, dict):
+                raise check.fail("payment_method_details.card", "an object")
+            card_check = _Check(card, "data.object.payment_method_details.card")
+            card_check.text("last4", 4)
+            card_check.text("brand", 32)
 
 
 def parse_event(event: object) -> ParsedEvent:

@@ -11,12 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from gateway.adapters.db.models import Order
 from gateway.cli import main
 from gateway.domain.errors import ValidationFailed
 from gateway.domain.support import Kind
 from gateway.services.support import Found
-from gateway.web.keys import MONEY, SETTINGS
+from gateway.services.webhooks import InvalidEvent, parse_event
+from gateway.web.keys import DATABASE, MONEY, SETTINGS
 from tests.admin.test_openapi import checked
 from tests.harness import TOKEN_SECRET, forge
 from tests.money.support import MoneyHarness
@@ -159,21 +162,45 @@ async def test_the_command_line(cli: MoneyHarness, capsys: pytest.CaptureFixture
     assert code == 2 and "q:" in err
 
 
-async def test_last4_amount_and_date_match_the_card_stripe_has(h: MoneyHarness) -> None:
+async def test_last4_amount_and_date_match_the_card_recorded_then_stripes(
+    h: MoneyHarness,
+) -> None:
     link = await h.issue()
     order = await h.paid(link)
     other = await h.issue(ref="2026-04/p2", items=("Spring fee=90.00",))
     await h.paid(other)
+    # Recorded from charge.succeeded as the payment was made.
+    assert (order.card_last4, order.card_brand) == ("4242", "visa")
     assert order.paid_at is not None
     zone = ZoneInfo(h.app[SETTINGS].checkout.timezone)
     day = order.paid_at.astimezone(zone).date().isoformat()
     found = await desk(h).find(f"4242 150.00 {day}")
-    assert ids(found) == [(link.id, "stripe")] and found.asked_stripe
-    assert found.results[0].note and "visa card ending 4242" in found.results[0].note
-    assert ids(await desk(h).find(f"4242 150,00 {day}")) == [(link.id, "stripe")]
+    assert ids(found) == [(link.id, "database")] and not found.asked_stripe
+    assert ids(await desk(h).find(f"4242 150,00 {day}")) == [(link.id, "database")]
     other_card = await desk(h).find(f"1111 150.00 {day}")
     assert other_card.results == [] and other_card.problem
-    assert "other cards" in other_card.problem
+    assert "with that card" in other_card.problem
+    # A payment recorded before cards were kept: Stripe is asked, and says so.
+    async with h.app[DATABASE].write() as session:
+        await session.execute(
+            sa.update(Order).where(Order.id == order.id).values(card_last4=None, card_brand=None)
+        )
+    asked = await desk(h).find(f"4242 150.00 {day}")
+    assert ids(asked) == [(link.id, "stripe")] and asked.asked_stripe
+    assert asked.results[0].note and "visa card ending 4242" in asked.results[0].note
+    elsewhere = await desk(h).find(f"1111 150.00 {day}")
+    assert elsewhere.problem and "other cards" in elsewhere.problem
+
+
+async def test_a_malformed_card_in_a_charge_event_is_refused_as_invalid() -> None:
+    event = {
+        "id": "evt_1",
+        "type": "charge.succeeded",
+        "data": {"object": {"id": "ch_1", "payment_method_details": {"card": {"last4": 4242}}}},
+    }
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(event)
+    assert "payment_method_details.card.last4" in str(refused.value)
 
 
 async def test_last4_finds_an_orphan_payment(h: MoneyHarness) -> None:

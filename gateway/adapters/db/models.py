@@ -198,6 +198,11 @@ class Order(Base):
     method: Mapped[str] = mapped_column(sa.String(16), default="stripe", server_default="stripe")
     payment_note: Mapped[str | None] = mapped_column(sa.String(500))
     recorded_by: Mapped[str | None] = mapped_column(sa.String(100))
+    # The card a Stripe payment was made with, from its charge (``charge.succeeded``): what
+    # the support desk matches "last4 amount date" against. None for other methods, and for
+    # payments recorded before it was kept.
+    card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    card_brand: Mapped[str | None] = mapped_column(sa.String(32))
 
     link: Mapped[Link] = relationship(back_populates="orders", lazy="raise")
 
