@@ -33,6 +33,9 @@ async def test_refund_part_then_the_rest_from_the_link_page(
     assert (await viewer.post(f"{page}/refund", {**form, "reason": "x"})).status == 403
     no_reason = await treasurer.post(f"{page}/refund", {**form, "amount": "50.00"})
     assert no_reason.status == 422 and "reason is required" in await no_reason.text()
+    # The error summary leads to the field of the form that was sent.
+    assert 'href="#refund-1-reason"' in await no_reason.text()
+    assert 'id="refund-1-reason"' in await no_reason.text()
     too_much = await treasurer.post(
         f"{page}/refund", {**form, "amount": "200.00", "reason": "injured"}
     )

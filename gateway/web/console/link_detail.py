@@ -337,6 +337,16 @@ async def correct(request: web.Request) -> web.Response:
 
 # --- money (issue 16) ---------------------------------------------------------------------------
 
+# Which form was sent (its fields' ids start with it), and the service's field names as the
+# forms name them.
+_MONEY_TARGET: Final = re.compile(r"refund-[0-9]{1,3}|mark-paid")
+_MONEY_FIELDS: Final[Mapping[str, str]] = {
+    "amount": "amount",
+    "method": "method",
+    "reason": "reason",
+    "note": "reason",
+}
+
 
 async def _money(request: web.Request, work: Any) -> web.Response:
     """Run ``work(principal, form)`` (a money operation) and answer: 303 back to the page with
@@ -346,6 +356,8 @@ async def _money(request: web.Request, work: Any) -> web.Response:
     await _timeline(request)  # 404 for no such link, before anything is done
     data = await form_data(request)
     target = field(data, "target", max_chars=40)
+    if not _MONEY_TARGET.fullmatch(target):
+        target = "mark-paid" if request.path.endswith("/mark-paid") else "refund-1"
     form = {
         "reason": field(data, "reason", max_chars=MONEY_REASON_CHARS + 1),
         "amount": field(data, "amount", max_chars=40),
@@ -353,9 +365,10 @@ async def _money(request: web.Request, work: Any) -> web.Response:
     try:
         done = await work(p, data, form)
     except ValidationFailed as exc:
-        errors = FormErrors.from_validation(exc, locale_of(request))
-        if "note" in errors.fields:
-            errors.add("reason", errors.fields.pop("note"))
+        # Named after the form's own fields, so the error summary's links reach them.
+        errors = FormErrors()
+        for name, message in FormErrors.from_validation(exc, locale_of(request)).items():
+            errors.add(f"{target}-{_MONEY_FIELDS.get(name, 'reason')}", message)
         return await _page(request, status=422, errors=errors, form=form, target=target)
     except MoneyRefused as exc:
         return await _page(request, status=409, problem=t(request, exc.message), target=target)
