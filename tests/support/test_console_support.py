@@ -231,3 +231,14 @@ async def test_mark_paid_reconcile_and_replay(
     assert unknown.status == 404
     no_csrf = await treasurer.post("/support/reconcile", form, csrf=False)
     assert no_csrf.status == 403
+
+
+async def test_an_expired_link_offers_the_corrected_link_form(
+    console: ConsoleHarness, treasurer: ConsoleClient
+) -> None:
+    link = await console.issue(valid_for=86400)
+    console.clock.advance(2 * 86400)
+    treasurer = await console.login(treasurer.email)  # the session idled out meanwhile
+    html = await treasurer.page(f"/support?q={link.id}")
+    assert "expired on" in html and "without being paid" in html
+    assert f'href="/admin/links/{link.id}/correct"' in html

@@ -212,3 +212,10 @@ async def test_last4_finds_an_orphan_payment(h: MoneyHarness) -> None:
     assert ids(found) == [(link.id, "stripe")]
     diagnosis = found.results[0].diagnosis
     assert diagnosis is not None and diagnosis.kind is Kind.ORPHAN
+
+
+async def test_stripe_down_while_asked_is_said_plainly(h: MoneyHarness) -> None:
+    h.emulator.faults.update({"fail_next": 1, "paths": ["/v1/payment_intents/pi_nothing000"]})
+    found = await desk(h).find("pi_nothing000")
+    assert found.asked_stripe and found.results == []
+    assert found.problem and "Stripe could not be asked now" in found.problem
