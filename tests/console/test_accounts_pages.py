@@ -77,7 +77,7 @@ async def test_admin_invites_someone_who_sets_a_password_from_the_email(
     )
     assert response.status == 303
     kim = await console.login("kim@riverside.example", NEW_PASSWORD)
-    assert "Viewer" in text_of(await kim.page("/account"))
+    assert "Lector" in text_of(await kim.page("/account"))  # invited in Spanish
     text = text_of(await admin.page("/accounts"))
     assert "kim@riverside.example Kim Lee Viewer Active Off" in text
 

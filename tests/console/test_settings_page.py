@@ -117,7 +117,13 @@ class TestForm:
         assert 'timezone: "UTC" → "America/Sao_Paulo"' in (entry.detail or "")
         assert "receipts: on → off" in (entry.detail or "")
 
+        # The console now speaks the new default language to an account without its own.
         html = await admin.page("/settings?notice=settings_saved")
+        assert '<html lang="es">' in html
+        english = await admin.get(
+            "/settings?notice=settings_saved", headers={"Accept-Language": "en"}
+        )
+        html = await english.text()
         assert "The settings have been saved." in html
         assert value_of(html, "org_name") == "Riverside Hoops"
         assert value_of(html, "reminder_schedule") == "-3,7"
