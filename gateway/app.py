@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.adapters.db.engine import create_database
-from gateway.adapters.db.migrate import upgrade
+from gateway.adapters.db.revision import upgrade_if_needed
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.resources import resource_dir
@@ -168,7 +168,7 @@ def _database(auto_migrate: bool):  # type: ignore[no-untyped-def]
         db = create_database(settings.url, pool_size=settings.pool_size)
         try:
             if auto_migrate:
-                await upgrade(db)
+                await upgrade_if_needed(db)
             app[DATABASE] = db
             yield
         finally:

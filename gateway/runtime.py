@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.adapters.db.engine import Database, create_database
-from gateway.adapters.db.migrate import upgrade
+from gateway.adapters.db.revision import upgrade_if_needed
 from gateway.adapters.stripe_checkout import StripeCheckout
 from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock, SystemClock
@@ -80,7 +80,7 @@ async def open_runtime(
     db = create_database(settings.database.url, pool_size=settings.database.pool_size)
     try:
         if migrate:
-            await upgrade(db)
+            await upgrade_if_needed(db)
         settings = await effective_settings(db, settings)
         async with aiohttp.ClientSession() as http:
             yield Runtime(settings, clock, db, build_services(settings, clock, db, http))

@@ -79,3 +79,19 @@ async def test_migrations_build_the_indexes_the_models_describe(
         await described.dispose()
         if not described.is_sqlite:
             await drop_pg_database(described_url)
+
+
+async def test_the_recorded_head_is_the_migrations_head_and_is_read_without_alembic(
+    sqlite_url: str,
+) -> None:
+    from gateway.adapters.db.revision import HEAD, schema_revision, upgrade_if_needed
+
+    assert head_revision() == HEAD
+    db = create_database(sqlite_url)
+    try:
+        assert await schema_revision(db) is None  # never migrated
+        assert await upgrade_if_needed(db) is True
+        assert await schema_revision(db) == HEAD
+        assert await upgrade_if_needed(db) is False  # current: Alembic is not called
+    finally:
+        await db.dispose()

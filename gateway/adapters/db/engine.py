@@ -203,6 +203,10 @@ class RowTransaction:
         self.dialect = dialect
 
 
+def prepared_for(dialect: Dialect) -> PreparedStatements:
+    return _prepared(dialect)
+
+
 def _prepared(dialect: Dialect) -> PreparedStatements:
     global _prepared_for_sqlite
     if _prepared_for_sqlite is None:
