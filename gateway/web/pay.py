@@ -262,9 +262,15 @@ async def open_link(request: web.Request) -> web.Response:
     )
 
 
+# The console's "open the payer's page" adds this: a treasurer looking is not the payer opening.
+FROM_CONSOLE = "from=console"
+
+
 def _count_open(request: web.Request, link_id: str, is_bot: bool, name: str) -> None:
     """A page view in the open counts, and a bot's in ``gateway_bot_previews`` (only here)."""
     app = request.app
+    if request.query_string and FROM_CONSOLE in request.query_string:
+        return
     if is_bot:
         app[OPENS].bot_preview(link_id, name)
         app[METRICS].record_bot_preview(name)

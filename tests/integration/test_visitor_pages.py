@@ -155,3 +155,16 @@ async def test_opens_and_previews_are_counted_under_100_concurrent_gets(h: Harne
         )
     assert sum(previews.values()) == 40
     assert len(previews) == 2
+
+
+async def test_a_treasurer_opening_the_page_from_the_console_is_not_a_payer_opening_it(
+    h: Harness,
+) -> None:
+    link = await h.issue()
+    page = await h.get(link, headers_for(PEOPLE["iPhone Safari"]), params={"from": "console"})
+    assert page.status == 200
+    assert "$150.00" in await page.text()  # the page the payer sees, as it is
+    await h.flush_opens()
+    async with h.app[DATABASE].read() as session:
+        row = await session.get(Link, link.id)
+        assert row is not None and row.open_count == 0 and row.first_opened_at is None
