@@ -51,6 +51,7 @@ from gateway.adapters.db.models import (
     KeyValue,
     Link,
     Order,
+    OrphanPayment,
     OutboxMessage,
     WebhookEvent,
 )
@@ -94,6 +95,8 @@ class Section(enum.StrEnum):
     FAILED_MESSAGES = "failed_messages"
     FAILED_EVENTS = "failed_events"
     MISSED_PAYMENTS = "missed_payments"
+    # Paid at Stripe, not recorded here (issue 16): found by the reconciler, not yet attached.
+    ORPHAN_PAYMENTS = "orphan_payments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +299,23 @@ def _failed_events(since: datetime, until: datetime) -> _Query:
     return query, e.processed_at
 
 
+def _orphan_payments(since: datetime, until: datetime) -> _Query:
+    o = OrphanPayment
+    query = (
+        sa.select(
+            o.id,
+            o.link_id,
+            Link.ref,
+            o.amount,
+            o.currency,
+            o.found_at.label("at"),
+        )
+        .outerjoin(Link, Link.id == o.link_id)
+        .where(o.attached_at.is_(None), _in(o.found_at, since, until))
+    )
+    return query, o.found_at
+
+
 _QUERIES = {
     Section.DUPLICATES: _duplicates,
     Section.DISPUTES: _disputes,
@@ -303,6 +323,7 @@ _QUERIES = {
     Section.FAILED_MESSAGES: _failed_messages,
     Section.FAILED_EVENTS: _failed_events,
     Section.MISSED_PAYMENTS: _missed_payments,
+    Section.ORPHAN_PAYMENTS: _orphan_payments,
 }
 
 

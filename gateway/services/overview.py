@@ -70,6 +70,7 @@ class Period(enum.StrEnum):
 class Attention(enum.StrEnum):
     """What needs a person, in the order the overview lists it."""
 
+    ORPHAN = "orphan"  # paid at Stripe, not recorded here: first, a payer is waiting
     DUPLICATE = "duplicate"
     DISPUTE = "dispute"
     FAILED_BANK_PAYMENT = "failed_bank_payment"
@@ -318,6 +319,10 @@ def _label(ref: str | None, link_id: str | None) -> str:
 
 def _sentence(kind: Attention, item: AlertItem) -> Text:
     label = _label(item.ref, item.link_id)
+    if kind is Attention.ORPHAN:
+        if item.link_id is None:
+            return Text("A payment at Stripe names no link of this gateway")
+        return Text("%(ref)s was paid at Stripe but the payment is not recorded here", ref=label)
     if kind is Attention.DUPLICATE:
         return Text("%(ref)s was paid twice: refund the second payment", ref=label)
     if kind is Attention.DISPUTE:
@@ -333,6 +338,7 @@ def _sentence(kind: Attention, item: AlertItem) -> Text:
 
 
 _FROM_DIGEST: Final = {
+    Attention.ORPHAN: Section.ORPHAN_PAYMENTS,
     Attention.DUPLICATE: Section.DUPLICATES,
     Attention.DISPUTE: Section.DISPUTES,
     Attention.FAILED_EMAIL: Section.FAILED_MESSAGES,
@@ -390,8 +396,9 @@ class Overview:
         # Just past now: what was stamped this very second is included.
         until = now + timedelta(seconds=1)
         groups: dict[Attention, AttentionGroup] = {}
+        # Every one still to deal with, however old: payments to refund or to attach.
         duplicates = await self._finder.collect(
-            _EPOCH, until, shown=shown, only=(Section.DUPLICATES,)
+            _EPOCH, until, shown=shown, only=(Section.ORPHAN_PAYMENTS, Section.DUPLICATES)
         )
         recent = await self._finder.collect(
             now - LOOK_BACK,

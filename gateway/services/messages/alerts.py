@@ -71,6 +71,12 @@ def command(section: Section, item: AlertItem) -> str:
         return f"gateway mail show {item.id}"
     if section is Section.FAILED_EVENTS:
         return f"gateway webhooks replay {item.id}"
+    if section is Section.ORPHAN_PAYMENTS:
+        return (
+            f"gateway support find {item.id}"
+            if item.link_id is None
+            else (f"gateway links show {item.link_id}")
+        )
     return f"gateway links show {item.link_id}"
 
 

@@ -23,6 +23,7 @@ from gateway.web.keys import ORG_SETTINGS, OVERVIEW
 routes = web.RouteTableDef()
 
 GROUP_TITLES: Final = {
+    Attention.ORPHAN: N_("Paid at Stripe, not recorded here"),
     Attention.DUPLICATE: N_("Paid twice: a payment to refund"),
     Attention.DISPUTE: N_("Disputed payments"),
     Attention.FAILED_BANK_PAYMENT: N_("Bank payments that failed"),
