@@ -44,7 +44,8 @@ async def test_the_page_shows_items_total_payer_page_and_history(
     assert "$200.00" in text and "$50.00" in text  # the total and a line, CLDR-formatted
     assert "Issued" in text  # the status
     # The payer's page opens in a new tab; the address is in a read-only input to copy.
-    assert f'href="{link.url}" target="_blank" rel="noopener noreferrer"' in page
+    # (from=console: a treasurer's look is not counted as the payer opening it)
+    assert f'href="{link.url}?from=console" target="_blank" rel="noopener noreferrer"' in page
     assert f'id="link-url" type="text" readonly value="{link.url}"' in page
     assert 'data-copy="link-url"' in page and "/static/console-detail." in page
     # The history and the treasurer's actions.
