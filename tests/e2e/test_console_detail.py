@@ -62,7 +62,7 @@ def test_revoke_a_link_with_a_reason_and_see_it_in_the_history(treasurer: Page, 
     assert page.get_by_role("heading", level=1).inner_text().startswith("Sam Rivera")
     assert "Link created for 200.00 USD" in page.locator(".timeline").inner_text()
     payer = page.get_by_role("link", name="Open the payer's page")
-    assert payer.get_attribute("href") == link["url"]
+    assert payer.get_attribute("href") == link["url"] + "?from=console"
     assert payer.get_attribute("target") == "_blank"
     problems = accessible(page, "console-detail")
 
