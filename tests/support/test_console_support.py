@@ -85,11 +85,14 @@ async def test_attach_an_orphan_payment_with_a_reason(
     html = await treasurer.page(f"/support?q={intent}")
     assert "Paid at Stripe but not recorded here" in html and "We are sorry" in html
     assert f'name="orphan_id" value="{orphan_id}"' in html
-    form = {"orphan_id": orphan_id, "q": intent, "target": "attach_orphan-0"}
+    form = {"orphan_id": orphan_id, "q": intent, "target": "attach_orphan-0-1"}
     refused = await viewer.post("/support/attach", {**form, "reason": "x"})
     assert refused.status == 403
     missing = await treasurer.post("/support/attach", {**form, "reason": ""})
     assert missing.status == 422 and "reason is required" in await missing.text()
+    # The error summary leads to the reason field of the form that was sent.
+    assert 'href="#attach_orphan-0-1-reason"' in await missing.text()
+    assert 'id="attach_orphan-0-1-reason"' in await missing.text()
     assert await orders(console, link.id) == []
     done = await treasurer.post(
         "/support/attach", {**form, "reason": "parent wrote: charged, no email"}

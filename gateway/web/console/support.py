@@ -22,6 +22,7 @@ was done (a fixed set of sentences); a refusal re-renders them with the problem 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -87,7 +88,10 @@ KIND_TAGS: Final[Mapping[str, str]] = {
     "paid_outside_stripe": N_("Paid outside Stripe"),
 }
 
-ENTER_REASON = N_("Say why (kept in the link's history)")
+# Which form was sent (its fields' ids start with it: fix, result, and for several of one
+# kind its number), and the services' field names as the forms name them.
+_TARGET: Final = re.compile(r"[a-z_]{1,20}-[0-9]{1,3}(-[0-9]{1,3})?")
+_FIELDS: Final[Mapping[str, str]] = {"amount": "amount", "method": "method", "note": "reason"}
 # Which permission each fix needs.
 PERMISSION_OF: Final[Mapping[Fix, Permission]] = {
     Fix.ATTACH_ORPHAN: Permission.REFUND,
@@ -207,13 +211,18 @@ async def _act(
     data = await form_data(request)
     q = field(data, "q", max_chars=MAX_QUERY)
     target = field(data, "target", max_chars=100)
+    if not _TARGET.fullmatch(target):
+        target = "form"
     reason = field(data, "reason", max_chars=REASON_CHARS + 1)
     form = {"reason": reason, "amount": field(data, "amount", max_chars=40)}
     locale = locale_of(request)
     try:
         key = await work(p, data, reason)
     except ValidationFailed as exc:
-        errors = FormErrors.from_validation(exc, locale)
+        # Named after the sent form's own fields, so the error summary's links reach them.
+        errors = FormErrors()
+        for name, message in FormErrors.from_validation(exc, locale).items():
+            errors.add(f"{target}-{_FIELDS.get(name, 'reason')}", message)
         return await _page(request, q, status=422, errors=errors, target=target, form=form)
     except MoneyRefused as exc:
         return await _page(request, q, status=409, problem=t(request, exc.message), target=target)
