@@ -74,6 +74,7 @@ class LinkFacts:
     receipt: Receipt = Receipt.NONE
     unattached_orphans: int = 0  # orphan payments naming this link, not attached
     unapplied_events: int = 0  # webhook events of its orders that failed or wait
+    mail: bool = True  # this gateway emails payers (else no receipt can be sent again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +111,12 @@ def _decide(facts: LinkFacts) -> Decision:
         if first.status == "refunded" or first.refunded >= first.amount:
             return Decision(Kind.REFUNDED, (), first.id)
         if first.method != "stripe":
-            fixes = () if facts.receipt is Receipt.NONE else (Fix.RESEND_RECEIPT,)
+            fixes = (Fix.RESEND_RECEIPT,) if facts.mail else ()
             return Decision(Kind.PAID_OUTSIDE_STRIPE, fixes, first.id)
+        resend = (Fix.RESEND_RECEIPT,) if facts.mail else ()
         if facts.receipt is Receipt.DELIVERED:
-            return Decision(Kind.PAID_RECEIPT_DELIVERED, (Fix.RESEND_RECEIPT,), first.id)
-        return Decision(Kind.PAID_RECEIPT_NOT_DELIVERED, (Fix.RESEND_RECEIPT,), first.id)
+            return Decision(Kind.PAID_RECEIPT_DELIVERED, resend, first.id)
+        return Decision(Kind.PAID_RECEIPT_NOT_DELIVERED, resend, first.id)
     processing = next((o for o in orders if o.status == "processing"), None)
     if processing is not None:
         return Decision(Kind.PROCESSING, (Fix.RECONCILE,), processing.id)

@@ -682,6 +682,7 @@ class SupportDesk:
             receipt=_receipt(messages, orders),
             unattached_orphans=len(orphans),
             unapplied_events=len(events),
+            mail=self._outbox.enabled,
         )
         decision = diagnose(facts)
         by_id = {o.id: o for o in orders}

@@ -50,6 +50,11 @@ CASES: list[tuple[str, LinkFacts, Decision]] = [
         Decision(Kind.PAID_RECEIPT_NOT_DELIVERED, (Fix.RESEND_RECEIPT,), "ord_a"),
     ),
     (
+        "paid, no mail set up: nothing to send again",
+        LinkFacts(orders=(PAID,), mail=False),
+        Decision(Kind.PAID_RECEIPT_NOT_DELIVERED, (), "ord_a"),
+    ),
+    (
         "paid twice, the second not refunded",
         LinkFacts(orders=(PAID, OrderFacts("ord_b", "paid", 15000, duplicate_of="ord_a"))),
         Decision(Kind.PAID_TWICE, (Fix.REFUND_DUPLICATE,), "ord_b"),
@@ -106,7 +111,7 @@ CASES: list[tuple[str, LinkFacts, Decision]] = [
     ),
     (
         "paid in cash, no mail",
-        LinkFacts(orders=(OrderFacts("ord_a", "paid", 15000, method="cash"),)),
+        LinkFacts(orders=(OrderFacts("ord_a", "paid", 15000, method="cash"),), mail=False),
         Decision(Kind.PAID_OUTSIDE_STRIPE, (), "ord_a"),
     ),
     (

@@ -137,6 +137,10 @@ def cli(
     monkeypatch.setenv("GATEWAY_SERVER_PUBLIC_URL", h.app[SETTINGS].server.public_url)
     monkeypatch.setenv("GATEWAY_STRIPE_API_BASE", str(h.emulator_server.make_url("")).rstrip("/"))
     monkeypatch.setenv("GATEWAY_STRIPE_API_KEY", "sk_test_cli")
+    # Mail set up as the app's (nothing is sent by `support find`).
+    monkeypatch.setenv("GATEWAY_EMAIL_HOST", "127.0.0.1")
+    monkeypatch.setenv("GATEWAY_EMAIL_PORT", "9")
+    monkeypatch.setenv("GATEWAY_EMAIL_FROM_ADDRESS", "treasurer@riverside.example")
     return h
 
 
