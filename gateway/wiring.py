@@ -205,12 +205,14 @@ def build_services(
         listing,
         BulkIssuer(db, links, mailer, settings, clock, listing),
     )
+    # The console's search box, read the same way by the support desk.
+    link_search = LinkSearch(db, tokens)
     # The support desk (issue 16): find, diagnose, reply, and the fixes through the services above.
     support = SupportDesk(
         db,
         clock,
         provider=payments,
-        tokens=tokens,
+        search=link_search,
         listing=listing,
         money=money,
         outbox=outbox,
@@ -263,7 +265,7 @@ def build_services(
         timeline=LinkTimeline(db, clock, urls),
         org_settings=org,
         audit_trail=AuditTrail(db),
-        link_search=LinkSearch(db, tokens),
+        link_search=link_search,
         link_export=LinkExport(db, listing, clock),
         link_bulk=LinkBulkActions(db, listing, admin, links, mailer, payments, clock),
         money=money,

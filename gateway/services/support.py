@@ -51,7 +51,6 @@ from gateway.adapters.db.models import (
     Refund,
     WebhookEvent,
 )
-from gateway.adapters.tokens import TokenService
 from gateway.clock import Clock
 from gateway.domain.errors import (
     NotFound,
@@ -62,6 +61,7 @@ from gateway.domain.errors import (
 from gateway.domain.money import exponent, format_minor
 from gateway.domain.outbox import Kind as MessageKind
 from gateway.domain.outbox import State
+from gateway.domain.payments import PaymentProvider
 from gateway.domain.support import Decision, Fix, Kind, LinkFacts, OrderFacts, Receipt, diagnose
 from gateway.domain.text import Text
 from gateway.i18n.catalogs import N_, localize
@@ -269,8 +269,8 @@ class SupportDesk:
         db: Database,
         clock: Clock,
         *,
-        provider: Any,
-        tokens: TokenService,
+        provider: PaymentProvider,
+        search: LinkSearch,
         listing: LinkListing,
         money: MoneyOperations,
         outbox: Outbox,
@@ -284,8 +284,8 @@ class SupportDesk:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._provider = provider  # gateway.domain.payments.PaymentProvider
-        self._search = LinkSearch(db, tokens)
+        self._provider = provider
+        self._search = search
         self._listing = listing
         self._money = money
         self._outbox = outbox
@@ -579,15 +579,15 @@ class SupportDesk:
         seen: set[str] = set()
         try:
             for intent, link_id in candidates[:MAX_CARD_LOOKUPS]:
-                card = await self._provider.payment_card(intent)
-                if card is None or card.last4 != last4 or link_id in seen:
+                at_stripe = await self._provider.payment_card(intent)
+                if at_stripe is None or at_stripe.last4 != last4 or link_id in seen:
                     continue
                 seen.add(link_id)
                 note = Text(
                     "Stripe: payment %(intent)s, %(brand)s card ending %(last4)s",
                     intent=intent,
-                    brand=card.brand,
-                    last4=card.last4,
+                    brand=at_stripe.brand,
+                    last4=at_stripe.last4,
                 )
                 results.append(Result("stripe", await self.diagnose(link_id), note))
         except PaymentProviderUnavailable:
