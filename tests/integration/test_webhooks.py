@@ -405,6 +405,7 @@ class TestTheEventsTheGatewayNeeds:
             "checkout.session.async_payment_succeeded",
             "checkout.session.async_payment_failed",
             "checkout.session.expired",
+            "charge.succeeded",
             "charge.refunded",
             "charge.dispute.created",
         }
