@@ -262,6 +262,23 @@ class StripeCheckout:
         )
         return card_info(intent.to_dict())
 
+    async def payment_intent_of(self, object_id: str) -> str | None:
+        found: dict[str, Any]
+        if object_id.startswith(("ch_", "py_")):
+            charge = await _call(
+                "retrieve charge", lambda: self._client.v1.charges.retrieve_async(object_id)
+            )
+            found = charge.to_dict()
+        else:
+            dispute = await _call(
+                "retrieve dispute", lambda: self._client.v1.disputes.retrieve_async(object_id)
+            )
+            found = dispute.to_dict()
+        intent = found.get("payment_intent")
+        if isinstance(intent, dict):  # expanded
+            intent = intent.get("id")
+        return intent if isinstance(intent, str) and intent else None
+
     async def refund(
         self,
         payment_intent_id: str,

@@ -178,6 +178,10 @@ class PaymentProvider(Protocol):
         """The card of the payment's latest charge (None: not a card, or no charge yet)."""
         ...
 
+    async def payment_intent_of(self, object_id: str) -> str | None:
+        """The payment a charge (``ch_``) or a dispute (``dp_``) belongs to (None: none)."""
+        ...
+
     async def refund(
         self,
         payment_intent_id: str,

@@ -15,7 +15,8 @@ a payment URL or token      its link, after the signature is        no database 
 ``pi_…``                    the link of the order with that         ``ix_orders_payment_intent_id``
                             payment intent
 ``ch_…``                    nothing: charge ids are not stored      —
-                            (the result says so)
+                            (the result says so; the support desk
+                            asks Stripe for the charge's payment)
 ``ref:U12-``                references starting with it (case       ``ix_links_ref`` (a range)
                             counts)
 text without ``@``          references starting with it when any    ``ix_links_ref`` (one probe)
@@ -299,8 +300,8 @@ class LinkSearch:
                 "charge",
                 Text("Stripe charge %(id)s", id=query),
                 Text(
-                    "charge ids (ch_…) are not stored: search by the payment id (pi_…) that "
-                    "Stripe shows on the charge"
+                    "charge ids (ch_…) are not stored here: the Support page asks Stripe which "
+                    "payment a charge belongs to"
                 ),
             )
         if query.startswith("cs_"):

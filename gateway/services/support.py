@@ -227,6 +227,7 @@ METHOD_NAMES: Mapping[str, str] = {
 _REFUND_ID = re.compile(r"(re|pyr)_[A-Za-z0-9_]{1,250}")
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,250}")
 _DISPUTE_ID = re.compile(r"(dp|du)_[A-Za-z0-9_]{1,250}")
+_CHARGE_ID = re.compile(r"(ch|py)_[A-Za-z0-9_]{1,250}")
 _CARD = re.compile(r"(\d{4})\s+(\d{1,9}(?:[.,]\d{1,3})?)\s+(\d{4}-\d{2}-\d{2})")
 _WRAPPING = " \t\r\n<>\"'`«»“”‘’"
 
@@ -318,21 +319,47 @@ class SupportDesk:
         if _EVENT_ID.fullmatch(query):
             return await self._by_event(query)
         if _DISPUTE_ID.fullmatch(query):
-            return Found(
-                query,
-                "dispute",
-                Text("Stripe dispute %(id)s", id=query),
-                Text(
-                    "dispute ids (dp_…) are not stored: search by the payment id (pi_…) that "
-                    "Stripe shows on the dispute"
-                ),
+            return await self._via_payment(
+                query, "dispute", Text("Stripe dispute %(id)s", id=query)
             )
+        if _CHARGE_ID.fullmatch(query):
+            return await self._via_payment(query, "charge", Text("Stripe charge %(id)s", id=query))
         card = _CARD.fullmatch(query)
         if card is not None:
             return await self._by_card(query, card[1], card[2], card[3])
         understood = await self._search.understand(query, emails=emails)
         assert understood is not None  # the query is not empty
         return await self._understood(understood)
+
+    async def _via_payment(self, query: str, kind: str, label: Text) -> Found:
+        """A charge or a dispute: neither is stored here, so Stripe is asked which payment it
+        belongs to, and that payment is looked for (the database first, then Stripe)."""
+        found = Found(query, kind, label)
+        try:
+            intent = await self._provider.payment_intent_of(query)
+        except PaymentProviderRejected:
+            return self._with(
+                found, [], Text("neither this database nor Stripe knows this id"), asked=True
+            )
+        except PaymentProviderUnavailable:
+            return self._with(
+                found,
+                [],
+                Text("this database has nothing under this id, and Stripe could not be asked now"),
+                asked=True,
+            )
+        if intent is None:
+            return self._with(found, [], Text("Stripe holds no payment for this id"), asked=True)
+        by_payment = await self.find(intent)
+        return Found(
+            query,
+            kind,
+            Text("%(label)s, of the payment %(payment)s", label=label, payment=intent),
+            by_payment.problem,
+            by_payment.results,
+            asked_stripe=True,
+            more=by_payment.more,
+        )
 
     async def _understood(self, understood: Understood) -> Found:
         found = Found(understood.query, understood.kind, understood.label, understood.problem)

@@ -15,7 +15,7 @@ from gateway.domain.accounts import Role
 from gateway.web.keys import ACCOUNTS
 from tests.admin.support import AdminHarness
 
-PASSWORD = "long enough and rare 7"  # noqa: S105 - a test account's password
+PASSWORD = "long enough and rare 7"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -67,7 +67,12 @@ def _console(path: str) -> str:
 
 class ConsoleHarness(AdminHarness):
     async def add_account(
-        self, email: str, role: Role | str = Role.TREASURER, *, password: str = PASSWORD, name: str = ""
+        self,
+        email: str,
+        role: Role | str = Role.TREASURER,
+        *,
+        password: str = PASSWORD,
+        name: str = "",
     ) -> str:
         """An active account (invited and accepted through the services); its id."""
         accounts = self.app[ACCOUNTS]

@@ -169,7 +169,7 @@ class TestWhatAQueryIs:
         assert found == []
         charge = await searcher(h).understand("ch_3PxyzABC")
         assert charge is not None and charge.kind == "charge" and charge.match is None
-        assert charge.problem is not None and "pi_" in charge.problem
+        assert charge.problem is not None and "Support page" in charge.problem
 
     async def test_bad_queries_are_refused_and_empty_is_no_search(self, h: AdminHarness) -> None:
         with pytest.raises(ValidationFailed) as too_long:

@@ -97,14 +97,31 @@ async def test_an_orphan_payment_is_found_by_its_stripe_ids(h: MoneyHarness) -> 
 
 async def test_ids_that_are_not_stored_say_what_to_search_instead(h: MoneyHarness) -> None:
     for query, words in (
-        ("ch_3abc", "pi_"),
-        ("dp_1abc", "pi_"),
+        ("ch_3abc", "nor Stripe knows"),
+        ("dp_1abc", "nor Stripe knows"),
         ("re_unknown", "no refund recorded here"),
         ("4242 150.00 2026-04-03", "no payment of that amount"),
         ("4242 150.00 2026-13-03", "write it like"),
     ):
         found = await desk(h).find(query)
         assert found.results == [] and found.problem and words in found.problem, query
+
+
+async def test_a_charge_or_a_dispute_is_found_through_its_payment_at_stripe(
+    h: MoneyHarness,
+) -> None:
+    link = await h.issue()
+    order = await h.paid(link)
+    assert order.payment_intent_id is not None
+    charge_id = h.emulator.payment_intents[order.payment_intent_id]["latest_charge"]
+    dispute_id = h.emulator.dispute(order.payment_intent_id)["id"]
+
+    by_charge = await desk(h).find(charge_id)
+    by_dispute = await desk(h).find(dispute_id)
+
+    assert ids(by_charge) == [(link.id, "database")]
+    assert ids(by_dispute) == [(link.id, "database")]
+    assert by_charge.asked_stripe and order.payment_intent_id in by_charge.label
 
 
 async def test_the_json_api_matches_its_document(h: MoneyHarness) -> None:
