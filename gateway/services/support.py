@@ -227,6 +227,8 @@ METHOD_NAMES: Mapping[str, str] = {
 _REFUND_ID = re.compile(r"(re|pyr)_[A-Za-z0-9_]{1,250}")
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,250}")
 _DISPUTE_ID = re.compile(r"(dp|du)_[A-Za-z0-9_]{1,250}")
+_NOT_KNOWN = Text("neither this database nor Stripe knows this id")
+_NOT_ASKED = Text("this database has nothing under this id, and Stripe could not be asked now")
 _CHARGE_ID = re.compile(r"(ch|py)_[A-Za-z0-9_]{1,250}")
 _CARD = re.compile(r"(\d{4})\s+(\d{1,9}(?:[.,]\d{1,3})?)\s+(\d{4}-\d{2}-\d{2})")
 _WRAPPING = " \t\r\n<>\"'`«»“”‘’"
@@ -337,17 +339,8 @@ class SupportDesk:
         found = Found(query, kind, label)
         try:
             intent = await self._provider.payment_intent_of(query)
-        except PaymentProviderRejected:
-            return self._with(
-                found, [], Text("neither this database nor Stripe knows this id"), asked=True
-            )
-        except PaymentProviderUnavailable:
-            return self._with(
-                found,
-                [],
-                Text("this database has nothing under this id, and Stripe could not be asked now"),
-                asked=True,
-            )
+        except (PaymentProviderRejected, PaymentProviderUnavailable) as exc:
+            return self._unanswered(found, exc)
         if intent is None:
             return self._with(found, [], Text("Stripe holds no payment for this id"), asked=True)
         by_payment = await self.find(intent)
@@ -417,17 +410,8 @@ class SupportDesk:
                     status=intent.status,
                     amount=format_minor(intent.amount, intent.currency or "usd"),
                 )
-        except PaymentProviderRejected:
-            return self._with(
-                found, [], Text("neither this database nor Stripe knows this id"), asked=True
-            )
-        except PaymentProviderUnavailable:
-            return self._with(
-                found,
-                [],
-                Text("this database has nothing under this id, and Stripe could not be asked now"),
-                asked=True,
-            )
+        except (PaymentProviderRejected, PaymentProviderUnavailable) as exc:
+            return self._unanswered(found, exc)
         if link_id:
             async with self._db.read() as session:
                 here = await session.get(Link, link_id) is not None
@@ -444,6 +428,19 @@ class SupportDesk:
                 "%(described)s, not made by this gateway (it names no link)", described=described
             )
         return self._with(found, [Result("stripe", None, note)], None, asked=True)
+
+    @classmethod
+    def _unanswered(
+        cls,
+        found: Found,
+        exc: PaymentProviderRejected | PaymentProviderUnavailable,
+        *,
+        unknown: Text = _NOT_KNOWN,
+        unreachable: Text = _NOT_ASKED,
+    ) -> Found:
+        """Nothing here, and Stripe said it has nothing (``unknown``) or could not be asked."""
+        problem = unknown if isinstance(exc, PaymentProviderRejected) else unreachable
+        return cls._with(found, [], problem, asked=True)
 
     @staticmethod
     def _with(found: Found, results: list[Result], problem: Text | None, *, asked: bool) -> Found:
@@ -496,16 +493,14 @@ class SupportDesk:
             )
         try:
             event = await self._provider.retrieve_event(event_id)
-        except PaymentProviderRejected:
-            return self._with(
-                found, [], Text("neither this database nor Stripe knows this event"), asked=True
-            )
-        except PaymentProviderUnavailable:
-            return self._with(
+        except (PaymentProviderRejected, PaymentProviderUnavailable) as exc:
+            return self._unanswered(
                 found,
-                [],
-                Text("this event is not in the inbox, and Stripe could not be asked now"),
-                asked=True,
+                exc,
+                unknown=Text("neither this database nor Stripe knows this event"),
+                unreachable=Text(
+                    "this event is not in the inbox, and Stripe could not be asked now"
+                ),
             )
         data = event.get("data")
         obj = data.get("object") if isinstance(data, dict) else None
