@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.e2e.browser import with_axe
+from tests.e2e.browser import COLOUR_RULES, SCREENSHOTS, axe_violations, with_axe
 from tests.e2e.conftest import Demo
 
 PHONE = {"width": 390, "height": 844}
@@ -38,3 +38,23 @@ def console_page(browser: Browser, demo: Demo, role: str = "treasurer", **option
     page = context.new_page()
     console_login(page, demo, role)
     return page
+
+
+def accessible(page: Page, name: str) -> list[str]:
+    """axe at the phone and the desktop width, light and dark; a screenshot of each; and no
+    sideways scrolling. Ends at the desktop width in the light scheme."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    problems = []
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        for index, scheme in enumerate(("light", "dark")):
+            page.emulate_media(color_scheme=scheme)
+            rules = None if index == 0 else COLOUR_RULES
+            problems += [f"{name} {label} {scheme}: {v}" for v in axe_violations(page, rules)]
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}-{scheme}.png"), full_page=True)
+        wide = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+        if wide:
+            problems.append(f"{name} {label}: the page scrolls sideways")
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size(DESKTOP)
+    return problems

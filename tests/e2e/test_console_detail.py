@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import COLOUR_RULES, SCREENSHOTS, axe_violations
 from tests.e2e.conftest import Demo
-from tests.e2e.console import DESKTOP, PHONE, console_page
+from tests.e2e.console import DESKTOP, PHONE, accessible, console_page
 
 
 def issue(demo: Demo) -> dict[str, Any]:
@@ -27,24 +26,6 @@ def issue(demo: Demo) -> dict[str, Any]:
     }
     created: dict[str, Any] = demo.request("POST", f"{demo.url}/admin/api/links", body, key=True)
     return created
-
-
-def accessible(page: Page, name: str) -> list[str]:
-    """axe at the phone and the desktop width, light and dark; a screenshot of each."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    problems = []
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
-        for index, scheme in enumerate(("light", "dark")):
-            page.emulate_media(color_scheme=scheme)
-            rules = None if index == 0 else COLOUR_RULES
-            problems += [f"{name} {label} {scheme}: {v}" for v in axe_violations(page, rules)]
-            page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}-{scheme}.png"), full_page=True)
-        wide = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
-        if wide:
-            problems.append(f"{name} {label}: the page scrolls sideways")
-    page.emulate_media(color_scheme="light")
-    return problems
 
 
 @pytest.fixture(scope="module")

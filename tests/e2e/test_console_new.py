@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import COLOUR_RULES, SCREENSHOTS, axe_violations
 from tests.e2e.conftest import Demo
-from tests.e2e.console import DESKTOP, PHONE, console_page
+from tests.e2e.console import DESKTOP, accessible, console_page
 
 BULK_CSV = (
     "email,name,ref,items\n"
@@ -22,25 +21,6 @@ BULK_CSV = (
     "ben.parent@example.com,Ben Okafor,E2E-BULK-2,Spring fee=150.00\n"
     'kim.parent@example.com,Kim Ito,E2E-BULK-3,"Spring fee=150,00"\n'
 )
-
-
-def accessible(page: Page, name: str) -> list[str]:
-    """axe at the phone and the desktop width, light and dark; a screenshot of each."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    problems = []
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
-        for index, scheme in enumerate(("light", "dark")):
-            page.emulate_media(color_scheme=scheme)
-            rules = None if index == 0 else COLOUR_RULES
-            problems += [f"{name} {label} {scheme}: {v}" for v in axe_violations(page, rules)]
-            page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}-{scheme}.png"), full_page=True)
-        wide = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
-        if wide:
-            problems.append(f"{name} {label}: the page scrolls sideways")
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size(DESKTOP)
-    return problems
 
 
 @pytest.fixture(scope="module")
