@@ -64,6 +64,8 @@ class Languages:
 
     def remember(self, request: web.Request, response: web.StreamResponse) -> None:
         """Set the switcher's cookie on the answer to a ``?lang=`` choice (on a link's pages)."""
+        if not request.query_string:
+            return  # no choice made (most requests: this skips a lookup that raises KeyError)
         chosen = request.get(_REMEMBER)
         token = request.match_info.get("token")
         if chosen is None or token is None:

@@ -192,9 +192,12 @@ def setup_payable_pages(app: web.Application, snapshots: SnapshotCache[Any]) -> 
 
     natural = app[PAYABLE] = packed_pages()
     # Each language's instance is made at its first request (PagesByLocale); the check of a
-    # language's pages is shared with the natural instance's.
+    # language's pages is shared with the natural instance's. It holds only the links someone
+    # asked for in that language: a small budget of pages kept inflated.
     app[PAYABLE_IN] = PagesByLocale(
-        lambda locale: packed_pages(locale, composes=natural.composes, max_bytes=8 << 20)
+        lambda locale: packed_pages(
+            locale, composes=natural.composes, max_bytes=8 << 20, inflated_bytes=1 << 20
+        )
     )
 
 

@@ -7,11 +7,12 @@ So the GET path keeps, per link, in a sibling of the link snapshot (one invalida
 feed, one freshness rule with it):
 
 - a payable link: its confirm page rendered once per change with stand-ins for the only two
-  things a request changes (the token, and the name of the app whose in-app browser asks), both
-  variants compressed together by zlib against a dictionary made of the same template rendered
-  for a sample link. The template's own text is the shared part, so what is stored is the
-  link's own words: ~50-100 bytes. With it, the moment its validity ends, the one change that
-  no write announces;
+  things a request changes (the token, and the name of the app whose in-app browser asks). The
+  in-app variant is the plain one with one stretch replaced (the "you are in the app" hint):
+  the plain page and that stretch are compressed together by zlib against a dictionary made of
+  the same template rendered for a sample link, and where the stretch goes is noted. The
+  template's own text is the shared part, so what is stored is the link's own words: ~50-100
+  bytes. With it, the moment its validity ends, the one change that no write announces;
 - any other link: a header whose validity end is :data:`LONG_WAY` (minus infinity), which sends
   the request the long way (the full view from the snapshot, and the page for its state).
 
@@ -26,14 +27,18 @@ language on a link without one) is served from another instance with a ``fixed_l
 sibling of the same snapshot (one invalidation for all), holding the pages of just the links
 someone has asked for in that language.
 
-A request inflates its page (~2 µs) and puts the escaped token and app name in. Before the
-first page is packed in a language (the default's at start-up, any other the first time a page
-is asked for in it: a language nobody reads is never loaded), a sample page is checked to
-compose byte for byte what rendering the template directly gives, for every in-app browser the
-classifier names; a template that breaks the rule (passes the token or the app name through a
-filter that changes them, or branches on which app it is) switches packing off in that language,
-and its pages are rendered directly: slower, never wrong. A link whose own text contains a
-stand-in is not packed either.
+A request inflates its page (~2 µs; an in-app browser's, the stretch too) and puts the escaped
+token and app name in. While an organisation's links all fit in :data:`INFLATED_BYTES` (~10,000
+links), their pages are kept inflated after their first request: that is most of what a GET
+costs here beyond aiohttp. A larger one inflates per request (its pages would only churn).
+
+Before the first page is packed in a language (the default's at start-up, any other the first
+time a page is asked for in it: a language nobody reads is never loaded), a sample page is
+checked to compose byte for byte what rendering the template directly gives, for every in-app
+browser the classifier names; a template that breaks the rule (passes the token or the app name
+through a filter that changes them, or branches on which app it is) switches packing off in
+that language, and its pages are rendered directly: slower, never wrong. A link whose own text
+contains a stand-in is not packed either.
 """
 
 from __future__ import annotations
@@ -62,10 +67,11 @@ V = TypeVar("V")
 APP_MARK = "InAppxMARKxAppName"
 _APP_MARK_BYTES = APP_MARK.encode("ascii")
 # A packed page: when its load started (the snapshot's clock), its validity end (seconds since
-# the epoch; minus infinity for a link that goes the long way), the length of the first variant,
-# the link's locale (0: none; else its place in OFFERED plus one), then the deflated variants
-# (none for the long way).
-_HEAD = struct.Struct(">ddIB")
+# the epoch; minus infinity for a link that goes the long way), the length of the plain variant,
+# the stretch of it the in-app variant replaces (start, end), the link's locale (0: none; else
+# its place in OFFERED plus one), then the plain variant and the in-app stretch, deflated (none
+# for the long way).
+_HEAD = struct.Struct(">ddIIIB")
 _LOCALE_CODES = {locale: n for n, locale in enumerate(OFFERED, 1)}
 # Raw deflate (no header or checksum to store per link) with a 4 KB window: the dictionary
 # (~2.5 KB) and a page fit in it, and setting up a small window is what a request pays for.
@@ -93,11 +99,35 @@ def valid_until(packed: bytes) -> float:
 
 def link_locale(packed: bytes) -> str | None:
     """The link's own locale (None: the issuer chose none)."""
-    code: int = _HEAD.unpack_from(packed)[3]
+    code = packed[_HEAD.size - 1]  # the head's last field
     return OFFERED[code - 1] if code else None
 
 
 LONG_WAY: Final = float("-inf")
+# What the natural instance keeps inflated at most (see the module's docstring): a page and its
+# in-app stretch are ~2 KB, so this keeps every page of an organisation of up to ~10,000 links.
+INFLATED_BYTES: Final = 24 << 20
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """How many bytes ``a`` and ``b`` start with in common (compared a slice at a time)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def replaced_stretch(plain: bytes, other: bytes) -> tuple[int, int, bytes]:
+    """``other`` as ``plain`` with one stretch replaced: ``(start, end, replacement)`` such that
+    ``plain[:start] + replacement + plain[end:] == other`` (the shortest such stretch)."""
+    start = _common_prefix(plain, other)
+    room = min(len(plain), len(other)) - start  # the common end may not overlap the start
+    common_end = min(_common_prefix(plain[::-1], other[::-1]), room)
+    return start, len(plain) - common_end, other[start : len(other) - common_end]
 
 
 class PayablePages(Generic[V]):
@@ -123,7 +153,7 @@ class PayablePages(Generic[V]):
         sample: V,
         max_entries: int = 200_000,
         max_bytes: int = 32 << 20,
-        inflated_bytes: int = 1 << 20,
+        inflated_bytes: int = INFLATED_BYTES,
         fixed_locale: str | None = None,
         packing: bool | None = None,
         composes: dict[str, bool] | None = None,
@@ -140,14 +170,16 @@ class PayablePages(Generic[V]):
         self._snapshot: SnapshotCache[bytes] = snapshots.sibling(
             max_entries=max_entries, max_bytes=max_bytes, weigh=_weigh, stamped_at=_loaded_at
         )
-        self._inflated: BoundedCache[bytes, bytes] = BoundedCache(
-            4096, inflated_bytes, weigh=_weigh_inflated
-        )
         self._app_names: dict[str, bytes] = {}
         self._sample = sample
         none, app = self._variants(sample, fixed_locale or default_locale)
         self._zdict = none + app
-        self._inflated_links = inflated_bytes // (len(self._zdict) + 200)  # what it holds
+        stretch = replaced_stretch(none, app)[2]
+        # How many links' pages it holds (a page, its stretch, and what a cache entry costs).
+        self._inflated_links = inflated_bytes // (len(none) + len(stretch) + 200)
+        self._inflated: BoundedCache[bytes, bytes] = BoundedCache(
+            max(1, self._inflated_links), inflated_bytes, weigh=_weigh_inflated
+        )
         # How often each stand-in appears on a page; a link whose own words add one is not packed.
         self._marks = (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES))
         # Whether the template composes from its stand-ins, by locale: checked the first time a
@@ -215,13 +247,14 @@ class PayablePages(Generic[V]):
         code = _LOCALE_CODES.get(own, 0) if own else 0
         until = self._payable_until(view) if self._composes_in(locale) else None
         if until is None:
-            return _HEAD.pack(loaded_at, LONG_WAY, 0, code)
+            return _HEAD.pack(loaded_at, LONG_WAY, 0, 0, 0, code)
         none, app = self._variants(view, locale)
         if (none.count(TOKEN_MARK_BYTES), app.count(_APP_MARK_BYTES)) != self._marks:
-            return _HEAD.pack(loaded_at, LONG_WAY, 0, code)
+            return _HEAD.pack(loaded_at, LONG_WAY, 0, 0, 0, code)
+        start, end, stretch = replaced_stretch(none, app)
         deflate = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 1, zdict=self._zdict)
-        head = _HEAD.pack(loaded_at, until, len(none), code)
-        return head + deflate.compress(none + app) + deflate.flush()
+        head = _HEAD.pack(loaded_at, until, len(none), start, end, code)
+        return head + deflate.compress(none + stretch) + deflate.flush()
 
     def fresh(self, link_id: str) -> bytes | None:
         """The link's packed page if the snapshot holds it fresh (no load, no coroutine)."""
@@ -239,10 +272,10 @@ class PayablePages(Generic[V]):
 
     def body(self, packed: bytes, token: str, in_app: str | None) -> bytes:
         """The page for this token and in-app browser (of a page :func:`valid_until` now)."""
-        split: int = _HEAD.unpack_from(packed)[2]
-        # The few links opened most lately stay inflated (~3 µs saved a request) while they are
-        # all there is: with many more links open, the pages would only churn through. The key
-        # is the snapshot's own bytes object, so only the pages are counted.
+        _, _, split, start, end, _ = _HEAD.unpack_from(packed)
+        # The pages stay inflated (~3 µs saved a request) while they are all there is: with
+        # many more links open, they would only churn through. The key is the snapshot's own
+        # bytes object, so only the pages are counted.
         few = self._snapshot.count <= self._inflated_links
         pages = self._inflated.get(packed) if few else None
         if pages is None:
@@ -253,9 +286,9 @@ class PayablePages(Generic[V]):
             else:
                 if len(self._inflated):
                     # Past the few: what was kept inflated would only sit there (up to its
-                    # budget, ~1 MB an instance); from now on each page is inflated per request.
+                    # budget); from now on each page is inflated per request.
                     self._inflated.clear()
-                if in_app is None:  # the first variant only: half the inflating
+                if in_app is None:  # the plain variant only: no stretch to inflate
                     pages = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
                 else:
                     pages = inflate.decompress(memoryview(packed)[_HEAD.size :])
@@ -267,7 +300,8 @@ class PayablePages(Generic[V]):
                 name = str(escape(in_app)).encode("utf-8")
                 if len(self._app_names) < 64:  # the classifier's apps: a short fixed list
                     self._app_names[in_app] = name
-            page = pages[split:].replace(_APP_MARK_BYTES, name)
+            stretch = pages[split:].replace(_APP_MARK_BYTES, name)
+            page = b"".join((pages[:start], stretch, pages[end:split]))
         return page.replace(TOKEN_MARK_BYTES, token_bytes(token))
 
     @property

@@ -24,10 +24,12 @@ from gateway.web import pay
 from gateway.web.pages import PAGES, TOKEN_MARK, Pages
 from gateway.web.payable import (
     APP_MARK,
+    INFLATED_BYTES,
     LONG_WAY,
     PagesByLocale,
     PayablePages,
     link_locale,
+    replaced_stretch,
     valid_until,
 )
 from tests import harness
@@ -235,6 +237,40 @@ async def test_pages_kept_inflated_are_let_go_once_there_are_many_links(pages: P
             )
             assert payable.body(entry, TOKENS[0], in_app) == rendered
             assert len(payable._inflated) == 0
+
+
+@pytest.mark.parametrize(
+    ("plain", "other"),
+    [
+        (b"<p>pay</p>", b"<p>pay</p>"),  # nothing replaced
+        (b"<p>pay</p>", b"<p>hint</p><p>pay</p>"),  # an insertion at the start
+        (b"<p>pay</p>", b"<p>pay</p><p>hint</p>"),  # ... at the end
+        (b"ab<form>cd", b"ab<p>in app</p><form>cd"),  # ... in the middle
+        (b"aaaa", b"aaaaaa"),  # the common start and end would overlap
+        (b"aaaaaa", b"aaaa"),  # a removal, the same way round
+        (b"head A mid B tail", b"head X mid Y tail"),  # two changes: one stretch spans both
+        (b"", b"anything"),
+        (b"anything", b""),
+    ],
+)
+def test_the_in_app_variant_is_the_plain_page_with_one_stretch_replaced(
+    plain: bytes, other: bytes
+) -> None:
+    start, end, replacement = replaced_stretch(plain, other)
+    assert plain[:start] + replacement + plain[end:] == other
+    assert 0 <= start <= end <= len(plain)
+    # The shortest: the stretch starts and ends where the two first and last differ.
+    assert len(replacement) <= len(other) and plain[:start] == other[:start]
+
+
+async def test_an_organisations_ten_thousand_pages_all_stay_inflated(pages: Pages) -> None:
+    """The natural instance's budget keeps every page of 10,000 links inflated (what a GET
+    would otherwise inflate each time: design §8's 10,000-link row), in its byte budget."""
+    payable = packer(pages)
+    assert payable._inflated_links >= 10_000
+    sample = payable.pack(view())
+    size = len(payable.body(sample, TOKENS[0], "Facebook")) + 100
+    assert size * 10_000 <= INFLATED_BYTES
 
 
 def test_each_languages_pages_are_made_at_its_first_request(pages: Pages) -> None:
