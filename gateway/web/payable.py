@@ -55,6 +55,7 @@ from markupsafe import escape
 
 from gateway.bounded import BoundedCache
 from gateway.domain.locales import OFFERED, for_link
+from gateway.memory import release_freed_memory
 from gateway.services.snapshots import SnapshotCache
 from gateway.visitors.inapp import IN_APP
 from gateway.web.pages import TOKEN_MARK, TOKEN_MARK_BYTES, Pages, token_bytes
@@ -288,6 +289,7 @@ class PayablePages(Generic[V]):
                     # Past the few: what was kept inflated would only sit there (up to its
                     # budget); from now on each page is inflated per request.
                     self._inflated.clear()
+                    release_freed_memory()  # megabytes of pages, or they stay counted in RSS
                 if in_app is None:  # the plain variant only: no stretch to inflate
                     pages = inflate.decompress(memoryview(packed)[_HEAD.size :], split)
                 else:
