@@ -250,14 +250,13 @@ class OpenRecorder:
         problems = [(cast(str, key), tally) for kind, key, tally in rows if kind == "problem"]
         async with self._db.write_rows() as session:
             # Three statements however many links were opened: one executemany each. On SQLite
-            # straight on the driver, times written as SQLite stores them (_sqlite_time):
-            # SQLAlchemy's bind processing of three datetimes cost ~50 us a row, every row of
-            # every flush, on the event loop.
-            raw = isinstance(session, RowTransaction)
-            stamp = _sqlite_time if raw else _utc
+            # straight on the driver, times written as SQLite stores them (_sqlite_time, or by
+            # SQLite itself for the opens: _SQLITE_ADD_OPENS): SQLAlchemy's bind processing of
+            # three datetimes cost ~50 us a row, every row of every flush, on the event loop.
+            stamp = _sqlite_time if isinstance(session, RowTransaction) else _utc
             batches: list[tuple[Any, list[dict[str, Any]]]] = []
-            if opens and raw:
-                cast(RowTransaction, session).connection.executemany(
+            if opens and isinstance(session, RowTransaction):
+                session.connection.executemany(
                     _SQLITE_ADD_OPENS,
                     [
                         (link_id, tally.count, _micros(tally.first), _micros(tally.last))
